@@ -1,0 +1,35 @@
+package v1alpha1
+
+// ObjectRef refers to an object by name, in the namespace given or, when empty, in the
+// referring object's own namespace.
+type ObjectRef struct {
+	// name of the referenced object.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Name string `json:"name"`
+
+	// namespace of the referenced object; defaults to the referring object's namespace.
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+}
+
+// SecretKeyRef selects one key of a Secret in the referring object's namespace.
+type SecretKeyRef struct {
+	// name of the Secret.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Name string `json:"name"`
+
+	// key within the Secret's data.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Key string `json:"key"`
+}
+
+// LocalObjectReference names an object in the referring object's namespace.
+type LocalObjectReference struct {
+	// name of the object.
+	// +kubebuilder:validation:MinLength=1
+	// +required
+	Name string `json:"name"`
+}

@@ -1,0 +1,84 @@
+package v1alpha1
+
+// Condition types. Ready summarises the specific conditions of each kind.
+const (
+	// ConditionReady is true when the object is fully reconciled and usable.
+	ConditionReady = "Ready"
+
+	// ConditionDexReachable is true when the operator can call the provider's Dex gRPC API.
+	ConditionDexReachable = "DexReachable"
+	// ConditionDiscoveryReady is true when the issuer's discovery document was fetched and checked.
+	ConditionDiscoveryReady = "DiscoveryReady"
+	// ConditionKeysReady is true when the issuer's signing keys are loaded.
+	ConditionKeysReady = "KeysReady"
+
+	// ConditionRegistered is true when the object's client or connector exists in Dex as specified.
+	ConditionRegistered = "Registered"
+	// ConditionSecretReady is true when the client secret is available.
+	ConditionSecretReady = "SecretReady"
+	// ConditionConnectorHealthy is true when Dex initialised the connector.
+	ConditionConnectorHealthy = "ConnectorHealthy"
+)
+
+// Condition reasons (CamelCase, stable: users and docs/troubleshooting.md rely on them).
+const (
+	// ReasonReconciled means everything the object asks for is in place.
+	ReasonReconciled = "Reconciled"
+	// ReasonProgressing means the operator is working on the object.
+	ReasonProgressing = "Progressing"
+	// ReasonDeleting means the object is being removed.
+	ReasonDeleting = "Deleting"
+
+	// ReasonDexReachable means a gRPC call to Dex succeeded.
+	ReasonDexReachable = "DexReachable"
+	// ReasonDexUnavailable means Dex's gRPC API could not be reached.
+	ReasonDexUnavailable = "DexUnavailable"
+	// ReasonDexTLSError means the TLS handshake with Dex failed (CA, client certificate, host name).
+	ReasonDexTLSError = "DexTLSError"
+	// ReasonDexTLSSecretInvalid means the Secret named by spec.dex.tls.secretRef is missing or
+	// does not hold usable ca.crt / tls.crt / tls.key.
+	ReasonDexTLSSecretInvalid = "DexTLSSecretInvalid"
+	// ReasonDexNotManaged means the provider has no spec.dex section.
+	ReasonDexNotManaged = "DexNotManaged"
+
+	// ReasonProviderNotFound means providerRef names no OIDCProvider.
+	ReasonProviderNotFound = "ProviderNotFound"
+	// ReasonProviderNotManaged means providerRef names an OIDCProvider without spec.dex.
+	ReasonProviderNotManaged = "ProviderNotManaged"
+	// ReasonNamespaceNotAllowed means the provider's spec.dex.allowedNamespaces excludes this namespace.
+	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
+	// ReasonClientIDPrefixMismatch means the client id does not start with the provider's prefix.
+	ReasonClientIDPrefixMismatch = "ClientIDPrefixMismatch"
+	// ReasonClientIDConflict means another DexStaticClient owns the same client id in the same Dex.
+	ReasonClientIDConflict = "ClientIDConflict"
+	// ReasonClientExistsInDex means the client id exists in Dex and was not created by Dexterity.
+	ReasonClientExistsInDex = "ClientExistsInDex"
+	// ReasonSecretNotFound means the referenced Secret or key is missing.
+	ReasonSecretNotFound = "SecretNotFound"
+	// ReasonSecretAvailable means the client secret was read.
+	ReasonSecretAvailable = "SecretAvailable"
+	// ReasonSecretGenerated means the operator created the client Secret.
+	ReasonSecretGenerated = "SecretGenerated"
+	// ReasonPublicClient means the client is public and needs no secret.
+	ReasonPublicClient = "PublicClient"
+	// ReasonInvalidSpec means the spec cannot be applied; the message says which field and how to fix it.
+	ReasonInvalidSpec = "InvalidSpec"
+
+	// ReasonConnectorIDConflict means another DexConnector owns the same connector id in the same Dex.
+	ReasonConnectorIDConflict = "ConnectorIDConflict"
+	// ReasonConnectorExistsInDex means the connector id exists in Dex and was not created by Dexterity.
+	ReasonConnectorExistsInDex = "ConnectorExistsInDex"
+	// ReasonConnectorsCRUDDisabled means Dex runs without DEX_API_CONNECTORS_CRUD=true.
+	ReasonConnectorsCRUDDisabled = "ConnectorsCRUDDisabled"
+	// ReasonInvalidConfig means the connector config would not load in Dex.
+	ReasonInvalidConfig = "InvalidConfig"
+	// ReasonConnectorFailed means Dex could not initialise the connector.
+	ReasonConnectorFailed = "ConnectorFailed"
+
+	// ReasonDiscoveryFailed means the discovery document could not be fetched or is invalid.
+	ReasonDiscoveryFailed = "DiscoveryFailed"
+	// ReasonKeysFetchFailed means the JWKS could not be fetched.
+	ReasonKeysFetchFailed = "KeysFetchFailed"
+	// ReasonCompileError means a GroupBinding expression does not compile to a boolean.
+	ReasonCompileError = "CompileError"
+)

@@ -1,0 +1,150 @@
+package v1alpha1
+
+import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// DexStaticClientSpec is one OAuth2 client registered in Dex.
+// +kubebuilder:validation:XValidation:rule="(has(self.public) && self.public) || has(self.secretRef)",fieldPath=".secretRef",message="a confidential client (spec.public=false) needs a secret: set spec.secretRef (with spec.generateSecret=true to have the Secret created), or set spec.public=true"
+// +kubebuilder:validation:XValidation:rule="has(self.clientId) == has(oldSelf.clientId) && (!has(self.clientId) || self.clientId == oldSelf.clientId)",fieldPath=".clientId",message="clientId is immutable; create a new DexStaticClient for a new client id"
+// +kubebuilder:validation:XValidation:rule="!has(self.generateSecret) || !self.generateSecret || has(self.secretRef)",fieldPath=".generateSecret",message="generateSecret needs spec.secretRef to name the Secret to create"
+type DexStaticClientSpec struct {
+	// providerRef names the OIDCProvider (with spec.dex) whose Dex holds this client.
+	// +required
+	ProviderRef ObjectRef `json:"providerRef"`
+
+	// clientId in Dex; defaults to <namespace>-<name>. Immutable.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9._:-]*$`
+	// +optional
+	ClientID string `json:"clientId,omitempty"`
+
+	// displayName is the name Dex shows on its approval page.
+	// +optional
+	DisplayName string `json:"displayName,omitempty"`
+
+	// public marks a public client (no secret; e.g. CLIs such as tofu login).
+	// +optional
+	Public bool `json:"public,omitempty"`
+
+	// redirectURIs are absolute http(s) URIs (plain http only for loopback hosts).
+	// +kubebuilder:validation:items:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && (url(self).getHostname() in ['localhost', '::1'] || url(self).getHostname().startsWith('127.'))))",message="each redirect URI must be an absolute https URL, or http on a loopback host (localhost, 127.0.0.1, ::1)"
+	// +kubebuilder:validation:MaxItems=200
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +optional
+	RedirectURIs []string `json:"redirectURIs,omitempty"`
+
+	// loopbackRedirect adds http://localhost:<port><path> for every port of a range.
+	// +optional
+	LoopbackRedirect *LoopbackRedirect `json:"loopbackRedirect,omitempty"`
+
+	// trustedPeers are client ids allowed to exchange tokens on behalf of this client.
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=100
+	// +optional
+	TrustedPeers []string `json:"trustedPeers,omitempty"`
+
+	// logoUrl shown by Dex.
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && url(self).getScheme() in ['http', 'https']",message="must be an absolute http(s) URL"
+	// +kubebuilder:validation:MaxLength=2048
+	// +optional
+	LogoURL string `json:"logoUrl,omitempty"`
+
+	// secretRef names the Secret key holding the client secret; required unless public.
+	// +optional
+	SecretRef *SecretKeyRef `json:"secretRef,omitempty"`
+
+	// generateSecret creates the secretRef Secret with a random value when it is missing. The
+	// Secret is owned by this object.
+	// +optional
+	GenerateSecret bool `json:"generateSecret,omitempty"`
+
+	// adoptExisting lets this object take over a client that already exists in Dex and that
+	// Dexterity did not create.
+	// +optional
+	AdoptExisting bool `json:"adoptExisting,omitempty"`
+}
+
+// LoopbackRedirect expands to http://localhost:<port><path> for every port of ports.
+type LoopbackRedirect struct {
+	// ports is the [from, to] range, e.g. [10000, 10010].
+	// +kubebuilder:validation:MinItems=2
+	// +kubebuilder:validation:MaxItems=2
+	// +kubebuilder:validation:items:Minimum=1
+	// +kubebuilder:validation:items:Maximum=65535
+	// +kubebuilder:validation:XValidation:rule="self[0] <= self[1] && self[1] - self[0] <= 1000",message="must be [from, to] with from <= to and at most 1000 ports, e.g. [10000, 10010]"
+	// +required
+	Ports []int32 `json:"ports"`
+
+	// path of the redirect URIs.
+	// +kubebuilder:default=/login
+	// +kubebuilder:validation:Pattern=`^/`
+	// +optional
+	Path string `json:"path,omitempty"`
+}
+
+// DexStaticClientStatus is the observed state of a DexStaticClient.
+type DexStaticClientStatus struct {
+	// clientId is the effective client id in Dex.
+	// +optional
+	ClientID string `json:"clientId,omitempty"`
+
+	// redirectURIs is the effective, sorted list registered in Dex.
+	// +kubebuilder:validation:MaxItems=200
+	// +kubebuilder:validation:items:MaxLength=2048
+	// +optional
+	RedirectURIs []string `json:"redirectURIs,omitempty"`
+
+	// conditions: Ready, Registered, SecretReady.
+	// +listType=map
+	// +listMapKey=type
+	// +optional
+	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// observedGeneration is the generation last reconciled successfully.
+	// +optional
+	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
+
+	// lastSyncTime is when the client was last compared with Dex.
+	// +optional
+	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+}
+
+// DexStaticClient is one OAuth2 client in a Dex administered by this operator.
+// +kubebuilder:object:root=true
+// +kubebuilder:subresource:status
+// +kubebuilder:resource:shortName=dsc;dexclient
+// +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
+// +kubebuilder:printcolumn:name="Client ID",type=string,JSONPath=`.status.clientId`
+// +kubebuilder:printcolumn:name="Provider",type=string,JSONPath=`.spec.providerRef.name`,priority=1
+// +kubebuilder:printcolumn:name="Reason",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].reason`,priority=1
+// +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
+type DexStaticClient struct {
+	metav1.TypeMeta   `json:",inline"`
+	metav1.ObjectMeta `json:"metadata,omitempty"`
+
+	Spec   DexStaticClientSpec   `json:"spec"`
+	Status DexStaticClientStatus `json:"status,omitempty"`
+}
+
+// EffectiveClientID is spec.clientId, or <namespace>-<name> when it is empty.
+func (c *DexStaticClient) EffectiveClientID() string {
+	if c.Spec.ClientID != "" {
+		return c.Spec.ClientID
+	}
+	return c.Namespace + "-" + c.Name
+}
+
+// +kubebuilder:object:root=true
+
+// DexStaticClientList is a list of DexStaticClients.
+type DexStaticClientList struct {
+	metav1.TypeMeta `json:",inline"`
+	metav1.ListMeta `json:"metadata,omitempty"`
+	Items           []DexStaticClient `json:"items"`
+}
+
+func init() {
+	SchemeBuilder.Register(&DexStaticClient{}, &DexStaticClientList{})
+}

@@ -1,0 +1,21 @@
+// Package v1alpha1 contains the API types of the dexterity.dev v1alpha1 group: OIDCProvider,
+// DexStaticClient, DexConnector and GroupBinding.
+// +kubebuilder:object:generate=true
+// +groupName=dexterity.dev
+package v1alpha1
+
+import (
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"sigs.k8s.io/controller-runtime/pkg/scheme"
+)
+
+var (
+	// GroupVersion is the group and version of these types.
+	GroupVersion = schema.GroupVersion{Group: "dexterity.dev", Version: "v1alpha1"}
+
+	// SchemeBuilder registers the types of this package with a scheme.
+	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+
+	// AddToScheme adds the types of this package to a scheme.
+	AddToScheme = SchemeBuilder.AddToScheme
+)

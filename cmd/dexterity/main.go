@@ -1,0 +1,113 @@
+// Command dexterity is the Dexterity manager: controllers, validating webhooks and the
+// registry server in one process.
+package main
+
+import (
+	"flag"
+	"fmt"
+	"os"
+	"time"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/controllers"
+	"dexterity.dev/dexterity/internal/dex"
+)
+
+var scheme = runtime.NewScheme()
+
+func init() {
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(dexv1.AddToScheme(scheme))
+}
+
+type options struct {
+	metricsAddr, probeAddr       string
+	leaderElect                  bool
+	webhookPort                  int
+	webhookCertDir               string
+	enableWebhooks               bool
+	registryAddr                 string
+	registryTLSCert, registryKey string
+	registryDefaultProvider      string
+	dexResyncPeriod              time.Duration
+	providerHealthInterval       time.Duration
+}
+
+func main() {
+	var o options
+	// --kubeconfig is registered by controller-runtime's config package.
+	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus /metrics endpoint; \"0\" disables it.")
+	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Run controllers only on the elected leader (use with several replicas).")
+	flag.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the validating webhook server.")
+	flag.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Directory with tls.crt and tls.key for the webhook server (default: the system temp dir's k8s-webhook-server/serving-certs).")
+	flag.BoolVar(&o.enableWebhooks, "enable-webhooks", false, "Serve the validating webhooks.")
+	flag.StringVar(&o.registryAddr, "registry-bind-address", ":8443", "Address of the embedded registry server; \"0\" disables it.")
+	flag.StringVar(&o.registryTLSCert, "registry-tls-cert-file", "", "TLS certificate of the registry server (plain HTTP when empty).")
+	flag.StringVar(&o.registryKey, "registry-tls-key-file", "", "TLS key of the registry server.")
+	flag.StringVar(&o.registryDefaultProvider, "registry-default-provider", "", "OIDCProvider <namespace>/<name> that serves registry Hosts no provider lists in spec.hostnames.")
+	flag.DurationVar(&o.dexResyncPeriod, "dex-resync-period", 10*time.Minute, "Period (jittered) of drift repair: every object is compared with Dex and fixed where they differ.")
+	flag.DurationVar(&o.providerHealthInterval, "provider-health-interval", 30*time.Second, "How often a reachable Dex gRPC API is checked again.")
+	zapOpts := zap.Options{}
+	zapOpts.BindFlags(flag.CommandLine)
+	flag.Parse()
+	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+
+	if err := run(o); err != nil {
+		ctrl.Log.Error(err, "Manager exited with an error")
+		os.Exit(1)
+	}
+}
+
+func run(o options) error {
+	setupLog := ctrl.Log.WithName("setup")
+	cfg, err := ctrl.GetConfig()
+	if err != nil {
+		return fmt.Errorf("failed to load kubeconfig: %w", err)
+	}
+	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
+		Scheme:                 scheme,
+		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress: o.probeAddr,
+		LeaderElection:         o.leaderElect,
+		LeaderElectionID:       "dexterity.dev",
+		WebhookServer:          webhook.NewServer(webhook.Options{Port: o.webhookPort, CertDir: o.webhookCertDir}),
+	})
+	if err != nil {
+		return fmt.Errorf("failed to create manager: %w", err)
+	}
+
+	pool := dex.NewPool()
+	defer pool.Close()
+	if err := (&controllers.OIDCProviderReconciler{
+		Client:         mgr.GetClient(),
+		Recorder:       mgr.GetEventRecorderFor("dexterity-oidcprovider"),
+		Pool:           pool,
+		HealthInterval: o.providerHealthInterval,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up OIDCProvider controller: %w", err)
+	}
+
+	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
+		return fmt.Errorf("failed to add health check: %w", err)
+	}
+	if err := mgr.AddReadyzCheck("readyz", healthz.Ping); err != nil {
+		return fmt.Errorf("failed to add ready check: %w", err)
+	}
+	if o.enableWebhooks {
+		if err := mgr.AddReadyzCheck("webhooks", mgr.GetWebhookServer().StartedChecker()); err != nil {
+			return fmt.Errorf("failed to add webhook ready check: %w", err)
+		}
+	}
+	setupLog.Info("Starting manager", "leaderElect", o.leaderElect, "dexResyncPeriod", o.dexResyncPeriod.String())
+	return mgr.Start(ctrl.SetupSignalHandler())
+}

@@ -1,0 +1,64 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/dex"
+)
+
+// Keys of the Secret named by spec.dex.tls.secretRef.
+const (
+	tlsSecretCAKey   = "ca.crt"
+	tlsSecretCertKey = "tls.crt"
+	tlsSecretKeyKey  = "tls.key"
+)
+
+// errTLSSecret marks a problem with the provider's Dex TLS Secret (the user must fix it).
+var errTLSSecret = errors.New("invalid Dex TLS Secret")
+
+// providerKey is the pool key of a provider.
+func providerKey(p *dexv1.OIDCProvider) string { return p.Namespace + "/" + p.Name }
+
+// dexClientFor returns the pooled Dex client of a provider with spec.dex, reading its TLS Secret.
+func dexClientFor(ctx context.Context, c client.Reader, pool *dex.Pool, p *dexv1.OIDCProvider) (dex.Client, error) {
+	cfg, err := dexConfigFor(ctx, c, p)
+	if err != nil {
+		return nil, err
+	}
+	dc, err := pool.Get(providerKey(p), cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errTLSSecret, err)
+	}
+	return dc, nil
+}
+
+func dexConfigFor(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) (dex.Config, error) {
+	d := p.Spec.Dex
+	cfg := dex.Config{Address: d.GRPCAddress, Insecure: d.Insecure}
+	if d.Insecure || d.TLS == nil {
+		return cfg, nil
+	}
+	var s corev1.Secret
+	name := d.TLS.SecretRef.Name
+	if err := c.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: name}, &s); err != nil {
+		if apierrors.IsNotFound(err) {
+			return cfg, fmt.Errorf("%w: spec.dex.tls.secretRef: Secret %s/%s not found; create it with ca.crt (and tls.crt/tls.key for mutual TLS)", errTLSSecret, p.Namespace, name)
+		}
+		return cfg, fmt.Errorf("failed to get Secret %s/%s: %w", p.Namespace, name, err)
+	}
+	cfg.CACert = s.Data[tlsSecretCAKey]
+	cfg.ClientCert = s.Data[tlsSecretCertKey]
+	cfg.ClientKey = s.Data[tlsSecretKeyKey]
+	if (len(cfg.ClientCert) == 0) != (len(cfg.ClientKey) == 0) {
+		return cfg, fmt.Errorf("%w: spec.dex.tls.secretRef: Secret %s/%s has only one of tls.crt and tls.key; set both for mutual TLS, or neither", errTLSSecret, p.Namespace, name)
+	}
+	return cfg, nil
+}

@@ -1,0 +1,193 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/dex"
+)
+
+// Index of OIDCProviders by the name of their Dex TLS Secret.
+const indexProviderTLSSecret = "spec.dex.tls.secretRef.name"
+
+// OIDCProviderReconciler reconciles OIDCProviders: Dex reachability (and, later, discovery and keys).
+type OIDCProviderReconciler struct {
+	client.Client
+	Recorder record.EventRecorder
+	Pool     *dex.Pool
+
+	// HealthInterval is how often a reachable Dex is checked again (default 30s).
+	HealthInterval time.Duration
+	// MaxRetryDelay caps the backoff of failed reconciles (default 30s).
+	MaxRetryDelay time.Duration
+}
+
+// +kubebuilder:rbac:groups=dexterity.dev,resources=oidcproviders,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=dexterity.dev,resources=oidcproviders/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=dexterity.dev,resources=oidcproviders/finalizers,verbs=update
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
+// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
+
+// Reconcile brings an OIDCProvider's status in line with the Dex and issuer it names.
+func (r *OIDCProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	p := &dexv1.OIDCProvider{}
+	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
+		if apierrors.IsNotFound(err) {
+			r.Pool.Forget(req.String())
+			return ctrl.Result{}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	if !p.DeletionTimestamp.IsZero() {
+		r.Pool.Forget(req.String())
+		return ctrl.Result{}, nil
+	}
+
+	before := p.DeepCopy()
+	defer func() {
+		summarizeProvider(p)
+		if retErr == nil {
+			p.Status.ObservedGeneration = p.Generation
+		}
+		recordReadyTransition(r.Recorder, p, before.Status.Conditions)
+		if err := r.Status().Patch(ctx, p, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+			retErr = errors.Join(retErr, fmt.Errorf("failed to patch OIDCProvider status: %w", err))
+		}
+	}()
+
+	if err := r.reconcileDexReachable(ctx, p); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: r.healthInterval()}, nil
+}
+
+// reconcileDexReachable makes DexReachable say whether Dex's gRPC API answers.
+func (r *OIDCProviderReconciler) reconcileDexReachable(ctx context.Context, p *dexv1.OIDCProvider) error {
+	if p.Spec.Dex == nil {
+		removeCondition(p, dexv1.ConditionDexReachable)
+		r.Pool.Forget(providerKey(p))
+		return nil
+	}
+	dc, err := dexClientFor(ctx, r.Client, r.Pool, p)
+	if errors.Is(err, errTLSSecret) {
+		setCondition(p, dexv1.ConditionDexReachable, metav1.ConditionFalse, dexv1.ReasonDexTLSSecretInvalid, err.Error())
+		// Terminal until the Secret changes; the Secret watch brings us back.
+		return reconcile.TerminalError(err)
+	}
+	if err != nil {
+		return err
+	}
+	v, err := dc.GetVersion(ctx)
+	if err != nil {
+		reason, msg := dexErrorCondition(p, err)
+		setCondition(p, dexv1.ConditionDexReachable, metav1.ConditionFalse, reason, msg)
+		log.FromContext(ctx).Info("Dex is not reachable", "address", p.Spec.Dex.GRPCAddress, "reason", reason, "error", err.Error())
+		return err
+	}
+	setCondition(p, dexv1.ConditionDexReachable, metav1.ConditionTrue, dexv1.ReasonDexReachable,
+		fmt.Sprintf("Dex %s (API v%d) answers at %s", v.GetServer(), v.GetApi(), p.Spec.Dex.GRPCAddress))
+	return nil
+}
+
+// dexErrorCondition turns a failed Dex call into a condition reason and a message that says
+// what to check.
+func dexErrorCondition(p *dexv1.OIDCProvider, err error) (string, string) {
+	addr := p.Spec.Dex.GRPCAddress
+	switch {
+	case dex.IsTLS(err):
+		return dexv1.ReasonDexTLSError, fmt.Sprintf("TLS handshake with Dex at %s failed: %v; check ca.crt, tls.crt and tls.key in Secret %q against Dex's grpc.tlsCert and grpc.tlsClientCA", addr, err, tlsSecretName(p))
+	case dex.IsUnavailable(err) && p.Spec.Dex.TLS != nil:
+		return dexv1.ReasonDexUnavailable, fmt.Sprintf("cannot reach Dex's gRPC API at %s: %v; check that Dex is running, and that the client certificate in Secret %q is signed by Dex's grpc.tlsClientCA (Dex drops connections with untrusted client certificates)", addr, err, tlsSecretName(p))
+	case dex.IsUnavailable(err):
+		return dexv1.ReasonDexUnavailable, fmt.Sprintf("cannot reach Dex's gRPC API at %s: %v; check that Dex is running and spec.dex.grpcAddress", addr, err)
+	}
+	return dexv1.ReasonDexUnavailable, fmt.Sprintf("Dex's gRPC API at %s failed: %v", addr, err)
+}
+
+func tlsSecretName(p *dexv1.OIDCProvider) string {
+	if p.Spec.Dex == nil || p.Spec.Dex.TLS == nil {
+		return ""
+	}
+	return p.Spec.Dex.TLS.SecretRef.Name
+}
+
+// summarizeProvider sets Ready and phase from the specific conditions.
+func summarizeProvider(p *dexv1.OIDCProvider) {
+	var types []string
+	if p.Spec.Dex != nil {
+		types = append(types, dexv1.ConditionDexReachable)
+	}
+	summarizeReady(p, types...)
+	ready := findCondition(p.Status.Conditions, dexv1.ConditionReady)
+	switch {
+	case ready.Status == metav1.ConditionTrue:
+		p.Status.Phase, p.Status.Message = dexv1.PhaseReady, ""
+	case ready.Status == metav1.ConditionFalse:
+		p.Status.Phase, p.Status.Message = dexv1.PhaseFailed, ready.Message
+	default:
+		p.Status.Phase, p.Status.Message = dexv1.PhasePending, ready.Message
+	}
+}
+
+func (r *OIDCProviderReconciler) healthInterval() time.Duration {
+	if r.HealthInterval > 0 {
+		return r.HealthInterval
+	}
+	return 30 * time.Second
+}
+
+// SetupWithManager registers the controller and its watches.
+func (r *OIDCProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &dexv1.OIDCProvider{}, indexProviderTLSSecret, func(o client.Object) []string {
+		if n := tlsSecretName(o.(*dexv1.OIDCProvider)); n != "" {
+			return []string{n}
+		}
+		return nil
+	}); err != nil {
+		return fmt.Errorf("failed to index OIDCProviders by TLS Secret: %w", err)
+	}
+	maxDelay := r.MaxRetryDelay
+	if maxDelay <= 0 {
+		maxDelay = 30 * time.Second
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&dexv1.OIDCProvider{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.providersForSecret)).
+		WithOptions(controller.Options{
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, maxDelay),
+		}).
+		Named("oidcprovider").
+		Complete(r)
+}
+
+func (r *OIDCProviderReconciler) providersForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	var list dexv1.OIDCProviderList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexProviderTLSSecret: o.GetName()}); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to list OIDCProviders for Secret", "secret", client.ObjectKeyFromObject(o))
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, p := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+	}
+	return out
+}
