@@ -34,6 +34,8 @@ type Env struct {
 type EnvOptions struct {
 	// WebhookInstallOptions are passed to envtest (webhook manifests to register).
 	WebhookInstallOptions envtest.WebhookInstallOptions
+	// EtcdDataDir keeps etcd's data in this folder (default: a temporary folder).
+	EtcdDataDir string
 }
 
 // StartEnv starts kube-apiserver and etcd from <repo>/bin (built by `make tools`; override with
@@ -58,6 +60,12 @@ func StartEnv(opts EnvOptions) (*Env, error) {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                Scheme,
 		WebhookInstallOptions: opts.WebhookInstallOptions,
+	}
+	if opts.EtcdDataDir != "" {
+		if err := os.MkdirAll(opts.EtcdDataDir, 0o700); err != nil {
+			return nil, fmt.Errorf("failed to create etcd data dir: %w", err)
+		}
+		env.ControlPlane.Etcd = &envtest.Etcd{DataDir: opts.EtcdDataDir}
 	}
 	cfg, err := env.Start()
 	if err != nil {

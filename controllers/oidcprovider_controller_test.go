@@ -1,0 +1,146 @@
+package controllers_test
+
+import (
+	"context"
+	"path/filepath"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/test/harness"
+)
+
+const waitTimeout = 30 * time.Second
+
+// providerCondition returns a func for Eventually that yields the provider's condition of a type.
+func providerCondition(key client.ObjectKey, condType string) func(g Gomega) metav1.Condition {
+	return func(g Gomega) metav1.Condition {
+		p := &dexv1.OIDCProvider{}
+		g.Expect(k8s.Get(context.Background(), key, p)).To(Succeed())
+		c := meta.FindStatusCondition(p.Status.Conditions, condType)
+		g.Expect(c).NotTo(BeNil(), "condition %s not set yet", condType)
+		return *c
+	}
+}
+
+func createProvider(t *testing.T, ns, name, issuer string, d *dexv1.DexAdminSpec) client.ObjectKey {
+	t.Helper()
+	p := &dexv1.OIDCProvider{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       dexv1.OIDCProviderSpec{IssuerURL: issuer, ClientID: "registry", Dex: d},
+	}
+	NewWithT(t).Expect(k8s.Create(context.Background(), p)).To(Succeed())
+	return client.ObjectKeyFromObject(p)
+}
+
+func TestDexReachablePlaintext(t *testing.T) {
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	key := createProvider(t, ns, "dex", plainDex.IssuerURL(), &dexv1.DexAdminSpec{GRPCAddress: plainDex.GRPCAddress(), Insecure: true})
+
+	g.Eventually(providerCondition(key, dexv1.ConditionDexReachable), waitTimeout).Should(And(
+		HaveField("Status", metav1.ConditionTrue),
+		HaveField("Reason", dexv1.ReasonDexReachable),
+	))
+	p := &dexv1.OIDCProvider{}
+	g.Expect(k8s.Get(context.Background(), key, p)).To(Succeed())
+	g.Expect(p.Status.Phase).To(Equal(dexv1.PhaseReady))
+	g.Expect(p.Status.ObservedGeneration).To(Equal(p.Generation))
+	g.Expect(meta.IsStatusConditionTrue(p.Status.Conditions, dexv1.ConditionReady)).To(BeTrue())
+}
+
+func tlsSecret(ns, name string, ca, cert, key []byte) *corev1.Secret {
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Data:       map[string][]byte{"ca.crt": ca, "tls.crt": cert, "tls.key": key},
+	}
+}
+
+func TestDexReachableMTLS(t *testing.T) {
+	ctx := context.Background()
+	m := mtlsDex.TLS()
+
+	t.Run("good client certificate", func(t *testing.T) {
+		g := NewWithT(t)
+		ns := newNamespace(t)
+		g.Expect(k8s.Create(ctx, tlsSecret(ns, "dex-grpc", m.CACert, m.ClientCert, m.ClientKey))).To(Succeed())
+		key := createProvider(t, ns, "dex", mtlsDex.IssuerURL(), &dexv1.DexAdminSpec{
+			GRPCAddress: mtlsDex.GRPCAddress(),
+			TLS:         &dexv1.DexTLSSpec{SecretRef: dexv1.LocalObjectReference{Name: "dex-grpc"}},
+		})
+		g.Eventually(providerCondition(key, dexv1.ConditionDexReachable), waitTimeout).Should(HaveField("Status", metav1.ConditionTrue))
+	})
+
+	t.Run("wrong client certificate, then fixed Secret", func(t *testing.T) {
+		g := NewWithT(t)
+		ns := newNamespace(t)
+		secret := tlsSecret(ns, "dex-grpc", m.CACert, m.BadClientCert, m.BadClientKey)
+		g.Expect(k8s.Create(ctx, secret)).To(Succeed())
+		key := createProvider(t, ns, "dex", mtlsDex.IssuerURL(), &dexv1.DexAdminSpec{
+			GRPCAddress: mtlsDex.GRPCAddress(),
+			TLS:         &dexv1.DexTLSSpec{SecretRef: dexv1.LocalObjectReference{Name: "dex-grpc"}},
+		})
+		g.Eventually(providerCondition(key, dexv1.ConditionDexReachable), waitTimeout).Should(And(
+			HaveField("Status", metav1.ConditionFalse),
+			HaveField("Reason", BeElementOf(dexv1.ReasonDexUnavailable, dexv1.ReasonDexTLSError)),
+			HaveField("Message", ContainSubstring("client certificate")),
+		))
+		g.Eventually(providerCondition(key, dexv1.ConditionReady), waitTimeout).Should(HaveField("Status", metav1.ConditionFalse))
+
+		// Fixing the Secret is picked up through the Secret watch.
+		secret.Data["tls.crt"], secret.Data["tls.key"] = m.ClientCert, m.ClientKey
+		g.Expect(k8s.Update(ctx, secret)).To(Succeed())
+		g.Eventually(providerCondition(key, dexv1.ConditionDexReachable), waitTimeout).Should(HaveField("Status", metav1.ConditionTrue))
+	})
+
+	t.Run("missing TLS Secret", func(t *testing.T) {
+		g := NewWithT(t)
+		ns := newNamespace(t)
+		key := createProvider(t, ns, "dex", mtlsDex.IssuerURL(), &dexv1.DexAdminSpec{
+			GRPCAddress: mtlsDex.GRPCAddress(),
+			TLS:         &dexv1.DexTLSSpec{SecretRef: dexv1.LocalObjectReference{Name: "absent"}},
+		})
+		g.Eventually(providerCondition(key, dexv1.ConditionDexReachable), waitTimeout).Should(And(
+			HaveField("Status", metav1.ConditionFalse),
+			HaveField("Reason", dexv1.ReasonDexTLSSecretInvalid),
+			HaveField("Message", ContainSubstring("spec.dex.tls.secretRef")),
+		))
+		// Creating the Secret fixes it without touching the provider.
+		g.Expect(k8s.Create(ctx, tlsSecret(ns, "absent", m.CACert, m.ClientCert, m.ClientKey))).To(Succeed())
+		g.Eventually(providerCondition(key, dexv1.ConditionDexReachable), waitTimeout).Should(HaveField("Status", metav1.ConditionTrue))
+	})
+}
+
+// A Dex of its own is stopped and restarted: DexReachable follows.
+func TestDexReachableOutage(t *testing.T) {
+	g := NewWithT(t)
+	d, err := harness.StartDex(harness.DexOptions{Dir: filepath.Join(t.TempDir(), "dex")})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(d.Log())
+		}
+		_ = d.Stop()
+	})
+	ns := newNamespace(t)
+	key := createProvider(t, ns, "dex", d.IssuerURL(), &dexv1.DexAdminSpec{GRPCAddress: d.GRPCAddress(), Insecure: true})
+	g.Eventually(providerCondition(key, dexv1.ConditionDexReachable), waitTimeout).Should(HaveField("Status", metav1.ConditionTrue))
+
+	g.Expect(d.Stop()).To(Succeed())
+	g.Eventually(providerCondition(key, dexv1.ConditionDexReachable), waitTimeout).Should(And(
+		HaveField("Status", metav1.ConditionFalse),
+		HaveField("Reason", dexv1.ReasonDexUnavailable),
+		HaveField("Message", ContainSubstring(d.GRPCAddress())),
+	))
+	g.Eventually(providerCondition(key, dexv1.ConditionReady), waitTimeout).Should(HaveField("Reason", dexv1.ReasonDexUnavailable))
+
+	g.Expect(d.Start()).To(Succeed())
+	g.Eventually(providerCondition(key, dexv1.ConditionDexReachable), waitTimeout).Should(HaveField("Status", metav1.ConditionTrue))
+	g.Eventually(providerCondition(key, dexv1.ConditionReady), waitTimeout).Should(HaveField("Status", metav1.ConditionTrue))
+}

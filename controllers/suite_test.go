@@ -1,0 +1,117 @@
+package controllers_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	"go.uber.org/zap/zapcore"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	"dexterity.dev/dexterity/controllers"
+	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/test/harness"
+)
+
+// Shared by the tests of this package: one envtest, one manager, a plain Dex and an mTLS Dex.
+var (
+	k8s      client.Client
+	plainDex *harness.Dex
+	mtlsDex  *harness.Dex
+	pool     *dex.Pool
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(runSuite(m))
+}
+
+func runSuite(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.UseDevMode(true), zap.WriteTo(os.Stderr), zap.Level(zapLevel())))
+	env, err := harness.StartEnv(harness.EnvOptions{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	k8s = env.Client
+
+	dir, err := os.MkdirTemp("", "dexterity-controllers-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = os.RemoveAll(dir) }()
+	plainDex, err = harness.StartDex(harness.DexOptions{Dir: dir + "/plain"})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = plainDex.Stop() }()
+	mtlsDex, err = harness.StartDex(harness.DexOptions{Dir: dir + "/mtls", MTLS: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = mtlsDex.Stop() }()
+
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:  harness.Scheme,
+		Metrics: metricsserver.Options{BindAddress: "0"},
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	pool = dex.NewPool()
+	defer pool.Close()
+	if err := (&controllers.OIDCProviderReconciler{
+		Client:         mgr.GetClient(),
+		Recorder:       mgr.GetEventRecorderFor("dexterity-oidcprovider"),
+		Pool:           pool,
+		HealthInterval: 500 * time.Millisecond,
+		MaxRetryDelay:  2 * time.Second,
+	}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	code := m.Run()
+	if code != 0 {
+		fmt.Fprintf(os.Stderr, "--- plain Dex log (%s) ---\n%s\n--- mTLS Dex log (%s) ---\n%s\n", plainDex.LogPath(), tail(plainDex.Log()), mtlsDex.LogPath(), tail(mtlsDex.Log()))
+	}
+	return code
+}
+
+func zapLevel() zapcore.Level {
+	if os.Getenv("TEST_VERBOSE_LOG") != "" {
+		return -2
+	}
+	return 1 // warnings and errors only
+}
+
+func tail(s string) string {
+	const n = 8000
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func newNamespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "t-"}}
+	NewWithT(t).Expect(k8s.Create(context.Background(), ns)).To(Succeed())
+	return ns.Name
+}

@@ -1,0 +1,219 @@
+// Command devenv runs Dexterity locally for `make run`: etcd + kube-apiserver (envtest), a real
+// Dex on sqlite3, the manager binary, and config/samples. State lives under --state (default
+// .dev/) and survives restarts; delete that folder to start from scratch. Ctrl-C stops everything.
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"syscall"
+	"time"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/test/harness"
+)
+
+func main() {
+	manager := flag.String("manager", "bin/dexterity", "Manager binary to run.")
+	state := flag.String("state", ".dev", "Folder for etcd data, Dex's sqlite3 database, logs and the kubeconfig.")
+	samples := flag.String("samples", "config/samples", "Kustomization applied once everything runs.")
+	flag.Parse()
+	if err := run(*manager, *state, *samples); err != nil {
+		fmt.Fprintln(os.Stderr, "devenv:", err)
+		os.Exit(1)
+	}
+}
+
+func run(managerBin, state, samples string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	state, err := filepath.Abs(state)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(state, 0o755); err != nil {
+		return err
+	}
+
+	fmt.Println(">> starting etcd + kube-apiserver (data in", filepath.Join(state, "etcd")+")")
+	env, err := harness.StartEnv(harness.EnvOptions{EtcdDataDir: filepath.Join(state, "etcd")})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = env.Stop() }()
+	kubeconfig := filepath.Join(state, "kubeconfig")
+	if err := writeKubeconfig(env.Environment, kubeconfig); err != nil {
+		return err
+	}
+
+	fmt.Println(">> starting Dex on 127.0.0.1:5556 (HTTP) and 127.0.0.1:5557 (gRPC), sqlite3 in", filepath.Join(state, "dex"))
+	d, err := harness.StartDex(harness.DexOptions{Storage: harness.StorageSQLite, Dir: filepath.Join(state, "dex"), HTTPPort: 5556, GRPCPort: 5557})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = d.Stop() }()
+
+	fmt.Println(">> starting the manager:", managerBin, "(log in", filepath.Join(state, "manager.log")+")")
+	mgr, err := startManager(managerBin, kubeconfig, filepath.Join(state, "manager.log"))
+	if err != nil {
+		return err
+	}
+	defer stopProcess(mgr)
+
+	fmt.Println(">> applying", samples)
+	if err := applyKustomization(ctx, env.Client, samples); err != nil {
+		return err
+	}
+	if err := waitProvidersReady(ctx, env.Client, 2*time.Minute); err != nil {
+		return err
+	}
+
+	fmt.Printf(`
+Dexterity is running.
+  Kubernetes API:  kubectl --kubeconfig %s get oidcproviders,dexstaticclients,dexconnectors,groupbindings -A
+  Dex issuer:      %s  (users admin@example.com / bob@example.com, password "password")
+  Dex gRPC API:    %s (plaintext, loopback)
+  Manager log:     %s
+  Dex log:         %s
+Press Ctrl-C to stop everything (state is kept in %s).
+`, kubeconfig, d.IssuerURL(), d.GRPCAddress(), filepath.Join(state, "manager.log"), d.LogPath(), state)
+
+	exited := make(chan error, 1)
+	go func() { exited <- mgr.Wait() }()
+	select {
+	case <-ctx.Done():
+		fmt.Println("\n>> stopping")
+	case err := <-exited:
+		return fmt.Errorf("manager exited: %v (see %s)", err, filepath.Join(state, "manager.log"))
+	}
+	return nil
+}
+
+func writeKubeconfig(env *envtest.Environment, path string) error {
+	user, err := env.AddUser(envtest.User{Name: "dev-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fmt.Errorf("failed to add user: %w", err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		return fmt.Errorf("failed to build kubeconfig: %w", err)
+	}
+	return os.WriteFile(path, kc, 0o600)
+}
+
+func startManager(bin, kubeconfig, logPath string) (*exec.Cmd, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--kubeconfig", kubeconfig,
+		"--metrics-bind-address", "127.0.0.1:8080", "--health-probe-bind-address", "127.0.0.1:8081",
+		"--registry-bind-address", "127.0.0.1:8443", "--registry-default-provider", "dexterity-system/dex",
+		"--dex-resync-period", "1m")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("failed to start manager %s (run `make build`): %w", bin, err)
+	}
+	return cmd, nil
+}
+
+func stopProcess(cmd *exec.Cmd) {
+	if cmd.Process == nil || cmd.ProcessState != nil {
+		return
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() { _, _ = cmd.Process.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+	}
+}
+
+// applyKustomization renders dir with bin/kustomize and server-side applies every object.
+func applyKustomization(ctx context.Context, c client.Client, dir string) error {
+	out, err := exec.CommandContext(ctx, "bin/kustomize", "build", dir).Output()
+	if err != nil {
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			return fmt.Errorf("kustomize build %s: %s", dir, ee.Stderr)
+		}
+		return fmt.Errorf("kustomize build %s: %w", dir, err)
+	}
+	dec := utilyaml.NewYAMLOrJSONDecoder(bytes.NewReader(out), 4096)
+	for {
+		u := &unstructured.Unstructured{}
+		if err := dec.Decode(&u.Object); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if len(u.Object) == 0 {
+			continue
+		}
+		if err := applyWithRetry(ctx, c, u); err != nil {
+			return err
+		}
+		fmt.Printf("   applied %s %s/%s\n", u.GetKind(), u.GetNamespace(), u.GetName())
+	}
+}
+
+func applyWithRetry(ctx context.Context, c client.Client, u *unstructured.Unstructured) error {
+	var err error
+	for i := 0; i < 20; i++ {
+		if err = c.Patch(ctx, u, client.Apply, client.FieldOwner("dexterity-devenv"), client.ForceOwnership); err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("failed to apply %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
+}
+
+func waitProvidersReady(ctx context.Context, c client.Client, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		var list dexv1.OIDCProviderList
+		if err := c.List(ctx, &list); err != nil {
+			return err
+		}
+		notReady := ""
+		for _, p := range list.Items {
+			if !meta.IsStatusConditionTrue(p.Status.Conditions, dexv1.ConditionReady) {
+				notReady = fmt.Sprintf("%s/%s: %s", p.Namespace, p.Name, p.Status.Message)
+			}
+		}
+		if notReady == "" {
+			fmt.Printf(">> %d OIDCProvider(s) Ready\n", len(list.Items))
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("OIDCProvider not Ready after %s: %s", timeout, notReady)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
