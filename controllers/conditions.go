@@ -36,17 +36,18 @@ func removeCondition(obj conditionsObject, condType string) {
 	obj.SetConditions(conds)
 }
 
-// summarizeReady sets Ready from the given specific conditions: Ready is True when all are
-// True; otherwise it copies the reason and message of the first one that is not.
+// summarizeReady sets Ready from the given specific conditions: False with the reason and message
+// of the first False one; Unknown while one is missing or Unknown; True when all are True.
 func summarizeReady(obj conditionsObject, types ...string) {
 	for _, t := range types {
-		c := meta.FindStatusCondition(obj.GetConditions(), t)
-		if c == nil {
-			setCondition(obj, dexv1.ConditionReady, metav1.ConditionUnknown, dexv1.ReasonProgressing, "waiting for "+t)
+		if c := meta.FindStatusCondition(obj.GetConditions(), t); c != nil && c.Status == metav1.ConditionFalse {
+			setCondition(obj, dexv1.ConditionReady, metav1.ConditionFalse, c.Reason, c.Message)
 			return
 		}
-		if c.Status != metav1.ConditionTrue {
-			setCondition(obj, dexv1.ConditionReady, metav1.ConditionFalse, c.Reason, c.Message)
+	}
+	for _, t := range types {
+		if c := meta.FindStatusCondition(obj.GetConditions(), t); c == nil || c.Status != metav1.ConditionTrue {
+			setCondition(obj, dexv1.ConditionReady, metav1.ConditionUnknown, dexv1.ReasonProgressing, "waiting for "+t)
 			return
 		}
 	}

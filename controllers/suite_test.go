@@ -29,6 +29,9 @@ var (
 	pool     *dex.Pool
 )
 
+// resyncPeriod of drift repair in these tests.
+const resyncPeriod = 3 * time.Second
+
 func TestMain(m *testing.M) {
 	os.Exit(runSuite(m))
 }
@@ -78,6 +81,16 @@ func runSuite(m *testing.M) int {
 		Pool:           pool,
 		HealthInterval: 500 * time.Millisecond,
 		MaxRetryDelay:  2 * time.Second,
+	}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := (&controllers.DexStaticClientReconciler{
+		Client:        mgr.GetClient(),
+		Recorder:      mgr.GetEventRecorderFor("dexterity-dexstaticclient"),
+		Pool:          pool,
+		ResyncPeriod:  resyncPeriod,
+		MaxRetryDelay: 2 * time.Second,
 	}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -12,7 +12,8 @@ type ConnectorType string
 // DexConnectorSpec is one upstream identity provider connector in Dex.
 // +kubebuilder:validation:XValidation:rule="self.connectorId == oldSelf.connectorId",fieldPath=".connectorId",message="connectorId is immutable; create a new DexConnector for a new connector id"
 type DexConnectorSpec struct {
-	// providerRef names the OIDCProvider (with spec.dex) whose Dex holds this connector.
+	// providerRef names the OIDCProvider (with spec.dex) whose Dex holds this connector. Immutable.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="providerRef is immutable; create a new DexConnector to add the connector to another Dex"
 	// +required
 	ProviderRef ObjectRef `json:"providerRef"`
 
@@ -86,6 +87,12 @@ type DexConnector struct {
 	Spec   DexConnectorSpec   `json:"spec"`
 	Status DexConnectorStatus `json:"status,omitempty"`
 }
+
+// GetConditions returns the status conditions.
+func (o *DexConnector) GetConditions() []metav1.Condition { return o.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (o *DexConnector) SetConditions(c []metav1.Condition) { o.Status.Conditions = c }
 
 // +kubebuilder:object:root=true
 

@@ -9,7 +9,9 @@ import (
 // +kubebuilder:validation:XValidation:rule="has(self.clientId) == has(oldSelf.clientId) && (!has(self.clientId) || self.clientId == oldSelf.clientId)",fieldPath=".clientId",message="clientId is immutable; create a new DexStaticClient for a new client id"
 // +kubebuilder:validation:XValidation:rule="!has(self.generateSecret) || !self.generateSecret || has(self.secretRef)",fieldPath=".generateSecret",message="generateSecret needs spec.secretRef to name the Secret to create"
 type DexStaticClientSpec struct {
-	// providerRef names the OIDCProvider (with spec.dex) whose Dex holds this client.
+	// providerRef names the OIDCProvider (with spec.dex) whose Dex holds this client. Immutable:
+	// to move a client to another Dex, create a new DexStaticClient.
+	// +kubebuilder:validation:XValidation:rule="self == oldSelf",message="providerRef is immutable; create a new DexStaticClient to register the client in another Dex"
 	// +required
 	ProviderRef ObjectRef `json:"providerRef"`
 
@@ -135,6 +137,12 @@ func (c *DexStaticClient) EffectiveClientID() string {
 	}
 	return c.Namespace + "-" + c.Name
 }
+
+// GetConditions returns the status conditions.
+func (o *DexStaticClient) GetConditions() []metav1.Condition { return o.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (o *DexStaticClient) SetConditions(c []metav1.Condition) { o.Status.Conditions = c }
 
 // +kubebuilder:object:root=true
 

@@ -50,6 +50,12 @@ type GroupBinding struct {
 	Status GroupBindingStatus `json:"status,omitempty"`
 }
 
+// GetConditions returns the status conditions.
+func (o *GroupBinding) GetConditions() []metav1.Condition { return o.Status.Conditions }
+
+// SetConditions replaces the status conditions.
+func (o *GroupBinding) SetConditions(c []metav1.Condition) { o.Status.Conditions = c }
+
 // +kubebuilder:object:root=true
 
 // GroupBindingList is a list of GroupBindings.

@@ -97,6 +97,15 @@ func run(o options) error {
 		return fmt.Errorf("failed to set up OIDCProvider controller: %w", err)
 	}
 
+	if err := (&controllers.DexStaticClientReconciler{
+		Client:       mgr.GetClient(),
+		Recorder:     mgr.GetEventRecorderFor("dexterity-dexstaticclient"),
+		Pool:         pool,
+		ResyncPeriod: o.dexResyncPeriod,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up DexStaticClient controller: %w", err)
+	}
+
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("failed to add health check: %w", err)
 	}

@@ -1,0 +1,514 @@
+package controllers
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	mrand "math/rand/v2"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/clientspec"
+	"dexterity.dev/dexterity/internal/dex"
+)
+
+const (
+	// ClientFinalizer keeps a DexStaticClient until its client is deleted from Dex. It is added
+	// only to the object that owns the client id, right before the first write to Dex.
+	ClientFinalizer = "dexterity.dev/dex-client"
+	// AnnotationRegisteredClientID records, before the first write to Dex, the client id this
+	// object owns in Dex. It survives a crash between that write and the status update, so a
+	// restarted manager still knows the client is ours.
+	AnnotationRegisteredClientID = "dexterity.dev/registered-client-id"
+
+	indexClientOwnerKey = "dexterity.dev/client-owner-key"
+	indexClientSecret   = "dexterity.dev/client-secret"
+	indexClientProvider = "dexterity.dev/client-provider"
+)
+
+// DexStaticClientReconciler registers DexStaticClients in Dex.
+type DexStaticClientReconciler struct {
+	client.Client
+	Recorder record.EventRecorder
+	Pool     *dex.Pool
+
+	// ResyncPeriod is the (jittered) period of drift repair (default 10m).
+	ResyncPeriod time.Duration
+	// MaxRetryDelay caps the backoff of failed reconciles (default 30s).
+	MaxRetryDelay time.Duration
+	// MaxConcurrentReconciles (default 8).
+	MaxConcurrentReconciles int
+}
+
+// +kubebuilder:rbac:groups=dexterity.dev,resources=dexstaticclients,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=dexterity.dev,resources=dexstaticclients/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=dexterity.dev,resources=dexstaticclients/finalizers,verbs=update
+// +kubebuilder:rbac:groups=dexterity.dev,resources=oidcproviders,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
+
+// Reconcile makes Dex hold exactly the client a DexStaticClient describes.
+func (r *DexStaticClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	c := &dexv1.DexStaticClient{}
+	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := c.DeepCopy()
+	defer func() { r.patchStatus(ctx, c, before, &retErr) }()
+
+	if !c.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, c)
+	}
+	id := c.EffectiveClientID()
+	p, err := resolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef)
+	if err == nil {
+		err = checkClientIDPrefix(p, c.Namespace, id)
+	}
+	if err == nil {
+		err = r.reconcileOwnership(ctx, c, p, id)
+	}
+	if err != nil {
+		return r.blockedOrError(c, dexv1.ConditionRegistered, err)
+	}
+	secret, err := r.reconcileSecret(ctx, c)
+	if err != nil {
+		return r.blockedOrError(c, dexv1.ConditionSecretReady, err)
+	}
+	if err := r.reconcileDexClient(ctx, c, p, id, secret); err != nil {
+		return r.blockedOrError(c, dexv1.ConditionRegistered, err)
+	}
+	return ctrl.Result{RequeueAfter: jitter(r.resyncPeriod())}, nil
+}
+
+// blockedOrError turns a sub-reconciler's error into a condition: a *blocked problem waits for
+// the user (or a watched object) and is retried at the resync period; a Dex outage is returned so
+// the workqueue backs off; anything else is returned as is.
+func (r *DexStaticClientReconciler) blockedOrError(c *dexv1.DexStaticClient, condType string, err error) (ctrl.Result, error) {
+	var b *blocked
+	switch {
+	case errors.As(err, &b):
+		setCondition(c, condType, metav1.ConditionFalse, b.Reason, b.Message)
+		return ctrl.Result{RequeueAfter: jitter(r.resyncPeriod())}, nil
+	case dex.IsUnavailable(err):
+		setCondition(c, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonDexUnavailable,
+			fmt.Sprintf("Dex's gRPC API is unavailable (%v); retrying with backoff, nothing in Dex was changed", err))
+		return ctrl.Result{}, err
+	}
+	setCondition(c, condType, metav1.ConditionFalse, dexv1.ReasonProgressing, err.Error())
+	return ctrl.Result{}, err
+}
+
+// checkClientIDPrefix enforces the provider's clientIdPrefix policy.
+func checkClientIDPrefix(p *dexv1.OIDCProvider, ns, id string) error {
+	if p.Spec.Dex.ClientIDPrefix == "" {
+		return nil
+	}
+	prefix := clientspec.PrefixFor(p.Spec.Dex.ClientIDPrefix, ns)
+	if len(id) < len(prefix) || id[:len(prefix)] != prefix {
+		return &blocked{dexv1.ReasonClientIDPrefixMismatch, fmt.Sprintf("spec.clientId: %q must start with %q (spec.dex.clientIdPrefix of OIDCProvider %s/%s); set spec.clientId to %s<something>, or leave it empty for %s-%s", id, prefix, p.Namespace, p.Name, prefix, ns, "<name>")}
+	}
+	return nil
+}
+
+// reconcileOwnership makes sure this object is the one owner of the client id in its Dex. The
+// owner is the object that holds the claim annotation, else the oldest (then by namespace/name).
+// A loser never writes to Dex; if it held a claim (a lost race), it drops the claim.
+func (r *DexStaticClientReconciler) reconcileOwnership(ctx context.Context, c *dexv1.DexStaticClient, p *dexv1.OIDCProvider, id string) error {
+	var peers dexv1.DexStaticClientList
+	if err := r.List(ctx, &peers, client.MatchingFields{indexClientOwnerKey: ownerKey(providerKey(p), id)}); err != nil {
+		return fmt.Errorf("failed to list DexStaticClients for client id %s: %w", id, err)
+	}
+	winner := c
+	for i := range peers.Items {
+		if o := &peers.Items[i]; o.UID != c.UID && ownsBefore(o, winner, id) {
+			winner = o
+		}
+	}
+	if winner == c {
+		return nil
+	}
+	if claimed(c, id) {
+		orig := c.DeepCopy()
+		delete(c.Annotations, AnnotationRegisteredClientID)
+		controllerutil.RemoveFinalizer(c, ClientFinalizer)
+		if err := r.Patch(ctx, c, client.MergeFrom(orig)); err != nil {
+			return fmt.Errorf("failed to drop the claim on client id %s: %w", id, err)
+		}
+		c.Status.ClientID = ""
+	}
+	return &blocked{dexv1.ReasonClientIDConflict, fmt.Sprintf("client id %q in the Dex of OIDCProvider %s is owned by DexStaticClient %s/%s; choose another spec.clientId (this object never writes to Dex while it conflicts)", id, providerKey(p), winner.Namespace, winner.Name)}
+}
+
+// ownsBefore reports whether a takes precedence over b for client id.
+func ownsBefore(a, b *dexv1.DexStaticClient, id string) bool {
+	if ca, cb := claimed(a, id), claimed(b, id); ca != cb {
+		return ca
+	}
+	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
+		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	}
+	return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+}
+
+func claimed(c *dexv1.DexStaticClient, id string) bool {
+	return c.Annotations[AnnotationRegisteredClientID] == id
+}
+
+func ownerKey(provider, id string) string { return provider + "/" + id }
+
+// reconcileSecret returns the client secret ("" for public clients), generating the Secret when
+// asked to. A missing Secret blocks: Dex is left untouched.
+func (r *DexStaticClientReconciler) reconcileSecret(ctx context.Context, c *dexv1.DexStaticClient) (string, error) {
+	if c.Spec.Public {
+		setCondition(c, dexv1.ConditionSecretReady, metav1.ConditionTrue, dexv1.ReasonPublicClient, "public client: no secret")
+		return "", nil
+	}
+	ref := c.Spec.SecretRef
+	if ref == nil { // rejected by the API server; kept for objects stored before that rule
+		return "", &blocked{dexv1.ReasonInvalidSpec, "spec.secretRef: Required value: a confidential client needs spec.secretRef, or set spec.public=true"}
+	}
+	var s corev1.Secret
+	err := r.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}, &s)
+	switch {
+	case apierrors.IsNotFound(err) && c.Spec.GenerateSecret:
+		return r.generateSecret(ctx, c)
+	case apierrors.IsNotFound(err):
+		return "", &blocked{dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secretRef: Secret %s/%s not found; create it with key %q, or set spec.generateSecret=true. The client in Dex is left as it is", c.Namespace, ref.Name, ref.Key)}
+	case err != nil:
+		return "", fmt.Errorf("failed to get Secret %s/%s: %w", c.Namespace, ref.Name, err)
+	}
+	v := string(s.Data[ref.Key])
+	if v == "" {
+		return "", &blocked{dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secretRef: Secret %s/%s has no (or an empty) key %q; add it. The client in Dex is left as it is", c.Namespace, ref.Name, ref.Key)}
+	}
+	if metav1.IsControlledBy(&s, c) {
+		setCondition(c, dexv1.ConditionSecretReady, metav1.ConditionTrue, dexv1.ReasonSecretGenerated, fmt.Sprintf("secret generated into Secret %s key %s", ref.Name, ref.Key))
+	} else {
+		setCondition(c, dexv1.ConditionSecretReady, metav1.ConditionTrue, dexv1.ReasonSecretAvailable, fmt.Sprintf("secret read from Secret %s key %s", ref.Name, ref.Key))
+	}
+	return v, nil
+}
+
+func (r *DexStaticClientReconciler) generateSecret(ctx context.Context, c *dexv1.DexStaticClient) (string, error) {
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return "", fmt.Errorf("failed to generate client secret: %w", err)
+	}
+	v := base64.RawURLEncoding.EncodeToString(buf)
+	s := &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:      c.Spec.SecretRef.Name,
+			Namespace: c.Namespace,
+			Labels:    map[string]string{"app.kubernetes.io/managed-by": "dexterity"},
+		},
+		Type: corev1.SecretTypeOpaque,
+		Data: map[string][]byte{c.Spec.SecretRef.Key: []byte(v)},
+	}
+	if err := controllerutil.SetControllerReference(c, s, r.Scheme()); err != nil {
+		return "", fmt.Errorf("failed to own Secret: %w", err)
+	}
+	if err := r.Create(ctx, s); err != nil {
+		return "", fmt.Errorf("failed to create Secret %s/%s: %w", s.Namespace, s.Name, err)
+	}
+	r.Recorder.Eventf(c, corev1.EventTypeNormal, dexv1.ReasonSecretGenerated, "Created Secret %s with a random client secret", s.Name)
+	setCondition(c, dexv1.ConditionSecretReady, metav1.ConditionTrue, dexv1.ReasonSecretGenerated, fmt.Sprintf("secret generated into Secret %s key %s", s.Name, c.Spec.SecretRef.Key))
+	return v, nil
+}
+
+// reconcileDexClient compares the client in Dex with the desired one and writes only what differs.
+func (r *DexStaticClientReconciler) reconcileDexClient(ctx context.Context, c *dexv1.DexStaticClient, p *dexv1.OIDCProvider, id, secret string) error {
+	dc, err := dexClientFor(ctx, r.Client, r.Pool, p)
+	if err != nil {
+		var b *blocked
+		if errors.As(err, &b) || !errors.Is(err, errTLSSecret) {
+			return err
+		}
+		return &blocked{dexv1.ReasonDexUnavailable, fmt.Sprintf("OIDCProvider %s cannot connect to Dex: %v", providerKey(p), err)}
+	}
+	actual, err := dc.GetClient(ctx, id)
+	if err != nil && !dex.IsNotFound(err) {
+		return err
+	}
+	if actual != nil && !claimed(c, id) && !c.Spec.AdoptExisting {
+		return &blocked{dexv1.ReasonClientExistsInDex, fmt.Sprintf("client id %q already exists in Dex and was not registered by Dexterity; it is left untouched. Set spec.adoptExisting=true to take it over, or choose another spec.clientId", id)}
+	}
+	if err := r.claim(ctx, c, id); err != nil {
+		return err
+	}
+	desired := clientspec.Desired(c, id, secret)
+	action, why := clientspec.Plan(actual, desired)
+	logger := log.FromContext(ctx).WithValues("clientId", id)
+	switch action {
+	case clientspec.Create:
+		if err := dc.CreateClient(ctx, desired); err != nil {
+			return fmt.Errorf("failed to create client %s in Dex: %w", id, err)
+		}
+		logger.Info("Created client in Dex")
+		r.Recorder.Eventf(c, corev1.EventTypeNormal, "Created", "Created client %s in Dex", id)
+	case clientspec.Update:
+		if err := dc.UpdateClient(ctx, clientspec.UpdateRequest(desired)); err != nil {
+			return fmt.Errorf("failed to update client %s in Dex: %w", id, err)
+		}
+		logger.Info("Updated client in Dex", "why", why)
+		r.Recorder.Eventf(c, corev1.EventTypeNormal, "Updated", "Updated client %s in Dex: %s", id, why)
+	case clientspec.Recreate:
+		// Dex cannot change a secret or the public flag, nor clear a field, in place: delete and
+		// create back to back to keep the window without the client short.
+		if err := dc.DeleteClient(ctx, id); err != nil && !dex.IsNotFound(err) {
+			return fmt.Errorf("failed to delete client %s from Dex to re-register it: %w", id, err)
+		}
+		if err := dc.CreateClient(ctx, desired); err != nil {
+			return fmt.Errorf("failed to re-create client %s in Dex: %w", id, err)
+		}
+		logger.Info("Re-registered client in Dex", "why", why)
+		r.Recorder.Eventf(c, corev1.EventTypeNormal, "Reregistered", "Re-registered client %s in Dex (deleted and created again, because Dex cannot change this in place): %s", id, why)
+	}
+	now := metav1.Now()
+	c.Status.ClientID = id
+	c.Status.RedirectURIs = desired.RedirectUris
+	c.Status.LastSyncTime = &now
+	msg := "client registered in Dex"
+	if actual != nil && action == clientspec.None {
+		msg = "client in Dex matches the spec"
+	}
+	setCondition(c, dexv1.ConditionRegistered, metav1.ConditionTrue, dexv1.ReasonReconciled, msg)
+	return nil
+}
+
+// claim records, with the finalizer and in one patch, that this object owns id in Dex, before
+// the first write to Dex.
+func (r *DexStaticClientReconciler) claim(ctx context.Context, c *dexv1.DexStaticClient, id string) error {
+	if claimed(c, id) && controllerutil.ContainsFinalizer(c, ClientFinalizer) {
+		return nil
+	}
+	orig := c.DeepCopy()
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations[AnnotationRegisteredClientID] = id
+	controllerutil.AddFinalizer(c, ClientFinalizer)
+	if err := r.Patch(ctx, c, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("failed to record ownership of client id %s: %w", id, err)
+	}
+	return nil
+}
+
+// reconcileDelete deletes the client from Dex (only if this object owns it) and releases the
+// finalizer. While Dex is unavailable the finalizer stays and the delete is retried.
+func (r *DexStaticClientReconciler) reconcileDelete(ctx context.Context, c *dexv1.DexStaticClient) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(c, ClientFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	setCondition(c, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonDeleting, "deleting the client from Dex")
+	id := c.Annotations[AnnotationRegisteredClientID]
+	if id != "" {
+		p := &dexv1.OIDCProvider{}
+		err := r.Get(ctx, refKey(c.Namespace, c.Spec.ProviderRef), p)
+		switch {
+		case apierrors.IsNotFound(err) || (err == nil && p.Spec.Dex == nil):
+			r.Recorder.Eventf(c, corev1.EventTypeWarning, dexv1.ReasonProviderNotFound, "OIDCProvider %s is gone or no longer administers Dex; client %s could not be deleted from Dex", refKey(c.Namespace, c.Spec.ProviderRef), id)
+		case err != nil:
+			return ctrl.Result{}, err
+		default:
+			dc, err := dexClientFor(ctx, r.Client, r.Pool, p)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			if err := dc.DeleteClient(ctx, id); err != nil && !dex.IsNotFound(err) {
+				setCondition(c, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonDexUnavailable, fmt.Sprintf("cannot delete client %s from Dex yet: %v; retrying", id, err))
+				return ctrl.Result{}, err
+			}
+			r.Recorder.Eventf(c, corev1.EventTypeNormal, "Deleted", "Deleted client %s from Dex", id)
+		}
+	}
+	orig := c.DeepCopy()
+	controllerutil.RemoveFinalizer(c, ClientFinalizer)
+	if err := r.Patch(ctx, c, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, fmt.Errorf("failed to remove finalizer: %w", err)
+	}
+	return ctrl.Result{}, nil
+}
+
+// patchStatus summarises Ready, stamps observedGeneration when the reconcile succeeded, emits an
+// event on a Ready transition and patches the status if anything changed.
+func (r *DexStaticClientReconciler) patchStatus(ctx context.Context, c *dexv1.DexStaticClient, before *dexv1.DexStaticClient, retErr *error) {
+	if !c.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(c, ClientFinalizer) {
+		return // released; the object is going away
+	}
+	if c.DeletionTimestamp.IsZero() {
+		summarizeReady(c, dexv1.ConditionSecretReady, dexv1.ConditionRegistered)
+	}
+	if *retErr == nil {
+		c.Status.ObservedGeneration = c.Generation
+	}
+	recordReadyTransition(r.Recorder, c, before.Status.Conditions)
+	if statusEqual(&before.Status, &c.Status) {
+		return
+	}
+	if err := r.Status().Patch(ctx, c, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+		*retErr = errors.Join(*retErr, fmt.Errorf("failed to patch DexStaticClient status: %w", err))
+	}
+}
+
+// statusEqual ignores lastSyncTime and condition timestamps, so an in-sync resync writes nothing.
+func statusEqual(a, b *dexv1.DexStaticClientStatus) bool {
+	if a.ClientID != b.ClientID || a.ObservedGeneration != b.ObservedGeneration || !slices.Equal(a.RedirectURIs, b.RedirectURIs) || len(a.Conditions) != len(b.Conditions) {
+		return false
+	}
+	if (a.LastSyncTime == nil) != (b.LastSyncTime == nil) {
+		return false
+	}
+	for _, ca := range a.Conditions {
+		cb := meta.FindStatusCondition(b.Conditions, ca.Type)
+		if cb == nil || cb.Status != ca.Status || cb.Reason != ca.Reason || cb.Message != ca.Message || cb.ObservedGeneration != ca.ObservedGeneration {
+			return false
+		}
+	}
+	return true
+}
+
+func (r *DexStaticClientReconciler) resyncPeriod() time.Duration {
+	if r.ResyncPeriod > 0 {
+		return r.ResyncPeriod
+	}
+	return 10 * time.Minute
+}
+
+// jitter spreads periodic work: d ± 10%.
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.2*mrand.Float64()))
+}
+
+// SetupWithManager registers the controller, its indexes and watches.
+func (r *DexStaticClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	ctx := context.Background()
+	if err := idx.IndexField(ctx, &dexv1.DexStaticClient{}, indexClientOwnerKey, func(o client.Object) []string {
+		c := o.(*dexv1.DexStaticClient)
+		return []string{ownerKey(refKey(c.Namespace, c.Spec.ProviderRef).String(), c.EffectiveClientID())}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &dexv1.DexStaticClient{}, indexClientSecret, func(o client.Object) []string {
+		if c := o.(*dexv1.DexStaticClient); c.Spec.SecretRef != nil {
+			return []string{c.Spec.SecretRef.Name}
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &dexv1.DexStaticClient{}, indexClientProvider, func(o client.Object) []string {
+		c := o.(*dexv1.DexStaticClient)
+		return []string{refKey(c.Namespace, c.Spec.ProviderRef).String()}
+	}); err != nil {
+		return err
+	}
+	maxDelay := r.MaxRetryDelay
+	if maxDelay <= 0 {
+		maxDelay = 30 * time.Second
+	}
+	workers := r.MaxConcurrentReconciles
+	if workers <= 0 {
+		workers = 8
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&dexv1.DexStaticClient{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}))).
+		Watches(&dexv1.DexStaticClient{}, handler.Funcs{DeleteFunc: r.enqueuePeersOnDelete}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clientsForSecret)).
+		Watches(&dexv1.OIDCProvider{}, handler.EnqueueRequestsFromMapFunc(r.clientsForProvider), builder.WithPredicates(providerChanged{})).
+		WithOptions(controller.Options{
+			MaxConcurrentReconciles: workers,
+			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, maxDelay),
+		}).
+		Named("dexstaticclient").
+		Complete(r)
+}
+
+// enqueuePeersOnDelete wakes the objects that claim the same client id as a deleted one, so a
+// waiting loser takes the id over.
+func (r *DexStaticClientReconciler) enqueuePeersOnDelete(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	c, ok := e.Object.(*dexv1.DexStaticClient)
+	if !ok {
+		return
+	}
+	var peers dexv1.DexStaticClientList
+	key := ownerKey(refKey(c.Namespace, c.Spec.ProviderRef).String(), c.EffectiveClientID())
+	if err := r.List(ctx, &peers, client.MatchingFields{indexClientOwnerKey: key}); err != nil {
+		return
+	}
+	for _, p := range peers.Items {
+		q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+	}
+}
+
+func (r *DexStaticClientReconciler) clientsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	var list dexv1.DexStaticClientList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClientSecret: o.GetName()}); err != nil {
+		return nil
+	}
+	return requestsFor(list.Items)
+}
+
+func (r *DexStaticClientReconciler) clientsForProvider(ctx context.Context, o client.Object) []reconcile.Request {
+	var list dexv1.DexStaticClientList
+	if err := r.List(ctx, &list, client.MatchingFields{indexClientProvider: client.ObjectKeyFromObject(o).String()}); err != nil {
+		return nil
+	}
+	return requestsFor(list.Items)
+}
+
+func requestsFor(items []dexv1.DexStaticClient) []reconcile.Request {
+	out := make([]reconcile.Request, 0, len(items))
+	for _, c := range items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Name}})
+	}
+	return out
+}
+
+// deletionStarted passes updates that set the deletion timestamp.
+type deletionStarted struct{ predicate.Funcs }
+
+func (deletionStarted) Update(e event.UpdateEvent) bool {
+	return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
+}
+
+// providerChanged passes provider creations, deletions, spec changes, and DexReachable turning
+// True (so that objects waiting for Dex converge as soon as it is back). Routine status updates
+// do not wake every tenant object.
+type providerChanged struct{ predicate.Funcs }
+
+func (providerChanged) Create(event.CreateEvent) bool { return true }
+func (providerChanged) Delete(event.DeleteEvent) bool { return true }
+func (providerChanged) Update(e event.UpdateEvent) bool {
+	if e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() {
+		return true
+	}
+	o, ok1 := e.ObjectOld.(*dexv1.OIDCProvider)
+	n, ok2 := e.ObjectNew.(*dexv1.OIDCProvider)
+	if !ok1 || !ok2 {
+		return false
+	}
+	return !meta.IsStatusConditionTrue(o.Status.Conditions, dexv1.ConditionDexReachable) &&
+		meta.IsStatusConditionTrue(n.Status.Conditions, dexv1.ConditionDexReachable)
+}
