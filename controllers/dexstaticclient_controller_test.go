@@ -260,7 +260,9 @@ func TestClientIDOwnership(t *testing.T) {
 
 	// Deleting the loser leaves the winner's client in Dex.
 	g.Expect(k8s.Delete(ctx, b)).To(Succeed())
-	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(b), &dexv1.DexStaticClient{})) }, waitTimeout).Should(BeTrue())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(b), &dexv1.DexStaticClient{}))
+	}, waitTimeout).Should(BeTrue())
 	g.Consistently(dexClient(dapi, sharedID), resyncPeriod, 500*time.Millisecond).Should(HaveField("Name", "team A"))
 
 	t.Run("client created directly in Dex is not taken over without adoptExisting", func(t *testing.T) {
@@ -399,7 +401,7 @@ func TestSteadyStateResyncMakesNoWrites(t *testing.T) {
 	// Wait until every object has been resynced at least twice.
 	g.Eventually(func() float64 { return dex.CallCount(provider, "GetClient") - r0 }, 4*resyncPeriod+30*time.Second, 200*time.Millisecond).Should(BeNumerically(">=", 2*n))
 	elapsed := time.Since(start)
-	g.Expect(writes() - w0).To(BeZero(), "no Dex write while nothing changed")
+	g.Expect(writes()-w0).To(BeZero(), "no Dex write while nothing changed")
 	reads := dex.CallCount(provider, "GetClient") - r0
 	maxResyncs := float64(elapsed)/float64(resyncPeriod*9/10) + 1
 	g.Expect(reads).To(BeNumerically("<=", n*maxResyncs), "at most one read per object per resync")
