@@ -78,7 +78,7 @@ func run(managerBin, state, samples string) error {
 	if err := applyKustomization(ctx, env.Client, samples); err != nil {
 		return err
 	}
-	if err := waitProvidersReady(ctx, env.Client, 2*time.Minute); err != nil {
+	if err := waitReady(ctx, env.Client, 2*time.Minute); err != nil {
 		return err
 	}
 
@@ -190,25 +190,20 @@ func applyWithRetry(ctx context.Context, c client.Client, u *unstructured.Unstru
 	return fmt.Errorf("failed to apply %s %s/%s: %w", u.GetKind(), u.GetNamespace(), u.GetName(), err)
 }
 
-func waitProvidersReady(ctx context.Context, c client.Client, timeout time.Duration) error {
+// waitReady waits until every OIDCProvider and DexStaticClient is Ready.
+func waitReady(ctx context.Context, c client.Client, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
-		var list dexv1.OIDCProviderList
-		if err := c.List(ctx, &list); err != nil {
+		notReady, n, err := notReadyObjects(ctx, c)
+		if err != nil {
 			return err
 		}
-		notReady := ""
-		for _, p := range list.Items {
-			if !meta.IsStatusConditionTrue(p.Status.Conditions, dexv1.ConditionReady) {
-				notReady = fmt.Sprintf("%s/%s: %s", p.Namespace, p.Name, p.Status.Message)
-			}
-		}
 		if notReady == "" {
-			fmt.Printf(">> %d OIDCProvider(s) Ready\n", len(list.Items))
+			fmt.Printf(">> %d object(s) Ready\n", n)
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("OIDCProvider not Ready after %s: %s", timeout, notReady)
+			return fmt.Errorf("not Ready after %s: %s", timeout, notReady)
 		}
 		select {
 		case <-ctx.Done():
@@ -216,4 +211,33 @@ func waitProvidersReady(ctx context.Context, c client.Client, timeout time.Durat
 		case <-time.After(time.Second):
 		}
 	}
+}
+
+func notReadyObjects(ctx context.Context, c client.Client) (string, int, error) {
+	var providers dexv1.OIDCProviderList
+	if err := c.List(ctx, &providers); err != nil {
+		return "", 0, err
+	}
+	var clients dexv1.DexStaticClientList
+	if err := c.List(ctx, &clients); err != nil {
+		return "", 0, err
+	}
+	n := 0
+	for _, p := range providers.Items {
+		n++
+		if !meta.IsStatusConditionTrue(p.Status.Conditions, dexv1.ConditionReady) {
+			return fmt.Sprintf("OIDCProvider %s/%s: %s", p.Namespace, p.Name, p.Status.Message), n, nil
+		}
+	}
+	for _, d := range clients.Items {
+		n++
+		if !meta.IsStatusConditionTrue(d.Status.Conditions, dexv1.ConditionReady) {
+			msg := ""
+			if r := meta.FindStatusCondition(d.Status.Conditions, dexv1.ConditionReady); r != nil {
+				msg = r.Reason + ": " + r.Message
+			}
+			return fmt.Sprintf("DexStaticClient %s/%s: %s", d.Namespace, d.Name, msg), n, nil
+		}
+	}
+	return "", n, nil
 }
