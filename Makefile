@@ -67,3 +67,8 @@ run: tools build ## Run everything locally: etcd + kube-apiserver + Dex + the ma
 .PHONY: docker-build
 docker-build: ## Build the container image (needs a Docker engine).
 	docker build -t $${IMG:-dexterity:dev} .
+
+.PHONY: bench
+bench: tools ## Run the benchmarks of docs/benchmarks.md (prints figures and ratios).
+	go test ./test/bench/ -run '^$$' -bench . -benchtime 1x -timeout 30m
+	go test ./test/bench/ -run '^$$' -bench SingleClientLatency -benchtime 50x -timeout 10m

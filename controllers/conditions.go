@@ -68,6 +68,9 @@ func recordReadyTransition(rec record.EventRecorder, obj conditionsObject, befor
 	if was != nil && was.Status == now.Status && was.Reason == now.Reason {
 		return
 	}
+	if was == nil && now.Status == metav1.ConditionTrue {
+		return // the first success is reported by the specific event (e.g. Created)
+	}
 	if now.Status == metav1.ConditionTrue {
 		rec.Event(obj, "Normal", now.Reason, "Ready")
 		return

@@ -152,7 +152,7 @@ func (r *DexStaticClientReconciler) reconcileOwnership(ctx context.Context, c *d
 		orig := c.DeepCopy()
 		delete(c.Annotations, AnnotationRegisteredClientID)
 		controllerutil.RemoveFinalizer(c, ClientFinalizer)
-		if err := r.Patch(ctx, c, client.MergeFrom(orig)); err != nil {
+		if err := r.patchMetadata(ctx, c, client.MergeFrom(orig)); err != nil {
 			return fmt.Errorf("failed to drop the claim on client id %s: %w", id, err)
 		}
 		c.Status.ClientID = ""
@@ -308,10 +308,19 @@ func (r *DexStaticClientReconciler) claim(ctx context.Context, c *dexv1.DexStati
 	}
 	c.Annotations[AnnotationRegisteredClientID] = id
 	controllerutil.AddFinalizer(c, ClientFinalizer)
-	if err := r.Patch(ctx, c, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := r.patchMetadata(ctx, c, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("failed to record ownership of client id %s: %w", id, err)
 	}
 	return nil
+}
+
+// patchMetadata patches annotations and finalizers. The response would overwrite the status
+// this reconcile has computed so far with the stored one, so the status is kept.
+func (r *DexStaticClientReconciler) patchMetadata(ctx context.Context, c *dexv1.DexStaticClient, patch client.Patch) error {
+	status := c.Status.DeepCopy()
+	err := r.Patch(ctx, c, patch)
+	c.Status = *status
+	return err
 }
 
 // reconcileDelete deletes the client from Dex (only if this object owns it) and releases the
@@ -344,7 +353,7 @@ func (r *DexStaticClientReconciler) reconcileDelete(ctx context.Context, c *dexv
 	}
 	orig := c.DeepCopy()
 	controllerutil.RemoveFinalizer(c, ClientFinalizer)
-	if err := r.Patch(ctx, c, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+	if err := r.patchMetadata(ctx, c, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, fmt.Errorf("failed to remove finalizer: %w", err)
 	}
 	return ctrl.Result{}, nil

@@ -71,6 +71,9 @@ func StartEnv(opts EnvOptions) (*Env, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to start envtest: %w", err)
 	}
+	// Like ctrl.GetConfig: no client-side throttling (the API server's priority and fairness
+	// applies), as the manager runs in production.
+	cfg.QPS, cfg.Burst = -1, 0
 	c, err := client.New(cfg, client.Options{Scheme: Scheme})
 	if err != nil {
 		_ = env.Stop()

@@ -1,0 +1,246 @@
+// Package bench holds the benchmarks of docs/benchmarks.md. They start their own envtest, a real
+// Dex on sqlite3 and the controllers, and print figures next to a baseline measured in the same
+// run. Run them with `make bench`.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	api "github.com/dexidp/dex/api/v2"
+	"go.uber.org/zap/zapcore"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/controllers"
+	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/test/harness"
+)
+
+var (
+	k8s  client.Client
+	d    *harness.Dex
+	dapi api.DexClient
+)
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	ctrl.SetLogger(zap.New(zap.WriteTo(os.Stderr), zap.Level(zapcore.ErrorLevel)))
+	env, err := harness.StartEnv(harness.EnvOptions{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	k8s = env.Client
+	dir, _ := os.MkdirTemp("", "dexterity-bench-")
+	defer func() { _ = os.RemoveAll(dir) }()
+	d, err = harness.StartDex(harness.DexOptions{Dir: dir, Storage: harness.StorageSQLite})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = d.Stop() }()
+	var closer interface{ Close() error }
+	dapi, closer, err = d.Client()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = closer.Close() }()
+
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: harness.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	pool := dex.NewPool()
+	defer pool.Close()
+	if err := (&controllers.OIDCProviderReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("oidcprovider"), Pool: pool}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := (&controllers.DexStaticClientReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("dexstaticclient"), Pool: pool}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	defer func() { cancel(); <-done }()
+	return m.Run()
+}
+
+var nsSeq atomic.Int32
+
+func setupProvider(b *testing.B) string {
+	b.Helper()
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bench-%d-%d", time.Now().Unix(), nsSeq.Add(1))}}
+	if err := k8s.Create(ctx, ns); err != nil {
+		b.Fatal(err)
+	}
+	p := &dexv1.OIDCProvider{
+		ObjectMeta: metav1.ObjectMeta{Name: "dex", Namespace: ns.Name},
+		Spec: dexv1.OIDCProviderSpec{IssuerURL: d.IssuerURL(), ClientID: "registry",
+			Dex: &dexv1.DexAdminSpec{GRPCAddress: d.GRPCAddress(), Insecure: true}},
+	}
+	if err := k8s.Create(ctx, p); err != nil {
+		b.Fatal(err)
+	}
+	return ns.Name
+}
+
+func newClient(ns string, i int) *dexv1.DexStaticClient {
+	return &dexv1.DexStaticClient{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("c%04d", i), Namespace: ns},
+		Spec: dexv1.DexStaticClientSpec{
+			ProviderRef:      dexv1.ObjectRef{Name: "dex"},
+			Public:           true,
+			LoopbackRedirect: &dexv1.LoopbackRedirect{Ports: []int32{10000, 10010}, Path: "/login"},
+		},
+	}
+}
+
+// BenchmarkApply1000Clients: 1,000 DexStaticClients applied at once, time until all are Ready
+// (and so in Dex), next to a bare serial gRPC create loop of 1,000 clients against the same Dex
+// (sqlite3) in the same run. Reports both and their ratio (target ≤ 1.5).
+func BenchmarkApply1000Clients(b *testing.B) {
+	const n = 1000
+	ctx := context.Background()
+	for it := 0; it < b.N; it++ {
+		// Baseline: a bare serial create loop.
+		base := fmt.Sprintf("baseline-%d-%d", time.Now().UnixNano(), it)
+		start := time.Now()
+		for i := range n {
+			redirects := make([]string, 0, 11)
+			for p := 10000; p <= 10010; p++ {
+				redirects = append(redirects, fmt.Sprintf("http://localhost:%d/login", p))
+			}
+			if _, err := dapi.CreateClient(ctx, &api.CreateClientReq{Client: &api.Client{Id: fmt.Sprintf("%s-%04d", base, i), Name: "x", Public: true, RedirectUris: redirects}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		baseline := time.Since(start)
+
+		// Dexterity: apply 1,000 objects (8 concurrent writers, like a parallel apply) and wait.
+		ns := setupProvider(b)
+		waitProviderReady(b, ns)
+		start = time.Now()
+		var wg sync.WaitGroup
+		work := make(chan int)
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range work {
+					if err := k8s.Create(ctx, newClient(ns, i)); err != nil {
+						b.Error(err)
+					}
+				}
+			}()
+		}
+		for i := range n {
+			work <- i
+		}
+		close(work)
+		wg.Wait()
+		applied := time.Since(start)
+		waitAllReady(b, ns, n, 5*time.Minute)
+		operator := time.Since(start)
+
+		// Every client really is in Dex.
+		for i := range n {
+			if _, err := dapi.GetClient(ctx, &api.GetClientReq{Id: fmt.Sprintf("%s-c%04d", ns, i)}); err != nil {
+				b.Fatalf("client %d missing in Dex: %v", i, err)
+			}
+		}
+		b.ReportMetric(baseline.Seconds(), "baseline-s")
+		b.ReportMetric(applied.Seconds(), "apply-s")
+		b.ReportMetric(operator.Seconds(), "dexterity-s")
+		b.ReportMetric(operator.Seconds()/baseline.Seconds(), "ratio")
+	}
+}
+
+// BenchmarkSingleClientLatency: one DexStaticClient applied, time until Dex holds it (median of
+// b.N runs; watch-driven, so no polling interval is involved). Target: median ≤ 50 ms.
+func BenchmarkSingleClientLatency(b *testing.B) {
+	ns := setupProvider(b)
+	waitProviderReady(b, ns)
+	ctx := context.Background()
+	lat := make([]time.Duration, 0, b.N)
+	for i := 0; i < b.N; i++ {
+		c := newClient(ns, i)
+		start := time.Now()
+		if err := k8s.Create(ctx, c); err != nil {
+			b.Fatal(err)
+		}
+		id := ns + "-" + c.Name
+		for {
+			if _, err := dapi.GetClient(ctx, &api.GetClientReq{Id: id}); err == nil {
+				break
+			}
+			if time.Since(start) > 30*time.Second {
+				b.Fatalf("client %s not in Dex after 30s", id)
+			}
+			time.Sleep(time.Millisecond) // polling granularity of the measurement, not an assertion
+		}
+		lat = append(lat, time.Since(start))
+	}
+	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "median-ms")
+	b.ReportMetric(float64(lat[len(lat)*9/10].Microseconds())/1000, "p90-ms")
+}
+
+func waitProviderReady(b *testing.B, ns string) {
+	b.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for time.Now().Before(deadline) {
+		p := &dexv1.OIDCProvider{}
+		if err := k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "dex"}, p); err == nil && meta.IsStatusConditionTrue(p.Status.Conditions, dexv1.ConditionReady) {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Fatal("provider not Ready")
+}
+
+func waitAllReady(b *testing.B, ns string, n int, timeout time.Duration) {
+	b.Helper()
+	deadline := time.Now().Add(timeout)
+	last := ""
+	for time.Now().Before(deadline) {
+		var list dexv1.DexStaticClientList
+		if err := k8s.List(context.Background(), &list, client.InNamespace(ns)); err != nil {
+			b.Fatal(err)
+		}
+		ready := 0
+		for _, c := range list.Items {
+			if meta.IsStatusConditionTrue(c.Status.Conditions, dexv1.ConditionReady) {
+				ready++
+			} else if r := meta.FindStatusCondition(c.Status.Conditions, dexv1.ConditionReady); r != nil {
+				last = fmt.Sprintf("%d/%d Ready; %s: %s %s", ready, n, c.Name, r.Reason, r.Message)
+			} else {
+				last = fmt.Sprintf("%d/%d Ready; %s: no Ready condition", ready, n, c.Name)
+			}
+		}
+		if ready == n {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	b.Fatalf("not all %d clients Ready within %s: %s", n, timeout, last)
+}
