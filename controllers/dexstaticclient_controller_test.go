@@ -289,6 +289,30 @@ func TestClientIDOwnership(t *testing.T) {
 	})
 }
 
+// The manager may die between its first write to Dex and the status update. The claim it wrote
+// before that write makes the restarted manager treat the client as its own.
+func TestClaimSurvivesCrashBeforeStatus(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	dapi := dexAPI(t, plainDex)
+	ns := providerFor(t, plainDex, nil)
+	id := ns + "-crashed"
+	_, err := dapi.CreateClient(ctx, &api.CreateClientReq{Client: &api.Client{Id: id, Name: "half done", Public: true, RedirectUris: []string{"https://x.example.com/cb"}}})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	c := &dexv1.DexStaticClient{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: "crashed", Namespace: ns,
+			Annotations: map[string]string{controllers.AnnotationRegisteredClientID: id},
+			Finalizers:  []string{controllers.ClientFinalizer},
+		},
+		Spec: dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, Public: true, DisplayName: "finished", RedirectURIs: []string{"https://x.example.com/cb"}},
+	}
+	g.Expect(k8s.Create(ctx, c)).To(Succeed())
+	g.Eventually(clientCondition(client.ObjectKeyFromObject(c), dexv1.ConditionReady), waitTimeout).Should(readyTrue())
+	g.Eventually(dexClient(dapi, id), waitTimeout).Should(HaveField("Name", "finished"))
+}
+
 func TestProviderPolicies(t *testing.T) {
 	ctx := context.Background()
 	provNS := providerFor(t, plainDex, func(d *dexv1.DexAdminSpec) { d.ClientIDPrefix = "{namespace}-" })
