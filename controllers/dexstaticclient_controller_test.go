@@ -13,6 +13,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
@@ -113,13 +114,13 @@ func TestClientLifecycle(t *testing.T) {
 	g.Expect(c.Finalizers).To(ContainElement(controllers.ClientFinalizer))
 
 	// Every field change shows up in Dex.
-	g.Expect(k8s.Get(ctx, key, c)).To(Succeed())
-	c.Spec.DisplayName = "Team tofu (renamed)"
-	c.Spec.RedirectURIs = []string{"https://other.example.com/cb"}
-	c.Spec.LoopbackRedirect = &dexv1.LoopbackRedirect{Ports: []int32{20000, 20001}, Path: "/cb"}
-	c.Spec.TrustedPeers = []string{"peer-c"}
-	c.Spec.LogoURL = "https://other.example.com/logo.png"
-	g.Expect(k8s.Update(ctx, c)).To(Succeed())
+	updateClient(t, key, func(c *dexv1.DexStaticClient) {
+		c.Spec.DisplayName = "Team tofu (renamed)"
+		c.Spec.RedirectURIs = []string{"https://other.example.com/cb"}
+		c.Spec.LoopbackRedirect = &dexv1.LoopbackRedirect{Ports: []int32{20000, 20001}, Path: "/cb"}
+		c.Spec.TrustedPeers = []string{"peer-c"}
+		c.Spec.LogoURL = "https://other.example.com/logo.png"
+	})
 	g.Eventually(dexClient(dapi, id), waitTimeout).Should(And(
 		HaveField("RedirectUris", Equal([]string{"http://localhost:20000/cb", "http://localhost:20001/cb", "https://other.example.com/cb"})),
 		HaveField("Name", "Team tofu (renamed)"),
@@ -129,25 +130,25 @@ func TestClientLifecycle(t *testing.T) {
 	))
 
 	// Clearing a field Dex cannot clear in place (trusted peers, logo) still reaches Dex.
-	g.Expect(k8s.Get(ctx, key, c)).To(Succeed())
-	c.Spec.TrustedPeers = nil
-	c.Spec.LogoURL = ""
-	g.Expect(k8s.Update(ctx, c)).To(Succeed())
+	updateClient(t, key, func(c *dexv1.DexStaticClient) {
+		c.Spec.TrustedPeers = nil
+		c.Spec.LogoURL = ""
+	})
 	g.Eventually(dexClient(dapi, id), waitTimeout).Should(And(HaveField("TrustedPeers", BeEmpty()), HaveField("LogoUrl", "")))
 
 	// public -> confidential with a generated secret: Dex holds the Secret's value.
-	g.Expect(k8s.Get(ctx, key, c)).To(Succeed())
-	c.Spec.Public = false
-	c.Spec.SecretRef = &dexv1.SecretKeyRef{Name: "tofu-client", Key: "client-secret"}
-	c.Spec.GenerateSecret = true
-	g.Expect(k8s.Update(ctx, c)).To(Succeed())
+	updateClient(t, key, func(c *dexv1.DexStaticClient) {
+		c.Spec.Public = false
+		c.Spec.SecretRef = &dexv1.SecretKeyRef{Name: "tofu-client", Key: "client-secret"}
+		c.Spec.GenerateSecret = true
+	})
 	secret := &corev1.Secret{}
 	g.Eventually(func() error { return k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "tofu-client"}, secret) }, waitTimeout).Should(Succeed())
 	g.Expect(secret.Data["client-secret"]).To(HaveLen(43))
 	g.Eventually(dexClient(dapi, id), waitTimeout).Should(And(HaveField("Public", false), HaveField("Secret", string(secret.Data["client-secret"]))))
 
 	// Delete: gone from Dex, finalizer released.
-	g.Expect(k8s.Delete(ctx, c)).To(Succeed())
+	g.Expect(k8s.Delete(ctx, mustGet(t, key))).To(Succeed())
 	g.Eventually(dexClient(dapi, id), waitTimeout).Should(BeNil())
 	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, key, &dexv1.DexStaticClient{})) }, waitTimeout).Should(BeTrue())
 }
@@ -281,9 +282,7 @@ func TestClientIDOwnership(t *testing.T) {
 		g.Eventually(clientCondition(key, dexv1.ConditionReady), waitTimeout).Should(reason(dexv1.ReasonClientExistsInDex))
 		g.Consistently(dexClient(dapi, foreignID), 2*resyncPeriod, 500*time.Millisecond).Should(And(HaveField("Name", "hand-made"), HaveField("Secret", "hand-made-secret")))
 
-		g.Expect(k8s.Get(ctx, key, c)).To(Succeed())
-		c.Spec.AdoptExisting = true
-		g.Expect(k8s.Update(ctx, c)).To(Succeed())
+		updateClient(t, key, func(c *dexv1.DexStaticClient) { c.Spec.AdoptExisting = true })
 		g.Eventually(dexClient(dapi, foreignID), waitTimeout).Should(And(HaveField("Name", "mine now"), HaveField("Public", true)))
 		g.Eventually(clientCondition(key, dexv1.ConditionReady), waitTimeout).Should(readyTrue())
 	})
@@ -379,9 +378,7 @@ func TestDexRestartAndOutage(t *testing.T) {
 		g.Eventually(clientCondition(k, dexv1.ConditionReady), waitTimeout).Should(reason(dexv1.ReasonDexUnavailable))
 	}
 	// A change made during the outage is applied once Dex is back.
-	c := mustGet(t, keys[0])
-	c.Spec.DisplayName = "changed during outage"
-	g.Expect(k8s.Update(ctx, c)).To(Succeed())
+	updateClient(t, keys[0], func(c *dexv1.DexStaticClient) { c.Spec.DisplayName = "changed during outage" })
 
 	g.Expect(d.Start()).To(Succeed())
 	for _, k := range keys {
@@ -429,6 +426,19 @@ func TestSteadyStateResyncMakesNoWrites(t *testing.T) {
 	reads := dex.CallCount(provider, "GetClient") - r0
 	maxResyncs := float64(elapsed)/float64(resyncPeriod*9/10) + 1
 	g.Expect(reads).To(BeNumerically("<=", n*maxResyncs), "at most one read per object per resync")
+}
+
+// updateClient changes a DexStaticClient, retrying on conflicts with the controller's writes.
+func updateClient(t *testing.T, key client.ObjectKey, mut func(*dexv1.DexStaticClient)) {
+	t.Helper()
+	NewWithT(t).Expect(retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		c := &dexv1.DexStaticClient{}
+		if err := k8s.Get(context.Background(), key, c); err != nil {
+			return err
+		}
+		mut(c)
+		return k8s.Update(context.Background(), c)
+	})).To(Succeed())
 }
 
 func mustGet(t *testing.T, key client.ObjectKey) *dexv1.DexStaticClient {
