@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -16,23 +17,29 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+	"sigs.k8s.io/controller-runtime/pkg/source"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/oidc"
 )
 
 // Index of OIDCProviders by the name of their Dex TLS Secret.
 const indexProviderTLSSecret = "spec.dex.tls.secretRef.name"
 
-// OIDCProviderReconciler reconciles OIDCProviders: Dex reachability (and, later, discovery and keys).
+// OIDCProviderReconciler reconciles OIDCProviders: the shared key cache (discovery, JWKS) and
+// Dex reachability, reported in status from the same cache the registry verifies with.
 type OIDCProviderReconciler struct {
 	client.Client
 	Recorder record.EventRecorder
 	Pool     *dex.Pool
+	// Keys is the shared signing-key cache the registry server verifies with.
+	Keys *oidc.Cache
 
 	// HealthInterval is how often a reachable Dex is checked again (default 30s).
 	HealthInterval time.Duration
@@ -53,6 +60,7 @@ func (r *OIDCProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Pool.Forget(req.String())
+			r.Keys.Remove(req.String())
 			return ctrl.Result{}, nil
 		}
 		return ctrl.Result{}, err
@@ -74,6 +82,9 @@ func (r *OIDCProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 	}()
 
+	if err := r.reconcileKeys(ctx, p); err != nil {
+		return ctrl.Result{}, err
+	}
 	if err := r.reconcileDexReachable(ctx, p); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -133,6 +144,9 @@ func tlsSecretName(p *dexv1.OIDCProvider) string {
 // summarizeProvider sets Ready and phase from the specific conditions.
 func summarizeProvider(p *dexv1.OIDCProvider) {
 	var types []string
+	if p.OIDCEnabled() {
+		types = append(types, dexv1.ConditionDiscoveryReady, dexv1.ConditionKeysReady)
+	}
 	if p.Spec.Dex != nil {
 		types = append(types, dexv1.ConditionDexReachable)
 	}
@@ -141,6 +155,9 @@ func summarizeProvider(p *dexv1.OIDCProvider) {
 	switch {
 	case ready.Status == metav1.ConditionTrue:
 		p.Status.Phase, p.Status.Message = dexv1.PhaseReady, ""
+		if k := findCondition(p.Status.Conditions, dexv1.ConditionKeysReady); k.Reason == dexv1.ReasonKeysRefreshFailed {
+			p.Status.Message = k.Message
+		}
 	case ready.Status == metav1.ConditionFalse:
 		p.Status.Phase, p.Status.Message = dexv1.PhaseFailed, ready.Message
 	default:
@@ -169,9 +186,20 @@ func (r *OIDCProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if maxDelay <= 0 {
 		maxDelay = 30 * time.Second
 	}
+	// Every refresh of the key cache (success or failure) re-reconciles the provider so that its
+	// status reflects the cache.
+	refreshed := make(chan event.TypedGenericEvent[*dexv1.OIDCProvider], 64)
+	r.Keys.OnChange(func(key string) {
+		ns, name, _ := strings.Cut(key, "/")
+		select {
+		case refreshed <- event.TypedGenericEvent[*dexv1.OIDCProvider]{Object: &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}}:
+		default: // a full queue already holds work for the providers; the periodic check catches up
+		}
+	})
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&dexv1.OIDCProvider{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.providersForSecret)).
+		WatchesRawSource(source.Channel(refreshed, &handler.TypedEnqueueRequestForObject[*dexv1.OIDCProvider]{})).
 		WithOptions(controller.Options{
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, maxDelay),
 		}).

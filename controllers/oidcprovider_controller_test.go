@@ -48,6 +48,7 @@ func TestDexReachablePlaintext(t *testing.T) {
 		HaveField("Status", metav1.ConditionTrue),
 		HaveField("Reason", dexv1.ReasonDexReachable),
 	))
+	g.Eventually(providerCondition(key, dexv1.ConditionReady), waitTimeout).Should(HaveField("Status", metav1.ConditionTrue))
 	p := &dexv1.OIDCProvider{}
 	g.Expect(k8s.Get(context.Background(), key, p)).To(Succeed())
 	g.Expect(p.Status.Phase).To(Equal(dexv1.PhaseReady))

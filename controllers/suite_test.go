@@ -18,6 +18,7 @@ import (
 
 	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/oidc"
 	"dexterity.dev/dexterity/test/harness"
 )
 
@@ -27,10 +28,14 @@ var (
 	plainDex *harness.Dex
 	mtlsDex  *harness.Dex
 	pool     *dex.Pool
+	keys     *oidc.Cache
 )
 
 // resyncPeriod of drift repair in these tests.
 const resyncPeriod = 3 * time.Second
+
+// keyRefreshInterval caps the signing-key refresh interval in these tests.
+const keyRefreshInterval = 2 * time.Second
 
 func TestMain(m *testing.M) {
 	os.Exit(runSuite(m))
@@ -73,12 +78,19 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	keys = oidc.NewCache()
+	keys.MaxRefreshInterval = keyRefreshInterval
+	if err := (&controllers.KeyCacheSync{Keys: keys}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	pool = dex.NewPool()
 	defer pool.Close()
 	if err := (&controllers.OIDCProviderReconciler{
 		Client:         mgr.GetClient(),
 		Recorder:       mgr.GetEventRecorderFor("dexterity-oidcprovider"),
 		Pool:           pool,
+		Keys:           keys,
 		HealthInterval: 500 * time.Millisecond,
 		MaxRetryDelay:  2 * time.Second,
 	}).SetupWithManager(mgr); err != nil {

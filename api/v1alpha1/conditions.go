@@ -77,6 +77,8 @@ const (
 
 	// ReasonDiscoveryFailed means the discovery document could not be fetched or is invalid.
 	ReasonDiscoveryFailed = "DiscoveryFailed"
+	// ReasonKeysRefreshFailed means the last key refresh failed; the last good keys are still used.
+	ReasonKeysRefreshFailed = "KeysRefreshFailed"
 	// ReasonKeysFetchFailed means the JWKS could not be fetched.
 	ReasonKeysFetchFailed = "KeysFetchFailed"
 	// ReasonCompileError means a GroupBinding expression does not compile to a boolean.

@@ -20,6 +20,7 @@ import (
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/oidc"
 )
 
 var scheme = runtime.NewScheme()
@@ -86,12 +87,17 @@ func run(o options) error {
 		return fmt.Errorf("failed to create manager: %w", err)
 	}
 
+	keys := oidc.NewCache()
+	if err := (&controllers.KeyCacheSync{Keys: keys}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up key cache: %w", err)
+	}
 	pool := dex.NewPool()
 	defer pool.Close()
 	if err := (&controllers.OIDCProviderReconciler{
 		Client:         mgr.GetClient(),
 		Recorder:       mgr.GetEventRecorderFor("dexterity-oidcprovider"),
 		Pool:           pool,
+		Keys:           keys,
 		HealthInterval: o.providerHealthInterval,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up OIDCProvider controller: %w", err)

@@ -27,6 +27,7 @@ import (
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/oidc"
 	"dexterity.dev/dexterity/test/harness"
 )
 
@@ -74,9 +75,14 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	keys := oidc.NewCache()
+	if err := (&controllers.KeyCacheSync{Keys: keys}).SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	pool := dex.NewPool()
 	defer pool.Close()
-	if err := (&controllers.OIDCProviderReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("oidcprovider"), Pool: pool}).SetupWithManager(mgr); err != nil {
+	if err := (&controllers.OIDCProviderReconciler{Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("oidcprovider"), Pool: pool, Keys: keys}).SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

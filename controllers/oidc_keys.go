@@ -1,0 +1,139 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/oidc"
+)
+
+// oidcConfigFor is the key-cache configuration of a provider's spec.
+func oidcConfigFor(p *dexv1.OIDCProvider) oidc.Config {
+	aud := p.Spec.Audiences
+	if len(aud) == 0 {
+		aud = []string{p.Spec.ClientID}
+	}
+	cfg := oidc.Config{
+		IssuerURL:       p.Spec.IssuerURL,
+		DiscoveryURL:    p.Spec.DiscoveryURL,
+		Audiences:       append([]string(nil), aud...),
+		UsernameClaim:   p.Spec.UsernameClaim,
+		GroupsClaim:     p.Spec.GroupsClaim,
+		UsernamePrefix:  p.Spec.UsernamePrefix,
+		GroupsPrefix:    p.Spec.GroupsPrefix,
+		RefreshInterval: time.Duration(p.Spec.JWKSRefreshIntervalSeconds) * time.Second,
+	}
+	if p.Spec.CABundle != "" {
+		cfg.CABundle = []byte(p.Spec.CABundle)
+	}
+	for _, rc := range p.Spec.RequiredClaims {
+		cfg.RequiredClaims = append(cfg.RequiredClaims, oidc.RequiredClaim{Name: rc.Name, Value: rc.Value})
+	}
+	return cfg
+}
+
+// reconcileKeys makes the shared key cache follow the provider and reports DiscoveryReady and
+// KeysReady, and the key fields of the status, from that same cache.
+func (r *OIDCProviderReconciler) reconcileKeys(ctx context.Context, p *dexv1.OIDCProvider) error {
+	key := providerKey(p)
+	if !p.OIDCEnabled() {
+		r.Keys.Remove(key)
+		removeCondition(p, dexv1.ConditionDiscoveryReady)
+		removeCondition(p, dexv1.ConditionKeysReady)
+		p.Status.JWKSURI, p.Status.Keys, p.Status.LastJWKSFetch = "", 0, nil
+		return nil
+	}
+	prov, err := r.Keys.Sync(key, oidcConfigFor(p))
+	if err != nil {
+		msg := fmt.Sprintf("invalid issuer settings: %v", err)
+		setCondition(p, dexv1.ConditionDiscoveryReady, metav1.ConditionFalse, dexv1.ReasonInvalidSpec, msg)
+		setCondition(p, dexv1.ConditionKeysReady, metav1.ConditionFalse, dexv1.ReasonInvalidSpec, msg)
+		return nil
+	}
+	st := prov.Status()
+	switch {
+	case st.DiscoveryReady:
+		setCondition(p, dexv1.ConditionDiscoveryReady, metav1.ConditionTrue, dexv1.ReasonReconciled, "discovery document fetched from "+discoverySource(p))
+	case st.DiscoveryError != "":
+		setCondition(p, dexv1.ConditionDiscoveryReady, metav1.ConditionFalse, dexv1.ReasonDiscoveryFailed, st.DiscoveryError)
+	default:
+		setCondition(p, dexv1.ConditionDiscoveryReady, metav1.ConditionUnknown, dexv1.ReasonProgressing, "fetching the discovery document")
+	}
+	switch {
+	case st.KeysReady && st.LastError == "":
+		setCondition(p, dexv1.ConditionKeysReady, metav1.ConditionTrue, dexv1.ReasonReconciled, fmt.Sprintf("%d signing key(s) loaded from %s", st.Keys, st.JWKSURI))
+	case st.KeysReady:
+		// Still usable: the last good keys are kept. Say so.
+		setCondition(p, dexv1.ConditionKeysReady, metav1.ConditionTrue, dexv1.ReasonKeysRefreshFailed,
+			fmt.Sprintf("the last refresh failed (%s); tokens are verified with the %d key(s) fetched at %s", st.LastError, st.Keys, st.LastFetch.UTC().Format(time.RFC3339)))
+	case st.LastError != "":
+		setCondition(p, dexv1.ConditionKeysReady, metav1.ConditionFalse, dexv1.ReasonKeysFetchFailed, st.LastError)
+	default:
+		setCondition(p, dexv1.ConditionKeysReady, metav1.ConditionUnknown, dexv1.ReasonProgressing, "fetching the signing keys")
+	}
+	p.Status.JWKSURI = st.JWKSURI
+	p.Status.Keys = int32(st.Keys)
+	if !st.LastFetch.IsZero() {
+		t := metav1.NewTime(st.LastFetch)
+		p.Status.LastJWKSFetch = &t
+	}
+	return nil
+}
+
+func discoverySource(p *dexv1.OIDCProvider) string {
+	if p.Spec.DiscoveryURL != "" {
+		return p.Spec.DiscoveryURL
+	}
+	return p.Spec.IssuerURL
+}
+
+// KeyCacheSync keeps the key cache in step with OIDCProviders on every replica, leader or not:
+// the registry server verifies tokens on every replica, so each one loads and refreshes keys.
+type KeyCacheSync struct {
+	Keys *oidc.Cache
+}
+
+// SetupWithManager registers the event handler on the manager's OIDCProvider informer.
+func (s *KeyCacheSync) SetupWithManager(mgr ctrl.Manager) error {
+	inf, err := mgr.GetCache().GetInformer(context.Background(), &dexv1.OIDCProvider{})
+	if err != nil {
+		return fmt.Errorf("failed to get OIDCProvider informer: %w", err)
+	}
+	sync := func(obj any) {
+		p, ok := obj.(*dexv1.OIDCProvider)
+		if !ok {
+			return
+		}
+		key := providerKey(p)
+		if !p.DeletionTimestamp.IsZero() || !p.OIDCEnabled() {
+			s.Keys.Remove(key)
+			return
+		}
+		if _, err := s.Keys.Sync(key, oidcConfigFor(p)); err != nil {
+			log.Log.V(1).Info("Not caching keys of OIDCProvider with invalid issuer settings", "provider", key, "error", err.Error())
+		}
+	}
+	_, err = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    sync,
+		UpdateFunc: func(_, n any) { sync(n) },
+		DeleteFunc: func(obj any) {
+			if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = d.Obj
+			}
+			if p, ok := obj.(*dexv1.OIDCProvider); ok {
+				s.Keys.Remove(providerKey(p))
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("failed to watch OIDCProviders for the key cache: %w", err)
+	}
+	return mgr.Add(s.Keys)
+}

@@ -1,0 +1,205 @@
+package oidc
+
+import (
+	"context"
+	"errors"
+	"math/rand/v2"
+	"reflect"
+	"sync"
+	"time"
+
+	logf "sigs.k8s.io/controller-runtime/pkg/log"
+)
+
+// initialRetryBackoff is the first retry delay after a failed background refresh; it
+// doubles on each further failure, capped at the provider's RefreshInterval.
+const initialRetryBackoff = time.Second
+
+// Cache holds one Provider per key (an OIDCProvider's "namespace/name") and refreshes each
+// in the background. It implements controller-runtime's manager.Runnable and
+// LeaderElectionRunnable; every replica runs it, so every replica has the keys.
+type Cache struct {
+	// MaxRefreshInterval, when set, caps every provider's refresh interval (tests and local
+	// development; users cannot set an interval below 60s).
+	MaxRefreshInterval time.Duration
+
+	mu        sync.Mutex
+	entries   map[string]*cacheEntry
+	listeners []func(key string)
+	runCtx    context.Context // set by Start; nil before Start
+	stopped   bool
+	wg        sync.WaitGroup
+}
+
+type cacheEntry struct {
+	provider *Provider
+	cfg      Config
+	cancel   context.CancelFunc // stops the refresh loop; nil while not running
+}
+
+// NewCache returns an empty Cache.
+func NewCache() *Cache {
+	return &Cache{entries: make(map[string]*cacheEntry)}
+}
+
+// Sync creates the provider for key, or replaces it if cfg differs (reflect.DeepEqual)
+// from the config it was created with, and (re)starts its background refresh loop: the
+// first refresh runs immediately, then every RefreshInterval ±10%, with retries after
+// failures backing off from 1s up to RefreshInterval. Before Start the loop begins when
+// Start runs. An unchanged cfg returns the existing provider untouched. An invalid cfg
+// removes any existing provider for key (tokens must not keep verifying under a config
+// that was replaced) and returns the validation error.
+func (c *Cache) Sync(key string, cfg Config) (*Provider, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if e, ok := c.entries[key]; ok {
+		if reflect.DeepEqual(e.cfg, cfg) {
+			return e.provider, nil
+		}
+	}
+	p, err := newProvider(key, cfg)
+	if err != nil {
+		c.removeLocked(key)
+		return nil, err
+	}
+	if old, ok := c.entries[key]; ok && old.cancel != nil {
+		old.cancel()
+	}
+	e := &cacheEntry{provider: p, cfg: cfg.clone()}
+	c.entries[key] = e
+	c.startLocked(key, e)
+	return p, nil
+}
+
+// Get returns the provider for key.
+func (c *Cache) Get(key string) (*Provider, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[key]
+	if !ok {
+		return nil, false
+	}
+	return e.provider, true
+}
+
+// Remove stops the refresh loop of key's provider and forgets it.
+func (c *Cache) Remove(key string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.removeLocked(key)
+}
+
+func (c *Cache) removeLocked(key string) {
+	e, ok := c.entries[key]
+	if !ok {
+		return
+	}
+	if e.cancel != nil {
+		e.cancel()
+	}
+	delete(c.entries, key)
+	forgetMetrics(key)
+}
+
+// OnChange registers fn to be called, from the refresh goroutine, after every background
+// refresh attempt of a key, successful or not.
+func (c *Cache) OnChange(fn func(key string)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.listeners = append(c.listeners, fn)
+}
+
+// Start starts the refresh loops of all providers, and of those synced later, then blocks
+// until ctx is done and stops them all. It may be called once.
+func (c *Cache) Start(ctx context.Context) error {
+	c.mu.Lock()
+	if c.runCtx != nil || c.stopped {
+		c.mu.Unlock()
+		return errors.New("failed to start OIDC key cache: already started")
+	}
+	c.runCtx = ctx
+	for key, e := range c.entries {
+		c.startLocked(key, e)
+	}
+	c.mu.Unlock()
+
+	<-ctx.Done()
+
+	c.mu.Lock()
+	c.stopped = true
+	for _, e := range c.entries {
+		if e.cancel != nil {
+			e.cancel()
+			e.cancel = nil
+		}
+	}
+	c.mu.Unlock()
+	c.wg.Wait()
+	return nil
+}
+
+// NeedLeaderElection returns false: every replica keeps and refreshes the keys.
+func (c *Cache) NeedLeaderElection() bool {
+	return false
+}
+
+// startLocked starts e's refresh loop if the cache is running.
+func (c *Cache) startLocked(key string, e *cacheEntry) {
+	if c.runCtx == nil || c.stopped || e.cancel != nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(c.runCtx)
+	e.cancel = cancel
+	c.wg.Add(1)
+	go func() {
+		defer c.wg.Done()
+		c.refreshLoop(ctx, key, e.provider)
+	}()
+}
+
+func (c *Cache) refreshLoop(ctx context.Context, key string, p *Provider) {
+	log := logf.FromContext(ctx).WithName("oidc").WithValues("provider", key)
+	interval := p.cfg.RefreshInterval
+	if c.MaxRefreshInterval > 0 {
+		interval = min(interval, c.MaxRefreshInterval)
+	}
+	backoff := initialRetryBackoff
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-timer.C:
+		}
+		err := p.Refresh(ctx)
+		if ctx.Err() != nil {
+			return // stopped or replaced: this attempt's result is of no interest
+		}
+		c.notify(key)
+		var wait time.Duration
+		if err != nil {
+			wait = min(backoff, interval)
+			backoff = min(backoff*2, interval)
+			log.Info("OIDC key refresh failed", "error", err.Error(), "retryIn", wait.String())
+		} else {
+			backoff = initialRetryBackoff
+			wait = jitter(interval)
+		}
+		timer.Reset(wait)
+	}
+}
+
+func (c *Cache) notify(key string) {
+	c.mu.Lock()
+	listeners := append([]func(string){}, c.listeners...)
+	c.mu.Unlock()
+	for _, fn := range listeners {
+		fn(key)
+	}
+}
+
+// jitter returns d scaled by a random factor in [0.9, 1.1).
+func jitter(d time.Duration) time.Duration {
+	return time.Duration(float64(d) * (0.9 + 0.2*rand.Float64()))
+}

@@ -1,0 +1,250 @@
+package oidc
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	gooidc "github.com/coreos/go-oidc/v3/oidc"
+)
+
+// Identity is the verified identity carried by a token.
+type Identity struct {
+	// Subject is the "sub" claim.
+	Subject string
+	// Username is UsernamePrefix + the UsernameClaim.
+	Username string
+	// Groups are the GroupsClaim values (a string or an array of strings), each prefixed
+	// with GroupsPrefix; nil if the claim is absent.
+	Groups []string
+	// HasGroupsClaim reports whether the GroupsClaim was present.
+	HasGroupsClaim bool
+	// Audience is the "aud" claim.
+	Audience []string
+	// AuthorizedParty is the "azp" claim.
+	AuthorizedParty string
+	// Expiry is the "exp" claim.
+	Expiry time.Time
+	// Claims are all claims of the token. Numbers are json.Number.
+	Claims map[string]any
+}
+
+// Verify verifies rawToken: compact JWS with an allowed asymmetric algorithm, issuer,
+// signature against the cached JWKS, expiry, audience (any of Config.Audiences), required
+// claims and the username claim. Errors are *VerifyError.
+func (p *Provider) Verify(ctx context.Context, rawToken string) (*Identity, error) {
+	return p.verifyAndCount(ctx, rawToken, true)
+}
+
+// VerifyForAnyAudience is Verify without the audience check, for callers that decide on
+// the audience themselves (Identity.Audience). Issuer, expiry, signature and required
+// claims are still checked. Errors are *VerifyError.
+func (p *Provider) VerifyForAnyAudience(ctx context.Context, rawToken string) (*Identity, error) {
+	return p.verifyAndCount(ctx, rawToken, false)
+}
+
+func (p *Provider) verifyAndCount(ctx context.Context, rawToken string, checkAudience bool) (*Identity, error) {
+	id, verr := p.verify(ctx, rawToken, checkAudience)
+	if verr != nil {
+		verificationsTotal.WithLabelValues(p.name, string(verr.Reason)).Inc()
+		return nil, verr
+	}
+	verificationsTotal.WithLabelValues(p.name, resultOK).Inc()
+	return id, nil
+}
+
+func (p *Provider) verify(ctx context.Context, raw string, checkAudience bool) (*Identity, *VerifyError) {
+	header, payload, ok := splitJWT(raw)
+	if !ok {
+		return nil, verifyErr(ReasonNotJWT, "token is not a compact JWS")
+	}
+	var hdr struct {
+		Alg string `json:"alg"`
+	}
+	if err := json.Unmarshal(header, &hdr); err != nil {
+		return nil, verifyErr(ReasonNotJWT, "token header is not a JSON object")
+	}
+	claims, err := decodeClaims(payload)
+	if err != nil {
+		return nil, verifyErr(ReasonNotJWT, "token payload is not a JSON object")
+	}
+	if !isAllowedAlg(hdr.Alg) {
+		return nil, verifyErr(ReasonUnsupportedAlg, fmt.Sprintf("signing algorithm %q is not allowed: only asymmetric algorithms are accepted", truncate(hdr.Alg, 32)))
+	}
+	iss, _ := claims["iss"].(string)
+	if iss != p.cfg.IssuerURL {
+		return nil, verifyErr(ReasonWrongIssuer, fmt.Sprintf("token issuer %q does not match %q", truncate(iss, 256), p.cfg.IssuerURL))
+	}
+	if p.keys.Load() == nil {
+		return nil, verifyErr(ReasonNotReady, "no signing keys have been loaded for issuer "+p.cfg.IssuerURL)
+	}
+
+	st := &verifyState{}
+	tok, err := p.verifier.Verify(context.WithValue(ctx, verifyStateKey{}, st), raw)
+	if err != nil {
+		return nil, mapVerifierError(err, st, claims)
+	}
+	if !bytes.Equal(st.payload, payload) {
+		// Not reached for compact JWS, but the claims must come from the verified payload.
+		if claims, err = decodeClaims(st.payload); err != nil {
+			return nil, verifyErr(ReasonNotJWT, "token payload is not a JSON object")
+		}
+	}
+
+	if checkAudience && !slices.ContainsFunc(tok.Audience, func(a string) bool { return slices.Contains(p.cfg.Audiences, a) }) {
+		return nil, verifyErr(ReasonWrongAudience, "token audience does not include any accepted audience")
+	}
+	for _, rc := range p.cfg.RequiredClaims {
+		if verr := checkRequiredClaim(claims, rc); verr != nil {
+			return nil, verr
+		}
+	}
+
+	id := &Identity{
+		Subject:  tok.Subject,
+		Audience: tok.Audience,
+		Expiry:   tok.Expiry,
+		Claims:   claims,
+	}
+	id.AuthorizedParty, _ = claims["azp"].(string)
+	username, ok := claims[p.cfg.UsernameClaim].(string)
+	if !ok || username == "" {
+		return nil, verifyErr(ReasonMissingClaim, fmt.Sprintf("username claim %q is missing or not a non-empty string", p.cfg.UsernameClaim))
+	}
+	id.Username = p.cfg.UsernamePrefix + username
+	if v, present := claims[p.cfg.GroupsClaim]; present && v != nil {
+		groups, ok := stringOrStrings(v)
+		if !ok {
+			return nil, verifyErr(ReasonMissingClaim, fmt.Sprintf("groups claim %q is not a string or an array of strings", p.cfg.GroupsClaim))
+		}
+		id.HasGroupsClaim = true
+		id.Groups = make([]string, len(groups))
+		for i, g := range groups {
+			id.Groups[i] = p.cfg.GroupsPrefix + g
+		}
+	}
+	return id, nil
+}
+
+// mapVerifierError turns an error of go-oidc's IDTokenVerifier into a *VerifyError.
+func mapVerifierError(err error, st *verifyState, claims map[string]any) *VerifyError {
+	if st.err != nil {
+		return st.err
+	}
+	var expired *gooidc.TokenExpiredError
+	if errors.As(err, &expired) {
+		if _, hasExp := claims["exp"]; !hasExp {
+			return verifyErr(ReasonExpired, "token has no exp claim")
+		}
+		return verifyErr(ReasonExpired, "token expired at "+expired.Expiry.UTC().Format(time.RFC3339))
+	}
+	msg := err.Error()
+	switch {
+	case strings.Contains(msg, "different provider"):
+		return verifyErr(ReasonWrongIssuer, "token issuer does not match")
+	case strings.Contains(msg, "nbf"):
+		return verifyErr(ReasonExpired, "token is not valid yet (nbf)")
+	case strings.Contains(msg, "malformed jwt"), strings.Contains(msg, "unmarshal claims"),
+		strings.Contains(msg, "not signed"), strings.Contains(msg, "multiple signatures"),
+		strings.Contains(msg, "source"):
+		return verifyErr(ReasonNotJWT, "token is malformed")
+	}
+	return verifyErr(ReasonBadSignature, "token failed verification")
+}
+
+func checkRequiredClaim(claims map[string]any, rc RequiredClaim) *VerifyError {
+	v, ok := claims[rc.Name]
+	if !ok || v == nil {
+		return verifyErr(ReasonMissingClaim, fmt.Sprintf("required claim %q is missing", rc.Name))
+	}
+	if rc.Value == "" {
+		return nil
+	}
+	s, isString := v.(string)
+	if !isString {
+		s = fmt.Sprint(v)
+	}
+	if s != rc.Value {
+		return verifyErr(ReasonMissingClaim, fmt.Sprintf("required claim %q does not have the required value", rc.Name))
+	}
+	return nil
+}
+
+// stringOrStrings accepts a JSON string or an array of strings.
+func stringOrStrings(v any) ([]string, bool) {
+	switch t := v.(type) {
+	case string:
+		return []string{t}, true
+	case []any:
+		out := make([]string, 0, len(t))
+		for _, e := range t {
+			s, ok := e.(string)
+			if !ok {
+				return nil, false
+			}
+			out = append(out, s)
+		}
+		return out, true
+	}
+	return nil, false
+}
+
+// splitJWT decodes the header and payload of a compact JWS ("h.p.s") without verifying it.
+func splitJWT(raw string) (header, payload []byte, ok bool) {
+	h, rest, found := strings.Cut(raw, ".")
+	if !found {
+		return nil, nil, false
+	}
+	pl, sig, found := strings.Cut(rest, ".")
+	if !found || strings.Contains(sig, ".") || h == "" || pl == "" {
+		return nil, nil, false
+	}
+	header, err := base64.RawURLEncoding.DecodeString(h)
+	if err != nil {
+		return nil, nil, false
+	}
+	payload, err = base64.RawURLEncoding.DecodeString(pl)
+	if err != nil {
+		return nil, nil, false
+	}
+	return header, payload, true
+}
+
+func decodeClaims(payload []byte) (map[string]any, error) {
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	var claims map[string]any
+	if err := dec.Decode(&claims); err != nil {
+		return nil, err
+	}
+	if claims == nil {
+		return nil, errors.New("payload is null")
+	}
+	if dec.More() {
+		return nil, errors.New("trailing data after payload")
+	}
+	return claims, nil
+}
+
+// UnverifiedIssuer returns the "iss" claim of a JWT without verifying the token, to pick
+// the provider that should verify it. It returns "", false if raw is not a JWT.
+func UnverifiedIssuer(raw string) (string, bool) {
+	_, payload, ok := splitJWT(raw)
+	if !ok {
+		return "", false
+	}
+	var claims struct {
+		Iss any `json:"iss"`
+	}
+	if err := json.Unmarshal(payload, &claims); err != nil {
+		return "", false
+	}
+	iss, _ := claims.Iss.(string)
+	return iss, true
+}
