@@ -162,13 +162,20 @@ func (r *DexStaticClientReconciler) reconcileOwnership(ctx context.Context, c *d
 
 // ownsBefore reports whether a takes precedence over b for client id.
 func ownsBefore(a, b *dexv1.DexStaticClient, id string) bool {
-	if ca, cb := claimed(a, id), claimed(b, id); ca != cb {
+	return precedes(a, b, AnnotationRegisteredClientID, id)
+}
+
+// precedes orders claimants of one id in one Dex: the holder of the claim annotation first, then
+// the oldest, then by namespace/name. Deterministic, so every reconcile picks the same owner.
+func precedes(a, b metav1.Object, annotation, id string) bool {
+	if ca, cb := a.GetAnnotations()[annotation] == id, b.GetAnnotations()[annotation] == id; ca != cb {
 		return ca
 	}
-	if !a.CreationTimestamp.Equal(&b.CreationTimestamp) {
-		return a.CreationTimestamp.Before(&b.CreationTimestamp)
+	ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
+	if !ta.Equal(&tb) {
+		return ta.Before(&tb)
 	}
-	return a.Namespace+"/"+a.Name < b.Namespace+"/"+b.Name
+	return a.GetNamespace()+"/"+a.GetName() < b.GetNamespace()+"/"+b.GetName()
 }
 
 func claimed(c *dexv1.DexStaticClient, id string) bool {

@@ -112,6 +112,15 @@ func run(o options) error {
 		return fmt.Errorf("failed to set up DexStaticClient controller: %w", err)
 	}
 
+	if err := (&controllers.DexConnectorReconciler{
+		Client:       mgr.GetClient(),
+		Recorder:     mgr.GetEventRecorderFor("dexterity-dexconnector"),
+		Pool:         pool,
+		ResyncPeriod: o.dexResyncPeriod,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up DexConnector controller: %w", err)
+	}
+
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("failed to add health check: %w", err)
 	}

@@ -1,0 +1,479 @@
+package controllers
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strings"
+	"time"
+
+	api "github.com/dexidp/dex/api/v2"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/connector"
+	"dexterity.dev/dexterity/internal/dex"
+)
+
+const (
+	// ConnectorFinalizer keeps a DexConnector until its connector is deleted from Dex.
+	ConnectorFinalizer = "dexterity.dev/dex-connector"
+	// AnnotationRegisteredConnectorID records, before the first write to Dex, the connector id
+	// this object owns in Dex.
+	AnnotationRegisteredConnectorID = "dexterity.dev/registered-connector-id"
+	// ProbeClientID is the public client Dexterity registers in each Dex it administers to probe
+	// connectors (GET <issuer>/auth/<connector> needs a valid authorization request).
+	ProbeClientID = "dexterity-connector-probe"
+	// ProbeRedirectURI is the probe client's only redirect URI; it is never followed.
+	ProbeRedirectURI = "http://127.0.0.1/dexterity-connector-probe"
+
+	indexConnectorOwnerKey = "dexterity.dev/connector-owner-key"
+	indexConnectorSecret   = "dexterity.dev/connector-secret"
+	indexConnectorProvider = "dexterity.dev/connector-provider"
+)
+
+// DexConnectorReconciler manages upstream identity-provider connectors in Dex.
+type DexConnectorReconciler struct {
+	client.Client
+	Recorder record.EventRecorder
+	Pool     *dex.Pool
+
+	// ResyncPeriod is the (jittered) period of drift repair (default 10m).
+	ResyncPeriod time.Duration
+	// MaxRetryDelay caps the backoff of failed reconciles (default 30s).
+	MaxRetryDelay time.Duration
+}
+
+// +kubebuilder:rbac:groups=dexterity.dev,resources=dexconnectors,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=dexterity.dev,resources=dexconnectors/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=dexterity.dev,resources=dexconnectors/finalizers,verbs=update
+
+// Reconcile makes Dex hold exactly the connector a DexConnector describes.
+func (r *DexConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	c := &dexv1.DexConnector{}
+	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := c.DeepCopy()
+	defer func() { r.patchStatus(ctx, c, before, &retErr) }()
+
+	if !c.DeletionTimestamp.IsZero() {
+		return r.reconcileDelete(ctx, c)
+	}
+	p, err := resolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef)
+	if err == nil {
+		err = r.reconcileOwnership(ctx, c, p)
+	}
+	var cfg []byte
+	if err == nil {
+		cfg, err = r.renderConfig(ctx, c)
+	}
+	if err == nil {
+		err = r.reconcileDexConnector(ctx, c, p, cfg)
+	}
+	if err != nil {
+		return r.blockedOrError(c, err)
+	}
+	r.reconcileHealth(ctx, c, p)
+	return ctrl.Result{RequeueAfter: jitter(r.resyncPeriod())}, nil
+}
+
+func (r *DexConnectorReconciler) blockedOrError(c *dexv1.DexConnector, err error) (ctrl.Result, error) {
+	var b *blocked
+	switch {
+	case errors.As(err, &b):
+		setCondition(c, dexv1.ConditionRegistered, metav1.ConditionFalse, b.Reason, b.Message)
+		return ctrl.Result{RequeueAfter: jitter(r.resyncPeriod())}, nil
+	case dex.IsConnectorsCRUDDisabled(err):
+		setCondition(c, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonConnectorsCRUDDisabled,
+			"Dex refuses connector changes through its API: start Dex with the environment variable DEX_API_CONNECTORS_CRUD=true (e.g. in the Dex Deployment's env), then this object converges on its own")
+		return ctrl.Result{RequeueAfter: jitter(r.resyncPeriod())}, nil
+	case dex.IsUnavailable(err):
+		setCondition(c, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonDexUnavailable,
+			fmt.Sprintf("Dex's gRPC API is unavailable (%v); retrying with backoff, nothing in Dex was changed", err))
+		return ctrl.Result{}, err
+	}
+	setCondition(c, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonProgressing, err.Error())
+	return ctrl.Result{}, err
+}
+
+// reconcileOwnership: one owner per connector id in a Dex (see DexStaticClient).
+func (r *DexConnectorReconciler) reconcileOwnership(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider) error {
+	id := c.Spec.ConnectorID
+	var peers dexv1.DexConnectorList
+	if err := r.List(ctx, &peers, client.MatchingFields{indexConnectorOwnerKey: ownerKey(providerKey(p), id)}); err != nil {
+		return fmt.Errorf("failed to list DexConnectors for connector id %s: %w", id, err)
+	}
+	var winner metav1.Object = c
+	for i := range peers.Items {
+		if o := &peers.Items[i]; o.UID != c.UID && precedes(o, winner, AnnotationRegisteredConnectorID, id) {
+			winner = o
+		}
+	}
+	if winner == metav1.Object(c) {
+		return nil
+	}
+	if c.Annotations[AnnotationRegisteredConnectorID] == id {
+		orig := c.DeepCopy()
+		delete(c.Annotations, AnnotationRegisteredConnectorID)
+		controllerutil.RemoveFinalizer(c, ConnectorFinalizer)
+		if err := r.patchMetadata(ctx, c, client.MergeFrom(orig)); err != nil {
+			return fmt.Errorf("failed to drop the claim on connector id %s: %w", id, err)
+		}
+	}
+	return &blocked{dexv1.ReasonConnectorIDConflict, fmt.Sprintf("connector id %q in the Dex of OIDCProvider %s is owned by DexConnector %s/%s; choose another spec.connectorId", id, providerKey(p), winner.GetNamespace(), winner.GetName())}
+}
+
+// renderConfig checks spec.config (no literal secrets), injects the Secret values and checks the
+// result against Dex's own config type. The rendered config lives only in memory.
+func (r *DexConnectorReconciler) renderConfig(ctx context.Context, c *dexv1.DexConnector) ([]byte, error) {
+	var raw []byte
+	if c.Spec.Config != nil {
+		raw = c.Spec.Config.Raw
+	}
+	typ := string(c.Spec.Type)
+	if lit := connector.LiteralSecrets(typ, raw); len(lit) > 0 {
+		paths := make([]string, len(lit))
+		for i, l := range lit {
+			paths[i] = "spec.config." + l
+		}
+		return nil, &blocked{dexv1.ReasonInvalidConfig, fmt.Sprintf("%s: secret values must not be written in spec.config; remove them and add spec.secrets entries, e.g. {path: %s, secretRef: {name: <secret>, key: <key>}}", strings.Join(paths, ", "), lit[0])}
+	}
+	values := map[string]string{}
+	for i, s := range c.Spec.Secrets {
+		var sec corev1.Secret
+		err := r.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: s.SecretRef.Name}, &sec)
+		if apierrors.IsNotFound(err) || (err == nil && len(sec.Data[s.SecretRef.Key]) == 0) {
+			return nil, &blocked{dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secrets[%d].secretRef: Secret %s/%s with key %q not found or empty; create it. The connector in Dex is left as it is", i, c.Namespace, s.SecretRef.Name, s.SecretRef.Key)}
+		}
+		if err != nil {
+			return nil, fmt.Errorf("failed to get Secret %s/%s: %w", c.Namespace, s.SecretRef.Name, err)
+		}
+		values[s.Path] = string(sec.Data[s.SecretRef.Key])
+	}
+	cfg := raw
+	if len(cfg) == 0 {
+		cfg = []byte("{}")
+	}
+	cfg, err := connector.Inject(cfg, values)
+	if err != nil {
+		return nil, &blocked{dexv1.ReasonInvalidConfig, "spec.secrets: " + err.Error()}
+	}
+	if errs := connector.Validate(typ, cfg); len(errs) > 0 {
+		msgs := make([]string, 0, len(errs))
+		for _, e := range errs {
+			if e.Path == "" {
+				msgs = append(msgs, "spec.type: "+e.Message)
+				continue
+			}
+			msgs = append(msgs, "spec.config."+e.Path+": "+e.Message)
+		}
+		return nil, &blocked{dexv1.ReasonInvalidConfig, "Dex would not load this " + typ + " connector: " + strings.Join(msgs, "; ")}
+	}
+	return cfg, nil
+}
+
+// reconcileDexConnector compares the connector in Dex with the desired one and writes only what
+// differs. UpdateConnector always gets the full type, name and config (Dex requires it).
+func (r *DexConnectorReconciler) reconcileDexConnector(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider, cfg []byte) error {
+	dc, err := dexClientFor(ctx, r.Client, r.Pool, p)
+	if err != nil {
+		return &blocked{dexv1.ReasonDexUnavailable, fmt.Sprintf("OIDCProvider %s cannot connect to Dex: %v", providerKey(p), err)}
+	}
+	id := c.Spec.ConnectorID
+	all, err := dc.ListConnectors(ctx)
+	if err != nil {
+		return err
+	}
+	var actual *api.Connector
+	for _, a := range all {
+		if a.GetId() == id {
+			actual = a
+		}
+	}
+	claimedHere := c.Annotations[AnnotationRegisteredConnectorID] == id
+	if actual != nil && !claimedHere {
+		return &blocked{dexv1.ReasonConnectorExistsInDex, fmt.Sprintf("connector id %q already exists in Dex (from Dex's config file or created by hand) and is left untouched; choose another spec.connectorId", id)}
+	}
+	if err := r.claim(ctx, c, id); err != nil {
+		return err
+	}
+	name := c.Spec.DisplayName
+	if name == "" {
+		name = id
+	}
+	desired := &api.Connector{Id: id, Type: string(c.Spec.Type), Name: name, Config: cfg}
+	logger := log.FromContext(ctx).WithValues("connectorId", id)
+	switch {
+	case actual == nil:
+		if err := dc.CreateConnector(ctx, desired); err != nil {
+			return fmt.Errorf("failed to create connector %s in Dex: %w", id, err)
+		}
+		logger.Info("Created connector in Dex")
+		r.Recorder.Eventf(c, corev1.EventTypeNormal, "Created", "Created connector %s in Dex", id)
+	case actual.GetType() != desired.Type || actual.GetName() != desired.Name || !sameJSON(actual.GetConfig(), cfg):
+		if err := dc.UpdateConnector(ctx, &api.UpdateConnectorReq{Id: id, NewType: desired.Type, NewName: desired.Name, NewConfig: cfg}); err != nil {
+			return fmt.Errorf("failed to update connector %s in Dex: %w", id, err)
+		}
+		logger.Info("Updated connector in Dex")
+		r.Recorder.Eventf(c, corev1.EventTypeNormal, "Updated", "Updated connector %s in Dex", id)
+	}
+	setCondition(c, dexv1.ConditionRegistered, metav1.ConditionTrue, dexv1.ReasonReconciled, "connector registered in Dex")
+	return nil
+}
+
+func sameJSON(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return bytes.Equal(a, b)
+	}
+	return reflect.DeepEqual(x, y)
+}
+
+func (r *DexConnectorReconciler) claim(ctx context.Context, c *dexv1.DexConnector, id string) error {
+	if c.Annotations[AnnotationRegisteredConnectorID] == id && controllerutil.ContainsFinalizer(c, ConnectorFinalizer) {
+		return nil
+	}
+	orig := c.DeepCopy()
+	if c.Annotations == nil {
+		c.Annotations = map[string]string{}
+	}
+	c.Annotations[AnnotationRegisteredConnectorID] = id
+	controllerutil.AddFinalizer(c, ConnectorFinalizer)
+	if err := r.patchMetadata(ctx, c, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("failed to record ownership of connector id %s: %w", id, err)
+	}
+	return nil
+}
+
+func (r *DexConnectorReconciler) patchMetadata(ctx context.Context, c *dexv1.DexConnector, patch client.Patch) error {
+	status := c.Status.DeepCopy()
+	err := r.Patch(ctx, c, patch)
+	c.Status = *status
+	return err
+}
+
+// reconcileHealth probes GET <issuer>/auth/<id> without following redirects: a redirect means
+// Dex initialised the connector, 400 means it failed to.
+func (r *DexConnectorReconciler) reconcileHealth(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider) {
+	dc, err := dexClientFor(ctx, r.Client, r.Pool, p)
+	if err == nil {
+		err = dc.CreateClient(ctx, &api.Client{Id: ProbeClientID, Name: "Dexterity connector probe", Public: true, RedirectUris: []string{ProbeRedirectURI}})
+		if dex.IsAlreadyExists(err) {
+			err = nil
+		}
+	}
+	if err != nil {
+		setCondition(c, dexv1.ConditionConnectorHealthy, metav1.ConditionUnknown, dexv1.ReasonDexUnavailable, fmt.Sprintf("cannot prepare the health probe: %v", err))
+		return
+	}
+	code, err := probeConnector(ctx, p, c.Spec.ConnectorID)
+	switch {
+	case err != nil:
+		setCondition(c, dexv1.ConditionConnectorHealthy, metav1.ConditionUnknown, dexv1.ReasonDexUnavailable, fmt.Sprintf("health probe failed: %v", err))
+	case code >= 300 && code < 400:
+		setCondition(c, dexv1.ConditionConnectorHealthy, metav1.ConditionTrue, dexv1.ReasonReconciled, "Dex initialised the connector")
+	case code == http.StatusBadRequest:
+		setCondition(c, dexv1.ConditionConnectorHealthy, metav1.ConditionFalse, dexv1.ReasonConnectorFailed, "Dex failed to initialise the connector (GET /auth/"+c.Spec.ConnectorID+" answered 400); check the config values and Dex's log")
+	default:
+		setCondition(c, dexv1.ConditionConnectorHealthy, metav1.ConditionUnknown, dexv1.ReasonProgressing, fmt.Sprintf("health probe answered HTTP %d", code))
+	}
+}
+
+func probeConnector(ctx context.Context, p *dexv1.OIDCProvider, id string) (int, error) {
+	base := strings.TrimSuffix(p.Spec.IssuerURL, "/")
+	if p.Spec.DiscoveryURL != "" {
+		base = strings.TrimSuffix(strings.TrimSuffix(p.Spec.DiscoveryURL, "/.well-known/openid-configuration"), "/")
+	}
+	q := url.Values{"client_id": {ProbeClientID}, "redirect_uri": {ProbeRedirectURI}, "response_type": {"code"}, "scope": {"openid"}, "state": {"dexterity-probe"}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/auth/"+url.PathEscape(id)+"?"+q.Encode(), nil)
+	if err != nil {
+		return 0, err
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	if p.Spec.CABundle != "" {
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM([]byte(p.Spec.CABundle))
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+	}
+	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	_ = resp.Body.Close()
+	return resp.StatusCode, nil
+}
+
+func (r *DexConnectorReconciler) reconcileDelete(ctx context.Context, c *dexv1.DexConnector) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(c, ConnectorFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	setCondition(c, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonDeleting, "deleting the connector from Dex")
+	if id := c.Annotations[AnnotationRegisteredConnectorID]; id != "" {
+		p := &dexv1.OIDCProvider{}
+		err := r.Get(ctx, refKey(c.Namespace, c.Spec.ProviderRef), p)
+		switch {
+		case apierrors.IsNotFound(err) || (err == nil && p.Spec.Dex == nil):
+			r.Recorder.Eventf(c, corev1.EventTypeWarning, dexv1.ReasonProviderNotFound, "OIDCProvider %s is gone or no longer administers Dex; connector %s could not be deleted from Dex", refKey(c.Namespace, c.Spec.ProviderRef), id)
+		case err != nil:
+			return ctrl.Result{}, err
+		default:
+			dc, err := dexClientFor(ctx, r.Client, r.Pool, p)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			if err := dc.DeleteConnector(ctx, id); err != nil && !dex.IsNotFound(err) {
+				setCondition(c, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonDexUnavailable, fmt.Sprintf("cannot delete connector %s from Dex yet: %v; retrying", id, err))
+				return ctrl.Result{}, err
+			}
+			r.Recorder.Eventf(c, corev1.EventTypeNormal, "Deleted", "Deleted connector %s from Dex", id)
+		}
+	}
+	orig := c.DeepCopy()
+	controllerutil.RemoveFinalizer(c, ConnectorFinalizer)
+	if err := r.patchMetadata(ctx, c, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, fmt.Errorf("failed to remove finalizer: %w", err)
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *DexConnectorReconciler) patchStatus(ctx context.Context, c *dexv1.DexConnector, before *dexv1.DexConnector, retErr *error) {
+	if !c.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(c, ConnectorFinalizer) {
+		return
+	}
+	if c.DeletionTimestamp.IsZero() {
+		if r := meta.FindStatusCondition(c.Status.Conditions, dexv1.ConditionRegistered); r != nil && r.Status != metav1.ConditionTrue {
+			removeCondition(c, dexv1.ConditionConnectorHealthy)
+		}
+		summarizeReady(c, dexv1.ConditionRegistered, dexv1.ConditionConnectorHealthy)
+	}
+	if *retErr == nil {
+		c.Status.ObservedGeneration = c.Generation
+	}
+	recordReadyTransition(r.Recorder, c, before.Status.Conditions)
+	if reflect.DeepEqual(conditionsWithoutTime(before.Status.Conditions), conditionsWithoutTime(c.Status.Conditions)) && before.Status.ObservedGeneration == c.Status.ObservedGeneration {
+		return
+	}
+	if err := r.Status().Patch(ctx, c, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+		*retErr = errors.Join(*retErr, fmt.Errorf("failed to patch DexConnector status: %w", err))
+	}
+}
+
+func conditionsWithoutTime(in []metav1.Condition) []metav1.Condition {
+	out := make([]metav1.Condition, len(in))
+	for i, c := range in {
+		c.LastTransitionTime = metav1.Time{}
+		out[i] = c
+	}
+	return out
+}
+
+func (r *DexConnectorReconciler) resyncPeriod() time.Duration {
+	if r.ResyncPeriod > 0 {
+		return r.ResyncPeriod
+	}
+	return 10 * time.Minute
+}
+
+// SetupWithManager registers the controller, its indexes and watches.
+func (r *DexConnectorReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	ctx := context.Background()
+	if err := idx.IndexField(ctx, &dexv1.DexConnector{}, indexConnectorOwnerKey, func(o client.Object) []string {
+		c := o.(*dexv1.DexConnector)
+		return []string{ownerKey(refKey(c.Namespace, c.Spec.ProviderRef).String(), c.Spec.ConnectorID)}
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &dexv1.DexConnector{}, indexConnectorSecret, func(o client.Object) []string {
+		var out []string
+		for _, s := range o.(*dexv1.DexConnector).Spec.Secrets {
+			out = append(out, s.SecretRef.Name)
+		}
+		return out
+	}); err != nil {
+		return err
+	}
+	if err := idx.IndexField(ctx, &dexv1.DexConnector{}, indexConnectorProvider, func(o client.Object) []string {
+		c := o.(*dexv1.DexConnector)
+		return []string{refKey(c.Namespace, c.Spec.ProviderRef).String()}
+	}); err != nil {
+		return err
+	}
+	maxDelay := r.MaxRetryDelay
+	if maxDelay <= 0 {
+		maxDelay = 30 * time.Second
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&dexv1.DexConnector{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}))).
+		Watches(&dexv1.DexConnector{}, handler.Funcs{DeleteFunc: r.enqueuePeersOnDelete}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.connectorsForSecret)).
+		Watches(&dexv1.OIDCProvider{}, handler.EnqueueRequestsFromMapFunc(r.connectorsForProvider), builder.WithPredicates(providerChanged{})).
+		WithOptions(controller.Options{
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, maxDelay),
+		}).
+		Named("dexconnector").
+		Complete(r)
+}
+
+func (r *DexConnectorReconciler) enqueuePeersOnDelete(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	c, ok := e.Object.(*dexv1.DexConnector)
+	if !ok {
+		return
+	}
+	var peers dexv1.DexConnectorList
+	if err := r.List(ctx, &peers, client.MatchingFields{indexConnectorOwnerKey: ownerKey(refKey(c.Namespace, c.Spec.ProviderRef).String(), c.Spec.ConnectorID)}); err != nil {
+		return
+	}
+	for _, p := range peers.Items {
+		q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+	}
+}
+
+func (r *DexConnectorReconciler) connectorsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
+	var list dexv1.DexConnectorList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexConnectorSecret: o.GetName()}); err != nil {
+		return nil
+	}
+	return connectorRequests(list.Items)
+}
+
+func (r *DexConnectorReconciler) connectorsForProvider(ctx context.Context, o client.Object) []reconcile.Request {
+	var list dexv1.DexConnectorList
+	if err := r.List(ctx, &list, client.MatchingFields{indexConnectorProvider: client.ObjectKeyFromObject(o).String()}); err != nil {
+		return nil
+	}
+	return connectorRequests(list.Items)
+}
+
+func connectorRequests(items []dexv1.DexConnector) []reconcile.Request {
+	out := make([]reconcile.Request, 0, len(items))
+	for _, c := range items {
+		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Name}})
+	}
+	return out
+}
