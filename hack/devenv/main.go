@@ -222,7 +222,21 @@ func notReadyObjects(ctx context.Context, c client.Client) (string, int, error) 
 	if err := c.List(ctx, &clients); err != nil {
 		return "", 0, err
 	}
+	var connectors dexv1.DexConnectorList
+	if err := c.List(ctx, &connectors); err != nil {
+		return "", 0, err
+	}
 	n := 0
+	for _, k := range connectors.Items {
+		n++
+		if !meta.IsStatusConditionTrue(k.Status.Conditions, dexv1.ConditionReady) {
+			msg := ""
+			if r := meta.FindStatusCondition(k.Status.Conditions, dexv1.ConditionReady); r != nil {
+				msg = r.Reason + ": " + r.Message
+			}
+			return fmt.Sprintf("DexConnector %s/%s: %s", k.Namespace, k.Name, msg), n, nil
+		}
+	}
 	for _, p := range providers.Items {
 		n++
 		if !meta.IsStatusConditionTrue(p.Status.Conditions, dexv1.ConditionReady) {
