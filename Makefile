@@ -72,3 +72,4 @@ docker-build: ## Build the container image (needs a Docker engine).
 bench: tools ## Run the benchmarks of docs/benchmarks.md (prints figures and ratios).
 	go test ./test/bench/ -run '^$$' -bench . -benchtime 1x -timeout 30m
 	go test ./test/bench/ -run '^$$' -bench SingleClientLatency -benchtime 50x -timeout 10m
+	go test ./internal/oidc/ -run '^$$' -bench . -benchtime 3000x -count 3
