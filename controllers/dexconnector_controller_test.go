@@ -118,6 +118,12 @@ func TestConnectorSecretsInjected(t *testing.T) {
 	g.Expect(k8s.Update(ctx, sec)).To(Succeed())
 	g.Eventually(configOf, waitTimeout).Should(HaveKeyWithValue("clientSecret", second))
 
+	// A config changed behind Dexterity's back is restored by drift repair.
+	_, err := dapi.UpdateConnector(ctx, &api.UpdateConnectorReq{Id: id, NewType: "github", NewName: "hand-edited", NewConfig: []byte(`{"clientID":"hand-edited"}`)})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(configOf, 2*resyncPeriod+10*time.Second).Should(And(HaveKeyWithValue("clientID", "abc"), HaveKeyWithValue("clientSecret", second)))
+	g.Eventually(dexConnector(dapi, id), waitTimeout).Should(HaveField("Name", "Login with "+id))
+
 	obj := &dexv1.DexConnector{}
 	g.Expect(k8s.Get(ctx, key, obj)).To(Succeed())
 	dump, _ := json.Marshal(obj)

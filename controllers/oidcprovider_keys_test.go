@@ -83,6 +83,25 @@ func TestProviderKeysFromRealDex(t *testing.T) {
 	g.Expect(prov.Status().Fetches - before).To(BeNumerically("<=", 1))
 }
 
+// A token from the real Dex fails with "expired" once its exp has passed.
+func TestProviderKeysExpiredDexToken(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	d, err := harness.StartDex(harness.DexOptions{Dir: filepath.Join(t.TempDir(), "dex"), IDTokenTTL: "2s"})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = d.Stop() })
+	key := createOIDCProvider(t, newNamespace(t), dexv1.OIDCProviderSpec{IssuerURL: d.IssuerURL(), ClientID: harness.HarnessClientID})
+	g.Eventually(providerCondition(key, dexv1.ConditionReady), waitTimeout).Should(HaveField("Status", metav1.ConditionTrue))
+	prov, _ := keys.Get(key.String())
+	tok := passwordToken(t, d)
+	_, err = prov.Verify(ctx, tok)
+	g.Expect(err).NotTo(HaveOccurred(), "fresh token verifies")
+	g.Eventually(func() oidc.Reason {
+		_, err := prov.Verify(ctx, tok)
+		return oidc.ReasonOf(err)
+	}, 15*time.Second, 250*time.Millisecond).Should(Equal(oidc.ReasonExpired))
+}
+
 // An in-process HTTPS issuer with its own CA: TLS failure without caBundle, Ready with it, key
 // rotation picked up, and last good keys kept while the issuer is down.
 func TestProviderKeysPrivateCA(t *testing.T) {

@@ -109,6 +109,8 @@ type DexOptions struct {
 	// HTTPPort and GRPCPort are the loopback ports Dex listens on.
 	// Zero picks a free port.
 	HTTPPort, GRPCPort int
+	// IDTokenTTL sets Dex's expiry.idTokens (e.g. "2s"); empty keeps Dex's default (24h).
+	IDTokenTTL string
 }
 
 // Dex is a Dex server running as a subprocess. It is safe for concurrent use.
@@ -497,6 +499,9 @@ func (d *Dex) writeConfig(opts DexOptions) error {
 			"redirectURIs": []string{HarnessRedirectURI},
 		}},
 		"logger": map[string]any{"level": "debug", "format": "text"},
+	}
+	if opts.IDTokenTTL != "" {
+		cfg["expiry"] = map[string]any{"idTokens": opts.IDTokenTTL}
 	}
 
 	data, err := yaml.Marshal(cfg)
