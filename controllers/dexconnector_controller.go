@@ -36,6 +36,7 @@ import (
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/connector"
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/tenancy"
 )
 
 const (
@@ -83,7 +84,7 @@ func (r *DexConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if !c.DeletionTimestamp.IsZero() {
 		return r.reconcileDelete(ctx, c)
 	}
-	p, err := resolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef)
+	p, err := tenancy.ResolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef)
 	if err == nil {
 		err = r.reconcileOwnership(ctx, c, p)
 	}
@@ -124,12 +125,12 @@ func (r *DexConnectorReconciler) blockedOrError(c *dexv1.DexConnector, err error
 func (r *DexConnectorReconciler) reconcileOwnership(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider) error {
 	id := c.Spec.ConnectorID
 	var peers dexv1.DexConnectorList
-	if err := r.List(ctx, &peers, client.MatchingFields{indexConnectorOwnerKey: ownerKey(providerKey(p), id)}); err != nil {
+	if err := r.List(ctx, &peers, client.MatchingFields{indexConnectorOwnerKey: tenancy.OwnerKey(providerKey(p), id)}); err != nil {
 		return fmt.Errorf("failed to list DexConnectors for connector id %s: %w", id, err)
 	}
 	var winner metav1.Object = c
 	for i := range peers.Items {
-		if o := &peers.Items[i]; o.UID != c.UID && precedes(o, winner, AnnotationRegisteredConnectorID, id) {
+		if o := &peers.Items[i]; o.UID != c.UID && tenancy.Precedes(o, winner, AnnotationRegisteredConnectorID, id) {
 			winner = o
 		}
 	}
@@ -144,7 +145,7 @@ func (r *DexConnectorReconciler) reconcileOwnership(ctx context.Context, c *dexv
 			return fmt.Errorf("failed to drop the claim on connector id %s: %w", id, err)
 		}
 	}
-	return &blocked{dexv1.ReasonConnectorIDConflict, fmt.Sprintf("connector id %q in the Dex of OIDCProvider %s is owned by DexConnector %s/%s; choose another spec.connectorId", id, providerKey(p), winner.GetNamespace(), winner.GetName())}
+	return newBlocked(dexv1.ReasonConnectorIDConflict, fmt.Sprintf("connector id %q in the Dex of OIDCProvider %s is owned by DexConnector %s/%s; choose another spec.connectorId", id, providerKey(p), winner.GetNamespace(), winner.GetName()))
 }
 
 // renderConfig checks spec.config (no literal secrets), injects the Secret values and checks the
@@ -160,14 +161,14 @@ func (r *DexConnectorReconciler) renderConfig(ctx context.Context, c *dexv1.DexC
 		for i, l := range lit {
 			paths[i] = "spec.config." + l
 		}
-		return nil, &blocked{dexv1.ReasonInvalidConfig, fmt.Sprintf("%s: secret values must not be written in spec.config; remove them and add spec.secrets entries, e.g. {path: %s, secretRef: {name: <secret>, key: <key>}}", strings.Join(paths, ", "), lit[0])}
+		return nil, newBlocked(dexv1.ReasonInvalidConfig, fmt.Sprintf("%s: secret values must not be written in spec.config; remove them and add spec.secrets entries, e.g. {path: %s, secretRef: {name: <secret>, key: <key>}}", strings.Join(paths, ", "), lit[0]))
 	}
 	values := map[string]string{}
 	for i, s := range c.Spec.Secrets {
 		var sec corev1.Secret
 		err := r.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: s.SecretRef.Name}, &sec)
 		if apierrors.IsNotFound(err) || (err == nil && len(sec.Data[s.SecretRef.Key]) == 0) {
-			return nil, &blocked{dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secrets[%d].secretRef: Secret %s/%s with key %q not found or empty; create it. The connector in Dex is left as it is", i, c.Namespace, s.SecretRef.Name, s.SecretRef.Key)}
+			return nil, newBlocked(dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secrets[%d].secretRef: Secret %s/%s with key %q not found or empty; create it. The connector in Dex is left as it is", i, c.Namespace, s.SecretRef.Name, s.SecretRef.Key))
 		}
 		if err != nil {
 			return nil, fmt.Errorf("failed to get Secret %s/%s: %w", c.Namespace, s.SecretRef.Name, err)
@@ -180,7 +181,7 @@ func (r *DexConnectorReconciler) renderConfig(ctx context.Context, c *dexv1.DexC
 	}
 	cfg, err := connector.Inject(cfg, values)
 	if err != nil {
-		return nil, &blocked{dexv1.ReasonInvalidConfig, "spec.secrets: " + err.Error()}
+		return nil, newBlocked(dexv1.ReasonInvalidConfig, "spec.secrets: " + err.Error())
 	}
 	if errs := connector.Validate(typ, cfg); len(errs) > 0 {
 		msgs := make([]string, 0, len(errs))
@@ -191,7 +192,7 @@ func (r *DexConnectorReconciler) renderConfig(ctx context.Context, c *dexv1.DexC
 			}
 			msgs = append(msgs, "spec.config."+e.Path+": "+e.Message)
 		}
-		return nil, &blocked{dexv1.ReasonInvalidConfig, "Dex would not load this " + typ + " connector: " + strings.Join(msgs, "; ")}
+		return nil, newBlocked(dexv1.ReasonInvalidConfig, "Dex would not load this " + typ + " connector: " + strings.Join(msgs, "; "))
 	}
 	return cfg, nil
 }
@@ -201,7 +202,7 @@ func (r *DexConnectorReconciler) renderConfig(ctx context.Context, c *dexv1.DexC
 func (r *DexConnectorReconciler) reconcileDexConnector(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider, cfg []byte) error {
 	dc, err := dexClientFor(ctx, r.Client, r.Pool, p)
 	if err != nil {
-		return &blocked{dexv1.ReasonDexUnavailable, fmt.Sprintf("OIDCProvider %s cannot connect to Dex: %v", providerKey(p), err)}
+		return newBlocked(dexv1.ReasonDexUnavailable, fmt.Sprintf("OIDCProvider %s cannot connect to Dex: %v", providerKey(p), err))
 	}
 	id := c.Spec.ConnectorID
 	all, err := dc.ListConnectors(ctx)
@@ -216,7 +217,7 @@ func (r *DexConnectorReconciler) reconcileDexConnector(ctx context.Context, c *d
 	}
 	claimedHere := c.Annotations[AnnotationRegisteredConnectorID] == id
 	if actual != nil && !claimedHere {
-		return &blocked{dexv1.ReasonConnectorExistsInDex, fmt.Sprintf("connector id %q already exists in Dex (from Dex's config file or created by hand) and is left untouched; choose another spec.connectorId", id)}
+		return newBlocked(dexv1.ReasonConnectorExistsInDex, fmt.Sprintf("connector id %q already exists in Dex (from Dex's config file or created by hand) and is left untouched; choose another spec.connectorId", id))
 	}
 	if err := r.claim(ctx, c, id); err != nil {
 		return err
@@ -335,10 +336,10 @@ func (r *DexConnectorReconciler) reconcileDelete(ctx context.Context, c *dexv1.D
 	setCondition(c, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonDeleting, "deleting the connector from Dex")
 	if id := c.Annotations[AnnotationRegisteredConnectorID]; id != "" {
 		p := &dexv1.OIDCProvider{}
-		err := r.Get(ctx, refKey(c.Namespace, c.Spec.ProviderRef), p)
+		err := r.Get(ctx, tenancy.RefKey(c.Namespace, c.Spec.ProviderRef), p)
 		switch {
 		case apierrors.IsNotFound(err) || (err == nil && p.Spec.Dex == nil):
-			r.Recorder.Eventf(c, corev1.EventTypeWarning, dexv1.ReasonProviderNotFound, "OIDCProvider %s is gone or no longer administers Dex; connector %s could not be deleted from Dex", refKey(c.Namespace, c.Spec.ProviderRef), id)
+			r.Recorder.Eventf(c, corev1.EventTypeWarning, dexv1.ReasonProviderNotFound, "OIDCProvider %s is gone or no longer administers Dex; connector %s could not be deleted from Dex", tenancy.RefKey(c.Namespace, c.Spec.ProviderRef), id)
 		case err != nil:
 			return ctrl.Result{}, err
 		default:
@@ -405,7 +406,7 @@ func (r *DexConnectorReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	ctx := context.Background()
 	if err := idx.IndexField(ctx, &dexv1.DexConnector{}, indexConnectorOwnerKey, func(o client.Object) []string {
 		c := o.(*dexv1.DexConnector)
-		return []string{ownerKey(refKey(c.Namespace, c.Spec.ProviderRef).String(), c.Spec.ConnectorID)}
+		return []string{tenancy.OwnerKey(tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String(), c.Spec.ConnectorID)}
 	}); err != nil {
 		return err
 	}
@@ -420,7 +421,7 @@ func (r *DexConnectorReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if err := idx.IndexField(ctx, &dexv1.DexConnector{}, indexConnectorProvider, func(o client.Object) []string {
 		c := o.(*dexv1.DexConnector)
-		return []string{refKey(c.Namespace, c.Spec.ProviderRef).String()}
+		return []string{tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String()}
 	}); err != nil {
 		return err
 	}
@@ -446,7 +447,7 @@ func (r *DexConnectorReconciler) enqueuePeersOnDelete(ctx context.Context, e eve
 		return
 	}
 	var peers dexv1.DexConnectorList
-	if err := r.List(ctx, &peers, client.MatchingFields{indexConnectorOwnerKey: ownerKey(refKey(c.Namespace, c.Spec.ProviderRef).String(), c.Spec.ConnectorID)}); err != nil {
+	if err := r.List(ctx, &peers, client.MatchingFields{indexConnectorOwnerKey: tenancy.OwnerKey(tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String(), c.Spec.ConnectorID)}); err != nil {
 		return
 	}
 	for _, p := range peers.Items {

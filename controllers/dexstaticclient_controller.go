@@ -31,6 +31,7 @@ import (
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/clientspec"
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/tenancy"
 )
 
 const (
@@ -81,9 +82,9 @@ func (r *DexStaticClientReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return r.reconcileDelete(ctx, c)
 	}
 	id := c.EffectiveClientID()
-	p, err := resolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef)
+	p, err := tenancy.ResolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef)
 	if err == nil {
-		err = checkClientIDPrefix(p, c.Namespace, id)
+		err = tenancy.CheckClientIDPrefix(p, c.Namespace, id)
 	}
 	if err == nil {
 		err = r.reconcileOwnership(ctx, c, p, id)
@@ -119,24 +120,12 @@ func (r *DexStaticClientReconciler) blockedOrError(c *dexv1.DexStaticClient, con
 	return ctrl.Result{}, err
 }
 
-// checkClientIDPrefix enforces the provider's clientIdPrefix policy.
-func checkClientIDPrefix(p *dexv1.OIDCProvider, ns, id string) error {
-	if p.Spec.Dex.ClientIDPrefix == "" {
-		return nil
-	}
-	prefix := clientspec.PrefixFor(p.Spec.Dex.ClientIDPrefix, ns)
-	if len(id) < len(prefix) || id[:len(prefix)] != prefix {
-		return &blocked{dexv1.ReasonClientIDPrefixMismatch, fmt.Sprintf("spec.clientId: %q must start with %q (spec.dex.clientIdPrefix of OIDCProvider %s/%s); set spec.clientId to %s<something>, or leave it empty for %s-%s", id, prefix, p.Namespace, p.Name, prefix, ns, "<name>")}
-	}
-	return nil
-}
-
 // reconcileOwnership makes sure this object is the one owner of the client id in its Dex. The
 // owner is the object that holds the claim annotation, else the oldest (then by namespace/name).
 // A loser never writes to Dex; if it held a claim (a lost race), it drops the claim.
 func (r *DexStaticClientReconciler) reconcileOwnership(ctx context.Context, c *dexv1.DexStaticClient, p *dexv1.OIDCProvider, id string) error {
 	var peers dexv1.DexStaticClientList
-	if err := r.List(ctx, &peers, client.MatchingFields{indexClientOwnerKey: ownerKey(providerKey(p), id)}); err != nil {
+	if err := r.List(ctx, &peers, client.MatchingFields{indexClientOwnerKey: tenancy.OwnerKey(providerKey(p), id)}); err != nil {
 		return fmt.Errorf("failed to list DexStaticClients for client id %s: %w", id, err)
 	}
 	winner := c
@@ -157,32 +146,18 @@ func (r *DexStaticClientReconciler) reconcileOwnership(ctx context.Context, c *d
 		}
 		c.Status.ClientID = ""
 	}
-	return &blocked{dexv1.ReasonClientIDConflict, fmt.Sprintf("client id %q in the Dex of OIDCProvider %s is owned by DexStaticClient %s/%s; choose another spec.clientId (this object never writes to Dex while it conflicts)", id, providerKey(p), winner.Namespace, winner.Name)}
+	return newBlocked(dexv1.ReasonClientIDConflict, fmt.Sprintf("client id %q in the Dex of OIDCProvider %s is owned by DexStaticClient %s/%s; choose another spec.clientId (this object never writes to Dex while it conflicts)", id, providerKey(p), winner.Namespace, winner.Name))
 }
 
 // ownsBefore reports whether a takes precedence over b for client id.
 func ownsBefore(a, b *dexv1.DexStaticClient, id string) bool {
-	return precedes(a, b, AnnotationRegisteredClientID, id)
-}
-
-// precedes orders claimants of one id in one Dex: the holder of the claim annotation first, then
-// the oldest, then by namespace/name. Deterministic, so every reconcile picks the same owner.
-func precedes(a, b metav1.Object, annotation, id string) bool {
-	if ca, cb := a.GetAnnotations()[annotation] == id, b.GetAnnotations()[annotation] == id; ca != cb {
-		return ca
-	}
-	ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
-	if !ta.Equal(&tb) {
-		return ta.Before(&tb)
-	}
-	return a.GetNamespace()+"/"+a.GetName() < b.GetNamespace()+"/"+b.GetName()
+	return tenancy.Precedes(a, b, AnnotationRegisteredClientID, id)
 }
 
 func claimed(c *dexv1.DexStaticClient, id string) bool {
 	return c.Annotations[AnnotationRegisteredClientID] == id
 }
 
-func ownerKey(provider, id string) string { return provider + "/" + id }
 
 // reconcileSecret returns the client secret ("" for public clients), generating the Secret when
 // asked to. A missing Secret blocks: Dex is left untouched.
@@ -193,7 +168,7 @@ func (r *DexStaticClientReconciler) reconcileSecret(ctx context.Context, c *dexv
 	}
 	ref := c.Spec.SecretRef
 	if ref == nil { // rejected by the API server; kept for objects stored before that rule
-		return "", &blocked{dexv1.ReasonInvalidSpec, "spec.secretRef: Required value: a confidential client needs spec.secretRef, or set spec.public=true"}
+		return "", newBlocked(dexv1.ReasonInvalidSpec, "spec.secretRef: Required value: a confidential client needs spec.secretRef, or set spec.public=true")
 	}
 	var s corev1.Secret
 	err := r.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}, &s)
@@ -201,13 +176,13 @@ func (r *DexStaticClientReconciler) reconcileSecret(ctx context.Context, c *dexv
 	case apierrors.IsNotFound(err) && c.Spec.GenerateSecret:
 		return r.generateSecret(ctx, c)
 	case apierrors.IsNotFound(err):
-		return "", &blocked{dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secretRef: Secret %s/%s not found; create it with key %q, or set spec.generateSecret=true. The client in Dex is left as it is", c.Namespace, ref.Name, ref.Key)}
+		return "", newBlocked(dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secretRef: Secret %s/%s not found; create it with key %q, or set spec.generateSecret=true. The client in Dex is left as it is", c.Namespace, ref.Name, ref.Key))
 	case err != nil:
 		return "", fmt.Errorf("failed to get Secret %s/%s: %w", c.Namespace, ref.Name, err)
 	}
 	v := string(s.Data[ref.Key])
 	if v == "" {
-		return "", &blocked{dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secretRef: Secret %s/%s has no (or an empty) key %q; add it. The client in Dex is left as it is", c.Namespace, ref.Name, ref.Key)}
+		return "", newBlocked(dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secretRef: Secret %s/%s has no (or an empty) key %q; add it. The client in Dex is left as it is", c.Namespace, ref.Name, ref.Key))
 	}
 	if metav1.IsControlledBy(&s, c) {
 		setCondition(c, dexv1.ConditionSecretReady, metav1.ConditionTrue, dexv1.ReasonSecretGenerated, fmt.Sprintf("secret generated into Secret %s key %s", ref.Name, ref.Key))
@@ -251,14 +226,14 @@ func (r *DexStaticClientReconciler) reconcileDexClient(ctx context.Context, c *d
 		if errors.As(err, &b) || !errors.Is(err, errTLSSecret) {
 			return err
 		}
-		return &blocked{dexv1.ReasonDexUnavailable, fmt.Sprintf("OIDCProvider %s cannot connect to Dex: %v", providerKey(p), err)}
+		return newBlocked(dexv1.ReasonDexUnavailable, fmt.Sprintf("OIDCProvider %s cannot connect to Dex: %v", providerKey(p), err))
 	}
 	actual, err := dc.GetClient(ctx, id)
 	if err != nil && !dex.IsNotFound(err) {
 		return err
 	}
 	if actual != nil && !claimed(c, id) && !c.Spec.AdoptExisting {
-		return &blocked{dexv1.ReasonClientExistsInDex, fmt.Sprintf("client id %q already exists in Dex and was not registered by Dexterity; it is left untouched. Set spec.adoptExisting=true to take it over, or choose another spec.clientId", id)}
+		return newBlocked(dexv1.ReasonClientExistsInDex, fmt.Sprintf("client id %q already exists in Dex and was not registered by Dexterity; it is left untouched. Set spec.adoptExisting=true to take it over, or choose another spec.clientId", id))
 	}
 	if err := r.claim(ctx, c, id); err != nil {
 		return err
@@ -340,10 +315,10 @@ func (r *DexStaticClientReconciler) reconcileDelete(ctx context.Context, c *dexv
 	id := c.Annotations[AnnotationRegisteredClientID]
 	if id != "" {
 		p := &dexv1.OIDCProvider{}
-		err := r.Get(ctx, refKey(c.Namespace, c.Spec.ProviderRef), p)
+		err := r.Get(ctx, tenancy.RefKey(c.Namespace, c.Spec.ProviderRef), p)
 		switch {
 		case apierrors.IsNotFound(err) || (err == nil && p.Spec.Dex == nil):
-			r.Recorder.Eventf(c, corev1.EventTypeWarning, dexv1.ReasonProviderNotFound, "OIDCProvider %s is gone or no longer administers Dex; client %s could not be deleted from Dex", refKey(c.Namespace, c.Spec.ProviderRef), id)
+			r.Recorder.Eventf(c, corev1.EventTypeWarning, dexv1.ReasonProviderNotFound, "OIDCProvider %s is gone or no longer administers Dex; client %s could not be deleted from Dex", tenancy.RefKey(c.Namespace, c.Spec.ProviderRef), id)
 		case err != nil:
 			return ctrl.Result{}, err
 		default:
@@ -422,7 +397,7 @@ func (r *DexStaticClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	ctx := context.Background()
 	if err := idx.IndexField(ctx, &dexv1.DexStaticClient{}, indexClientOwnerKey, func(o client.Object) []string {
 		c := o.(*dexv1.DexStaticClient)
-		return []string{ownerKey(refKey(c.Namespace, c.Spec.ProviderRef).String(), c.EffectiveClientID())}
+		return []string{tenancy.OwnerKey(tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String(), c.EffectiveClientID())}
 	}); err != nil {
 		return err
 	}
@@ -436,7 +411,7 @@ func (r *DexStaticClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	if err := idx.IndexField(ctx, &dexv1.DexStaticClient{}, indexClientProvider, func(o client.Object) []string {
 		c := o.(*dexv1.DexStaticClient)
-		return []string{refKey(c.Namespace, c.Spec.ProviderRef).String()}
+		return []string{tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String()}
 	}); err != nil {
 		return err
 	}
@@ -469,7 +444,7 @@ func (r *DexStaticClientReconciler) enqueuePeersOnDelete(ctx context.Context, e 
 		return
 	}
 	var peers dexv1.DexStaticClientList
-	key := ownerKey(refKey(c.Namespace, c.Spec.ProviderRef).String(), c.EffectiveClientID())
+	key := tenancy.OwnerKey(tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String(), c.EffectiveClientID())
 	if err := r.List(ctx, &peers, client.MatchingFields{indexClientOwnerKey: key}); err != nil {
 		return
 	}

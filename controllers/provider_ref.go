@@ -1,83 +1,10 @@
 package controllers
 
-import (
-	"context"
-	"fmt"
+import "dexterity.dev/dexterity/internal/tenancy"
 
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
-	"sigs.k8s.io/controller-runtime/pkg/client"
+// blocked is a problem the user must fix (or another object must change); see tenancy.Blocked.
+type blocked = tenancy.Blocked
 
-	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
-)
-
-// blocked is a problem the user must fix (or another object must change) before reconciling can
-// go on: it becomes a condition with this reason and message, not a retried error.
-type blocked struct {
-	Reason  string
-	Message string
-}
-
-func (b *blocked) Error() string { return b.Reason + ": " + b.Message }
-
-// refKey is the namespace/name a Ref points to from an object in namespace ns.
-func refKey(ns string, ref dexv1.ObjectRef) types.NamespacedName {
-	if ref.Namespace != "" {
-		ns = ref.Namespace
-	}
-	return types.NamespacedName{Namespace: ns, Name: ref.Name}
-}
-
-// resolveProvider returns the OIDCProvider that a tenant object in namespace ns refers to, after
-// checking that it administers a Dex and that ns may attach objects to it.
-func resolveProvider(ctx context.Context, c client.Reader, ns string, ref dexv1.ObjectRef) (*dexv1.OIDCProvider, error) {
-	key := refKey(ns, ref)
-	p := &dexv1.OIDCProvider{}
-	if err := c.Get(ctx, key, p); err != nil {
-		if apierrors.IsNotFound(err) {
-			return nil, &blocked{dexv1.ReasonProviderNotFound, fmt.Sprintf("spec.providerRef: OIDCProvider %s not found; create it or fix spec.providerRef", key)}
-		}
-		return nil, fmt.Errorf("failed to get OIDCProvider %s: %w", key, err)
-	}
-	if p.Spec.Dex == nil {
-		return nil, &blocked{dexv1.ReasonProviderNotManaged, fmt.Sprintf("spec.providerRef: OIDCProvider %s has no spec.dex, so Dexterity does not administer its Dex; add spec.dex to it or refer to another provider", key)}
-	}
-	allowed, err := namespaceAllowed(ctx, c, p, ns)
-	if err != nil {
-		return nil, err
-	}
-	if !allowed {
-		return nil, &blocked{dexv1.ReasonNamespaceNotAllowed, fmt.Sprintf("namespace %s may not use OIDCProvider %s (spec.dex.allowedNamespaces of the provider); ask its owner to allow this namespace", ns, key)}
-	}
-	return p, nil
-}
-
-func namespaceAllowed(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider, ns string) (bool, error) {
-	an := p.Spec.Dex.AllowedNamespaces
-	from := dexv1.NamespacesFromSame
-	if an != nil && an.From != "" {
-		from = an.From
-	}
-	switch from {
-	case dexv1.NamespacesFromAll:
-		return true, nil
-	case dexv1.NamespacesFromSelector:
-		if ns == p.Namespace {
-			return true, nil
-		}
-		sel, err := metav1.LabelSelectorAsSelector(an.Selector)
-		if err != nil {
-			return false, &blocked{dexv1.ReasonNamespaceNotAllowed, fmt.Sprintf("OIDCProvider %s/%s has an invalid spec.dex.allowedNamespaces.selector: %v", p.Namespace, p.Name, err)}
-		}
-		var n corev1.Namespace
-		if err := c.Get(ctx, types.NamespacedName{Name: ns}, &n); err != nil {
-			return false, fmt.Errorf("failed to get Namespace %s: %w", ns, err)
-		}
-		return sel.Matches(labels.Set(n.Labels)), nil
-	default:
-		return ns == p.Namespace, nil
-	}
+func newBlocked(reason, message string) *blocked {
+	return &blocked{Reason: reason, Message: message}
 }

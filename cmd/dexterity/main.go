@@ -20,6 +20,7 @@ import (
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/webhooks"
 	"dexterity.dev/dexterity/internal/oidc"
 )
 
@@ -128,6 +129,9 @@ func run(o options) error {
 		return fmt.Errorf("failed to add ready check: %w", err)
 	}
 	if o.enableWebhooks {
+		if err := webhooks.SetupWithManager(mgr); err != nil {
+			return err
+		}
 		if err := mgr.AddReadyzCheck("webhooks", mgr.GetWebhookServer().StartedChecker()); err != nil {
 			return fmt.Errorf("failed to add webhook ready check: %w", err)
 		}

@@ -123,8 +123,3 @@ func sameSet(a, b []string) bool {
 	slices.Sort(b)
 	return slices.Equal(a, b)
 }
-
-// PrefixFor expands a clientIdPrefix policy ("{namespace}" is replaced) for a namespace.
-func PrefixFor(policy, namespace string) string {
-	return strings.ReplaceAll(policy, "{namespace}", namespace)
-}

@@ -67,8 +67,3 @@ func TestPlan(t *testing.T) {
 		})
 	}
 }
-
-func TestPrefixFor(t *testing.T) {
-	NewWithT(t).Expect(PrefixFor("{namespace}-", "team-a")).To(Equal("team-a-"))
-	NewWithT(t).Expect(PrefixFor("corp-", "team-a")).To(Equal("corp-"))
-}

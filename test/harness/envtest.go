@@ -34,6 +34,10 @@ type Env struct {
 type EnvOptions struct {
 	// WebhookInstallOptions are passed to envtest (webhook manifests to register).
 	WebhookInstallOptions envtest.WebhookInstallOptions
+	// InstallWebhooks registers config/webhook's webhook configurations with the API server,
+	// pointing at a local webhook server (host, port and certificates in
+	// Environment.WebhookInstallOptions).
+	InstallWebhooks bool
 	// EtcdDataDir keeps etcd's data in this folder (default: a temporary folder).
 	EtcdDataDir string
 }
@@ -60,6 +64,9 @@ func StartEnv(opts EnvOptions) (*Env, error) {
 		ErrorIfCRDPathMissing: true,
 		Scheme:                Scheme,
 		WebhookInstallOptions: opts.WebhookInstallOptions,
+	}
+	if opts.InstallWebhooks {
+		env.WebhookInstallOptions.Paths = append(env.WebhookInstallOptions.Paths, filepath.Join(root, "config", "webhook", "manifests.yaml"))
 	}
 	if opts.EtcdDataDir != "" {
 		if err := os.MkdirAll(opts.EtcdDataDir, 0o700); err != nil {

@@ -1,0 +1,117 @@
+// Package tenancy holds the multi-tenant rules shared by the controllers and the webhooks: which
+// provider an object refers to, which namespaces may use it, client id prefixes, and who owns an
+// id in a Dex.
+package tenancy
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+)
+
+// Blocked is a problem the user must fix (or another object must change) before reconciling can
+// go on: it becomes a condition with this reason and message, not a retried error.
+type Blocked struct {
+	Reason  string
+	Message string
+}
+
+func (b *Blocked) Error() string { return b.Reason + ": " + b.Message }
+
+// RefKey is the namespace/name a Ref points to from an object in namespace ns.
+func RefKey(ns string, ref dexv1.ObjectRef) types.NamespacedName {
+	if ref.Namespace != "" {
+		ns = ref.Namespace
+	}
+	return types.NamespacedName{Namespace: ns, Name: ref.Name}
+}
+
+// ResolveProvider returns the OIDCProvider that a tenant object in namespace ns refers to, after
+// checking that it administers a Dex and that ns may attach objects to it.
+func ResolveProvider(ctx context.Context, c client.Reader, ns string, ref dexv1.ObjectRef) (*dexv1.OIDCProvider, error) {
+	key := RefKey(ns, ref)
+	p := &dexv1.OIDCProvider{}
+	if err := c.Get(ctx, key, p); err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil, &Blocked{dexv1.ReasonProviderNotFound, fmt.Sprintf("spec.providerRef: OIDCProvider %s not found; create it or fix spec.providerRef", key)}
+		}
+		return nil, fmt.Errorf("failed to get OIDCProvider %s: %w", key, err)
+	}
+	if p.Spec.Dex == nil {
+		return nil, &Blocked{dexv1.ReasonProviderNotManaged, fmt.Sprintf("spec.providerRef: OIDCProvider %s has no spec.dex, so Dexterity does not administer its Dex; add spec.dex to it or refer to another provider", key)}
+	}
+	allowed, err := NamespaceAllowed(ctx, c, p, ns)
+	if err != nil {
+		return nil, err
+	}
+	if !allowed {
+		return nil, &Blocked{dexv1.ReasonNamespaceNotAllowed, fmt.Sprintf("namespace %s may not use OIDCProvider %s (spec.dex.allowedNamespaces of the provider); ask its owner to allow this namespace", ns, key)}
+	}
+	return p, nil
+}
+
+// NamespaceAllowed applies the provider's spec.dex.allowedNamespaces to namespace ns.
+func NamespaceAllowed(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider, ns string) (bool, error) {
+	an := p.Spec.Dex.AllowedNamespaces
+	from := dexv1.NamespacesFromSame
+	if an != nil && an.From != "" {
+		from = an.From
+	}
+	switch from {
+	case dexv1.NamespacesFromAll:
+		return true, nil
+	case dexv1.NamespacesFromSelector:
+		if ns == p.Namespace {
+			return true, nil
+		}
+		sel, err := metav1.LabelSelectorAsSelector(an.Selector)
+		if err != nil {
+			return false, &Blocked{dexv1.ReasonNamespaceNotAllowed, fmt.Sprintf("OIDCProvider %s/%s has an invalid spec.dex.allowedNamespaces.selector: %v", p.Namespace, p.Name, err)}
+		}
+		var n corev1.Namespace
+		if err := c.Get(ctx, types.NamespacedName{Name: ns}, &n); err != nil {
+			return false, fmt.Errorf("failed to get Namespace %s: %w", ns, err)
+		}
+		return sel.Matches(labels.Set(n.Labels)), nil
+	default:
+		return ns == p.Namespace, nil
+	}
+}
+
+// CheckClientIDPrefix enforces the provider's spec.dex.clientIdPrefix policy ("{namespace}" is
+// replaced by the object's namespace).
+func CheckClientIDPrefix(p *dexv1.OIDCProvider, ns, id string) error {
+	if p.Spec.Dex == nil || p.Spec.Dex.ClientIDPrefix == "" {
+		return nil
+	}
+	prefix := strings.ReplaceAll(p.Spec.Dex.ClientIDPrefix, "{namespace}", ns)
+	if !strings.HasPrefix(id, prefix) {
+		return &Blocked{dexv1.ReasonClientIDPrefixMismatch, fmt.Sprintf("spec.clientId: %q must start with %q (spec.dex.clientIdPrefix of OIDCProvider %s/%s); set spec.clientId to %s<something>, or leave it empty for %s-<name>", id, prefix, p.Namespace, p.Name, prefix, ns)}
+	}
+	return nil
+}
+
+// Precedes orders claimants of one id in one Dex: the holder of the claim annotation first, then
+// the oldest, then by namespace/name. Deterministic, so every reconcile picks the same owner.
+func Precedes(a, b metav1.Object, annotation, id string) bool {
+	if ca, cb := a.GetAnnotations()[annotation] == id, b.GetAnnotations()[annotation] == id; ca != cb {
+		return ca
+	}
+	ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
+	if !ta.Equal(&tb) {
+		return ta.Before(&tb)
+	}
+	return a.GetNamespace()+"/"+a.GetName() < b.GetNamespace()+"/"+b.GetName()
+}
+
+// OwnerKey identifies an id in the Dex of a provider ("namespace/name").
+func OwnerKey(provider, id string) string { return provider + "/" + id }

@@ -1,0 +1,123 @@
+package webhooks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/tenancy"
+)
+
+// +kubebuilder:webhook:path=/validate-dexterity-dev-v1alpha1-dexstaticclient,mutating=false,failurePolicy=fail,sideEffects=None,groups=dexterity.dev,resources=dexstaticclients,verbs=create;update,versions=v1alpha1,name=vdexstaticclient.dexterity.dev,admissionReviewVersions=v1
+
+// DexStaticClientValidator validates DexStaticClients, including the rules that need other
+// objects: the provider's namespace and prefix policies and client id ownership.
+type DexStaticClientValidator struct {
+	Client client.Reader
+}
+
+var _ admission.CustomValidator = &DexStaticClientValidator{}
+
+// ValidateCreate implements admission.CustomValidator.
+func (v *DexStaticClientValidator) ValidateCreate(ctx context.Context, obj runtime.Object) (admission.Warnings, error) {
+	c, ok := obj.(*dexv1.DexStaticClient)
+	if !ok {
+		return nil, fmt.Errorf("expected a DexStaticClient, got %T", obj)
+	}
+	warns, errs := ValidateDexStaticClient(c)
+	more, err := v.crossObject(ctx, c)
+	if err != nil {
+		return warns, err
+	}
+	return warns, invalid("DexStaticClient", c.Name, append(errs, more...))
+}
+
+// ValidateUpdate implements admission.CustomValidator.
+func (v *DexStaticClientValidator) ValidateUpdate(ctx context.Context, _, obj runtime.Object) (admission.Warnings, error) {
+	return v.ValidateCreate(ctx, obj)
+}
+
+// ValidateDelete implements admission.CustomValidator.
+func (v *DexStaticClientValidator) ValidateDelete(context.Context, runtime.Object) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// ValidateDexStaticClient checks one DexStaticClient on its own.
+func ValidateDexStaticClient(c *dexv1.DexStaticClient) (admission.Warnings, field.ErrorList) {
+	var errs field.ErrorList
+	var warns admission.Warnings
+	spec := field.NewPath("spec")
+	if !c.Spec.Public && c.Spec.SecretRef == nil {
+		errs = append(errs, field.Required(spec.Child("secretRef"),
+			"a confidential client (spec.public=false) needs a secret: set spec.secretRef (with spec.generateSecret=true to have the Secret created), or set spec.public=true"))
+	}
+	for i, u := range c.Spec.RedirectURIs {
+		if msg := redirectProblem(u); msg != "" {
+			errs = append(errs, field.Invalid(spec.Child("redirectURIs").Index(i), u, msg))
+		}
+	}
+	if c.Spec.Public && c.Spec.LoopbackRedirect == nil && len(c.Spec.RedirectURIs) == 0 {
+		warns = append(warns, "spec: a public client without redirect URIs cannot complete a login; for tofu login add spec.loopbackRedirect: {ports: [10000, 10010], path: /login}")
+	}
+	return warns, errs
+}
+
+func redirectProblem(raw string) string {
+	u, err := parseAbsolute(raw)
+	if err != nil {
+		return "must be an absolute URL, e.g. https://app.example.com/callback"
+	}
+	switch {
+	case u.Scheme == "https":
+		return ""
+	case u.Scheme == "http" && isLoopback(u.Hostname()):
+		return ""
+	case u.Scheme == "http":
+		return "plain http is allowed only on loopback hosts (localhost, 127.0.0.1, ::1); use https"
+	}
+	return "must be an http(s) URL"
+}
+
+// crossObject applies the provider's policies and the one-owner-per-id rule.
+func (v *DexStaticClientValidator) crossObject(ctx context.Context, c *dexv1.DexStaticClient) (field.ErrorList, error) {
+	spec := field.NewPath("spec")
+	p, err := tenancy.ResolveProvider(ctx, v.Client, c.Namespace, c.Spec.ProviderRef)
+	var b *tenancy.Blocked
+	switch {
+	case errors.As(err, &b) && b.Reason == dexv1.ReasonNamespaceNotAllowed:
+		return field.ErrorList{field.Forbidden(spec.Child("providerRef"), b.Message)}, nil
+	case errors.As(err, &b):
+		// A provider created after its clients is fine: the controller waits for it.
+		return nil, nil
+	case err != nil:
+		return nil, err
+	}
+	id := c.EffectiveClientID()
+	var errs field.ErrorList
+	if err := tenancy.CheckClientIDPrefix(p, c.Namespace, id); errors.As(err, &b) {
+		errs = append(errs, field.Invalid(spec.Child("clientId"), id, strings.TrimPrefix(b.Message, "spec.clientId: ")))
+	}
+	var all dexv1.DexStaticClientList
+	if err := v.Client.List(ctx, &all); err != nil {
+		return nil, fmt.Errorf("failed to list DexStaticClients: %w", err)
+	}
+	provider := p.Namespace + "/" + p.Name
+	for _, o := range all.Items {
+		if o.UID == c.UID || (o.Namespace == c.Namespace && o.Name == c.Name) {
+			continue
+		}
+		if o.EffectiveClientID() == id && tenancy.RefKey(o.Namespace, o.Spec.ProviderRef).String() == provider {
+			errs = append(errs, field.Duplicate(spec.Child("clientId"),
+				fmt.Sprintf("%s: client id already owned by DexStaticClient %s/%s in the Dex of OIDCProvider %s; choose another spec.clientId", id, o.Namespace, o.Name, provider)))
+			break
+		}
+	}
+	return errs, nil
+}

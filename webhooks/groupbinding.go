@@ -1,0 +1,49 @@
+package webhooks
+
+import (
+	"context"
+	"fmt"
+
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/authz"
+)
+
+// +kubebuilder:webhook:path=/validate-dexterity-dev-v1alpha1-groupbinding,mutating=false,failurePolicy=fail,sideEffects=None,groups=dexterity.dev,resources=groupbindings,verbs=create;update,versions=v1alpha1,name=vgroupbinding.dexterity.dev,admissionReviewVersions=v1
+
+// GroupBindingValidator checks that a GroupBinding's expression compiles to a boolean over
+// `groups []string`, with the environment the registry uses.
+type GroupBindingValidator struct{}
+
+var _ admission.CustomValidator = &GroupBindingValidator{}
+
+// ValidateCreate implements admission.CustomValidator.
+func (v *GroupBindingValidator) ValidateCreate(_ context.Context, obj runtime.Object) (admission.Warnings, error) {
+	b, ok := obj.(*dexv1.GroupBinding)
+	if !ok {
+		return nil, fmt.Errorf("expected a GroupBinding, got %T", obj)
+	}
+	return nil, invalid("GroupBinding", b.Name, ValidateGroupBinding(b))
+}
+
+// ValidateUpdate implements admission.CustomValidator.
+func (v *GroupBindingValidator) ValidateUpdate(ctx context.Context, _, obj runtime.Object) (admission.Warnings, error) {
+	return v.ValidateCreate(ctx, obj)
+}
+
+// ValidateDelete implements admission.CustomValidator.
+func (v *GroupBindingValidator) ValidateDelete(context.Context, runtime.Object) (admission.Warnings, error) {
+	return nil, nil
+}
+
+// ValidateGroupBinding checks one GroupBinding.
+func ValidateGroupBinding(b *dexv1.GroupBinding) field.ErrorList {
+	if _, err := authz.Compile(b.Spec.Expression); err != nil {
+		return field.ErrorList{field.Invalid(field.NewPath("spec", "expression"), b.Spec.Expression,
+			err.Error()+`; write a boolean over groups, e.g. "team-a" in groups`)}
+	}
+	return nil
+}

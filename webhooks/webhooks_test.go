@@ -1,0 +1,279 @@
+package webhooks_test
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/test/harness"
+	"dexterity.dev/dexterity/webhooks"
+)
+
+var (
+	k8s      client.Client
+	warnings = &warningRecorder{}
+)
+
+// warningRecorder keeps the admission warnings the API server returns.
+type warningRecorder struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (w *warningRecorder) HandleWarningHeader(_ int, _ string, text string) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.msgs = append(w.msgs, text)
+}
+
+func (w *warningRecorder) take() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	out := w.msgs
+	w.msgs = nil
+	return out
+}
+
+func TestMain(m *testing.M) { os.Exit(run(m)) }
+
+func run(m *testing.M) int {
+	env, err := harness.StartEnv(harness.EnvOptions{InstallWebhooks: true})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer func() { _ = env.Stop() }()
+	wo := env.Environment.WebhookInstallOptions
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:        harness.Scheme,
+		Metrics:       metricsserver.Options{BindAddress: "0"},
+		WebhookServer: webhook.NewServer(webhook.Options{Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir}),
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	if err := webhooks.SetupWithManager(mgr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	// Wait for the webhook server to serve TLS.
+	addr := net.JoinHostPort(wo.LocalServingHost, strconv.Itoa(wo.LocalServingPort))
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness probe only
+		if err == nil {
+			_ = conn.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintln(os.Stderr, "webhook server not serving:", err)
+			return 1
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cfg := rest.CopyConfig(env.Config)
+	cfg.WarningHandler = warnings
+	k8s, err = client.New(cfg, client.Options{Scheme: harness.Scheme})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return m.Run()
+}
+
+func namespace(t *testing.T, labels map[string]string) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "wh-", Labels: labels}}
+	NewWithT(t).Expect(k8s.Create(context.Background(), ns)).To(Succeed())
+	return ns.Name
+}
+
+// rejected asserts that creating obj fails with every message part, then that fixed is accepted.
+func rejected(t *testing.T, obj, fixed client.Object, parts ...string) {
+	t.Helper()
+	g := NewWithT(t)
+	err := k8s.Create(context.Background(), obj)
+	g.Expect(err).To(HaveOccurred())
+	for _, p := range parts {
+		g.Expect(err.Error()).To(ContainSubstring(p))
+	}
+	if fixed != nil {
+		g.Expect(k8s.Create(context.Background(), fixed)).To(Succeed())
+	}
+}
+
+func provider(ns, name string, mut func(*dexv1.OIDCProviderSpec)) *dexv1.OIDCProvider {
+	p := &dexv1.OIDCProvider{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec:       dexv1.OIDCProviderSpec{IssuerURL: "https://dex.example.com/dex", ClientID: "registry", Dex: &dexv1.DexAdminSpec{GRPCAddress: "dex.dex.svc:5557", Insecure: true}},
+	}
+	if mut != nil {
+		mut(&p.Spec)
+	}
+	return p
+}
+
+func TestOIDCProviderRules(t *testing.T) {
+	ns := namespace(t, nil)
+	on, off := true, false
+	t.Run("bearer and OIDC both on", func(t *testing.T) {
+		rejected(t,
+			provider(ns, "bearer", func(s *dexv1.OIDCProviderSpec) { s.UseBearerToken = true }),
+			provider(ns, "bearer", func(s *dexv1.OIDCProviderSpec) { s.UseBearerToken, s.Enabled = true, &off }),
+			"spec.useBearerToken", "mutually exclusive", "set spec.enabled=false for bearer mode")
+	})
+	t.Run("fallback without OIDC", func(t *testing.T) {
+		rejected(t,
+			provider(ns, "fallback", func(s *dexv1.OIDCProviderSpec) { s.Enabled, s.AllowServiceAccountFallback = &off, true }),
+			provider(ns, "fallback", func(s *dexv1.OIDCProviderSpec) { s.Enabled, s.AllowServiceAccountFallback = &on, true }),
+			"spec.allowServiceAccountFallback")
+	})
+	t.Run("http issuer outside loopback", func(t *testing.T) {
+		rejected(t,
+			provider(ns, "http", func(s *dexv1.OIDCProviderSpec) { s.IssuerURL = "http://dex.example.com/dex" }),
+			provider(ns, "http", func(s *dexv1.OIDCProviderSpec) { s.IssuerURL = "http://dex.dex.svc.cluster.local:5556/dex" }),
+			"spec.issuerUrl", "https")
+		NewWithT(t).Expect(warnings.take()).To(ContainElement(ContainSubstring("plain http")), "in-cluster http issuer accepted with a warning")
+	})
+	t.Run("malformed authzUrl", func(t *testing.T) {
+		rejected(t,
+			provider(ns, "authz", func(s *dexv1.OIDCProviderSpec) { s.AuthzURL = "dex.example.com/auth" }),
+			provider(ns, "authz", func(s *dexv1.OIDCProviderSpec) { s.AuthzURL = "https://dex.example.com/dex/auth" }),
+			"spec.authzUrl")
+	})
+	t.Run("caBundle with a broken certificate", func(t *testing.T) {
+		rejected(t,
+			provider(ns, "ca", func(s *dexv1.OIDCProviderSpec) {
+				s.CABundle = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
+			}),
+			nil, "spec.caBundle", "does not parse")
+	})
+}
+
+func TestDexStaticClientRules(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	platform := namespace(t, nil)
+	teamA := namespace(t, map[string]string{"tenant": "yes"})
+	teamB := namespace(t, map[string]string{"tenant": "yes"})
+	outsider := namespace(t, nil)
+	g.Expect(k8s.Create(ctx, provider(platform, "dex", func(s *dexv1.OIDCProviderSpec) {
+		s.Dex.AllowedNamespaces = &dexv1.AllowedNamespaces{From: dexv1.NamespacesFromSelector, Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"tenant": "yes"}}}
+		s.Dex.ClientIDPrefix = "{namespace}-"
+	}))).To(Succeed())
+	ref := dexv1.ObjectRef{Name: "dex", Namespace: platform}
+	dsc := func(ns, name, id string, mut func(*dexv1.DexStaticClientSpec)) *dexv1.DexStaticClient {
+		c := &dexv1.DexStaticClient{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec:       dexv1.DexStaticClientSpec{ProviderRef: ref, ClientID: id, Public: true, LoopbackRedirect: &dexv1.LoopbackRedirect{Ports: []int32{10000, 10010}}},
+		}
+		if mut != nil {
+			mut(&c.Spec)
+		}
+		return c
+	}
+	t.Run("confidential client without secretRef", func(t *testing.T) {
+		rejected(t,
+			dsc(teamA, "conf", "", func(s *dexv1.DexStaticClientSpec) { s.Public = false }),
+			dsc(teamA, "conf", "", func(s *dexv1.DexStaticClientSpec) {
+				s.Public, s.SecretRef, s.GenerateSecret = false, &dexv1.SecretKeyRef{Name: "conf", Key: "secret"}, true
+			}),
+			"spec.secretRef", "spec.public=true")
+	})
+	t.Run("team-b claims team-a's client id", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Expect(k8s.Create(ctx, dsc(teamA, "tofu", teamA+"-tofu", nil))).To(Succeed())
+		rejected(t,
+			dsc(teamB, "tofu", teamA+"-tofu", nil),
+			dsc(teamB, "tofu", teamB+"-tofu", nil),
+			"spec.clientId: Duplicate value", "already owned by DexStaticClient "+teamA+"/tofu")
+	})
+	t.Run("namespace not allowed", func(t *testing.T) {
+		rejected(t, dsc(outsider, "x", outsider+"-x", nil), nil, "spec.providerRef: Forbidden", "may not use OIDCProvider")
+	})
+	t.Run("client id outside the prefix policy", func(t *testing.T) {
+		rejected(t, dsc(teamA, "noprefix", "other-id", nil), dsc(teamA, "noprefix", "", nil), "spec.clientId", "must start with \""+teamA+"-\"")
+	})
+	t.Run("plain http redirect off loopback", func(t *testing.T) {
+		rejected(t,
+			dsc(teamA, "redir", "", func(s *dexv1.DexStaticClientSpec) { s.RedirectURIs = []string{"http://app.example.com/cb"} }),
+			dsc(teamA, "redir", "", func(s *dexv1.DexStaticClientSpec) { s.RedirectURIs = []string{"https://app.example.com/cb"} }),
+			"spec.redirectURIs[0]")
+	})
+	t.Run("public client without redirect URIs warns", func(t *testing.T) {
+		g := NewWithT(t)
+		warnings.take()
+		g.Expect(k8s.Create(ctx, dsc(teamA, "noredir", "", func(s *dexv1.DexStaticClientSpec) { s.LoopbackRedirect = nil }))).To(Succeed())
+		g.Expect(warnings.take()).To(ContainElement(ContainSubstring("loopbackRedirect")))
+	})
+}
+
+func TestDexConnectorRules(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t, nil)
+	g.Expect(k8s.Create(ctx, provider(ns, "dex", nil))).To(Succeed())
+	conn := func(name, id, typ, cfg string, secrets ...dexv1.ConnectorSecret) *dexv1.DexConnector {
+		c := &dexv1.DexConnector{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec:       dexv1.DexConnectorSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, ConnectorID: id, Type: dexv1.ConnectorType(typ), Secrets: secrets},
+		}
+		if cfg != "" {
+			c.Spec.Config = &apiextensionsv1.JSON{Raw: []byte(cfg)}
+		}
+		return c
+	}
+	secret := dexv1.ConnectorSecret{Path: "clientSecret", SecretRef: dexv1.SecretKeyRef{Name: "gh", Key: "clientSecret"}}
+	t.Run("literal secret", func(t *testing.T) {
+		rejected(t,
+			conn("gh", "github", "github", `{"clientID":"a","clientSecret":"oops"}`),
+			conn("gh", "github", "github", `{"clientID":"a"}`, secret),
+			"spec.config.clientSecret: Forbidden", "spec.secrets")
+	})
+	t.Run("config Dex would not load", func(t *testing.T) {
+		rejected(t,
+			conn("typo", "typo", "github", `{"clientID":"a","orgz":[]}`),
+			conn("typo", "typo", "github", `{"clientID":"a","orgs":[]}`),
+			"spec.config.orgz")
+		rejected(t, conn("wrongtype", "wrongtype", "ldap", `{"host":"ldap:636","insecureNoSSL":"yes"}`), nil, "spec.config.insecureNoSSL")
+	})
+	t.Run("unknown type", func(t *testing.T) {
+		rejected(t, conn("fb", "fb", "facebook", ""), nil, "spec.type")
+	})
+	t.Run("connector id already owned", func(t *testing.T) {
+		rejected(t, conn("gh2", "github", "github", `{"clientID":"b"}`, secret), nil, "spec.connectorId: Duplicate value", ns+"/gh")
+	})
+}
+
+func TestGroupBindingRules(t *testing.T) {
+	ns := namespace(t, nil)
+	gb := func(name, expr string) *dexv1.GroupBinding {
+		return &dexv1.GroupBinding{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: dexv1.GroupBindingSpec{Expression: expr}}
+	}
+	NewWithT(t).Expect(k8s.Create(context.Background(), gb("ci", `"client:ci" in groups`))).To(Succeed())
+	rejected(t, gb("contains", `groups contains`), gb("contains", `"x" in groups`), "spec.expression", "(1:")
+	rejected(t, gb("notbool", `len(groups)`), gb("notbool", `len(groups) > 0`), "spec.expression", "expected bool")
+}
