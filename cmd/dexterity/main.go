@@ -122,6 +122,12 @@ func run(o options) error {
 		return fmt.Errorf("failed to set up DexConnector controller: %w", err)
 	}
 
+	if err := (&controllers.GroupBindingReconciler{
+		Client:   mgr.GetClient(),
+		Recorder: mgr.GetEventRecorderFor("dexterity-groupbinding"),
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up GroupBinding controller: %w", err)
+	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("failed to add health check: %w", err)
 	}

@@ -1,0 +1,57 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/authz"
+)
+
+// GroupBindingReconciler reports whether a GroupBinding's expression compiles (a binding that
+// does not compile denies every request in the registry).
+type GroupBindingReconciler struct {
+	client.Client
+	Recorder record.EventRecorder
+}
+
+// +kubebuilder:rbac:groups=dexterity.dev,resources=groupbindings,verbs=get;list;watch
+// +kubebuilder:rbac:groups=dexterity.dev,resources=groupbindings/status,verbs=get;update;patch
+
+// Reconcile compiles the expression and sets Ready with the compile error as message.
+func (r *GroupBindingReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	b := &dexv1.GroupBinding{}
+	if err := r.Get(ctx, req.NamespacedName, b); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := b.DeepCopy()
+	if _, err := authz.Compile(b.Spec.Expression); err != nil {
+		setCondition(b, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonCompileError,
+			fmt.Sprintf("spec.expression %v; this binding denies every request until fixed", err))
+	} else {
+		setCondition(b, dexv1.ConditionReady, metav1.ConditionTrue, dexv1.ReasonReconciled, "expression compiles")
+	}
+	b.Status.ObservedGeneration = b.Generation
+	recordReadyTransition(r.Recorder, b, before.Status.Conditions)
+	if err := r.Status().Patch(ctx, b, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, errors.Join(retErr, fmt.Errorf("failed to patch GroupBinding status: %w", err))
+	}
+	return ctrl.Result{}, nil
+}
+
+// SetupWithManager registers the controller.
+func (r *GroupBindingReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&dexv1.GroupBinding{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		Named("groupbinding").
+		Complete(r)
+}
