@@ -181,7 +181,7 @@ func (r *DexConnectorReconciler) renderConfig(ctx context.Context, c *dexv1.DexC
 	}
 	cfg, err := connector.Inject(cfg, values)
 	if err != nil {
-		return nil, newBlocked(dexv1.ReasonInvalidConfig, "spec.secrets: " + err.Error())
+		return nil, newBlocked(dexv1.ReasonInvalidConfig, "spec.secrets: "+err.Error())
 	}
 	if errs := connector.Validate(typ, cfg); len(errs) > 0 {
 		msgs := make([]string, 0, len(errs))
@@ -192,7 +192,7 @@ func (r *DexConnectorReconciler) renderConfig(ctx context.Context, c *dexv1.DexC
 			}
 			msgs = append(msgs, "spec.config."+e.Path+": "+e.Message)
 		}
-		return nil, newBlocked(dexv1.ReasonInvalidConfig, "Dex would not load this " + typ + " connector: " + strings.Join(msgs, "; "))
+		return nil, newBlocked(dexv1.ReasonInvalidConfig, "Dex would not load this "+typ+" connector: "+strings.Join(msgs, "; "))
 	}
 	return cfg, nil
 }

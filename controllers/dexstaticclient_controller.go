@@ -158,7 +158,6 @@ func claimed(c *dexv1.DexStaticClient, id string) bool {
 	return c.Annotations[AnnotationRegisteredClientID] == id
 }
 
-
 // reconcileSecret returns the client secret ("" for public clients), generating the Secret when
 // asked to. A missing Secret blocks: Dex is left untouched.
 func (r *DexStaticClientReconciler) reconcileSecret(ctx context.Context, c *dexv1.DexStaticClient) (string, error) {

@@ -20,8 +20,8 @@ import (
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/internal/dex"
-	"dexterity.dev/dexterity/webhooks"
 	"dexterity.dev/dexterity/internal/oidc"
+	"dexterity.dev/dexterity/webhooks"
 )
 
 var scheme = runtime.NewScheme()
