@@ -7,11 +7,14 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/tenancy"
 )
 
 // Keys of the Secret named by spec.dex.tls.secretRef.
@@ -61,4 +64,31 @@ func dexConfigFor(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) (
 		return cfg, fmt.Errorf("%w: spec.dex.tls.secretRef: Secret %s/%s has only one of tls.crt and tls.key; set both for mutual TLS, or neither", errTLSSecret, p.Namespace, name)
 	}
 	return cfg, nil
+}
+
+// deleteFromDex removes an object's entry (a client or connector, named what/id) from the Dex of
+// the provider it refers to, through del. A provider that is gone or no longer administers Dex
+// cannot be asked: that is reported as a Warning event and not retried. A Dex error is set on the
+// Registered condition and returned, so the finalizer stays and the delete is retried.
+func deleteFromDex(ctx context.Context, c client.Client, pool *dex.Pool, rec record.EventRecorder, obj conditionsObject, ref dexv1.ObjectRef, what, id string, del func(dex.Client) error) error {
+	key := tenancy.RefKey(obj.GetNamespace(), ref)
+	p := &dexv1.OIDCProvider{}
+	err := c.Get(ctx, key, p)
+	switch {
+	case apierrors.IsNotFound(err) || (err == nil && p.Spec.Dex == nil):
+		rec.Eventf(obj, corev1.EventTypeWarning, dexv1.ReasonProviderNotFound, "OIDCProvider %s is gone or no longer administers Dex; %s %s could not be deleted from Dex", key, what, id)
+		return nil
+	case err != nil:
+		return err
+	}
+	dc, err := dexClientFor(ctx, c, pool, p)
+	if err != nil {
+		return err
+	}
+	if err := del(dc); err != nil && !dex.IsNotFound(err) {
+		setCondition(obj, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonDexUnavailable, fmt.Sprintf("cannot delete %s %s from Dex yet: %v; retrying", what, id, err))
+		return err
+	}
+	rec.Eventf(obj, corev1.EventTypeNormal, "Deleted", "Deleted %s %s from Dex", what, id)
+	return nil
 }

@@ -335,23 +335,9 @@ func (r *DexConnectorReconciler) reconcileDelete(ctx context.Context, c *dexv1.D
 	}
 	setCondition(c, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonDeleting, "deleting the connector from Dex")
 	if id := c.Annotations[AnnotationRegisteredConnectorID]; id != "" {
-		p := &dexv1.OIDCProvider{}
-		err := r.Get(ctx, tenancy.RefKey(c.Namespace, c.Spec.ProviderRef), p)
-		switch {
-		case apierrors.IsNotFound(err) || (err == nil && p.Spec.Dex == nil):
-			r.Recorder.Eventf(c, corev1.EventTypeWarning, dexv1.ReasonProviderNotFound, "OIDCProvider %s is gone or no longer administers Dex; connector %s could not be deleted from Dex", tenancy.RefKey(c.Namespace, c.Spec.ProviderRef), id)
-		case err != nil:
+		err := deleteFromDex(ctx, r.Client, r.Pool, r.Recorder, c, c.Spec.ProviderRef, "connector", id, func(dc dex.Client) error { return dc.DeleteConnector(ctx, id) })
+		if err != nil {
 			return ctrl.Result{}, err
-		default:
-			dc, err := dexClientFor(ctx, r.Client, r.Pool, p)
-			if err != nil {
-				return ctrl.Result{}, err
-			}
-			if err := dc.DeleteConnector(ctx, id); err != nil && !dex.IsNotFound(err) {
-				setCondition(c, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonDexUnavailable, fmt.Sprintf("cannot delete connector %s from Dex yet: %v; retrying", id, err))
-				return ctrl.Result{}, err
-			}
-			r.Recorder.Eventf(c, corev1.EventTypeNormal, "Deleted", "Deleted connector %s from Dex", id)
 		}
 	}
 	orig := c.DeepCopy()

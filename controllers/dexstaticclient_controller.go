@@ -311,25 +311,10 @@ func (r *DexStaticClientReconciler) reconcileDelete(ctx context.Context, c *dexv
 		return ctrl.Result{}, nil
 	}
 	setCondition(c, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonDeleting, "deleting the client from Dex")
-	id := c.Annotations[AnnotationRegisteredClientID]
-	if id != "" {
-		p := &dexv1.OIDCProvider{}
-		err := r.Get(ctx, tenancy.RefKey(c.Namespace, c.Spec.ProviderRef), p)
-		switch {
-		case apierrors.IsNotFound(err) || (err == nil && p.Spec.Dex == nil):
-			r.Recorder.Eventf(c, corev1.EventTypeWarning, dexv1.ReasonProviderNotFound, "OIDCProvider %s is gone or no longer administers Dex; client %s could not be deleted from Dex", tenancy.RefKey(c.Namespace, c.Spec.ProviderRef), id)
-		case err != nil:
+	if id := c.Annotations[AnnotationRegisteredClientID]; id != "" {
+		err := deleteFromDex(ctx, r.Client, r.Pool, r.Recorder, c, c.Spec.ProviderRef, "client", id, func(dc dex.Client) error { return dc.DeleteClient(ctx, id) })
+		if err != nil {
 			return ctrl.Result{}, err
-		default:
-			dc, err := dexClientFor(ctx, r.Client, r.Pool, p)
-			if err != nil {
-				return ctrl.Result{}, err
-			}
-			if err := dc.DeleteClient(ctx, id); err != nil && !dex.IsNotFound(err) {
-				setCondition(c, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonDexUnavailable, fmt.Sprintf("cannot delete client %s from Dex yet: %v; retrying", id, err))
-				return ctrl.Result{}, err
-			}
-			r.Recorder.Eventf(c, corev1.EventTypeNormal, "Deleted", "Deleted client %s from Dex", id)
 		}
 	}
 	orig := c.DeepCopy()
