@@ -58,7 +58,7 @@ type DexStaticClientReconciler struct {
 	ResyncPeriod time.Duration
 	// MaxRetryDelay caps the backoff of failed reconciles (default 30s).
 	MaxRetryDelay time.Duration
-	// MaxConcurrentReconciles (default 8).
+	// MaxConcurrentReconciles (default 16: reconciles mostly wait on the API server and Dex).
 	MaxConcurrentReconciles int
 }
 
@@ -405,7 +405,7 @@ func (r *DexStaticClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}
 	workers := r.MaxConcurrentReconciles
 	if workers <= 0 {
-		workers = 8
+		workers = 16
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&dexv1.DexStaticClient{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}))).
