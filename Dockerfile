@@ -7,6 +7,7 @@ COPY api/ api/
 COPY cmd/ cmd/
 COPY controllers/ controllers/
 COPY internal/ internal/
+COPY webhooks/ webhooks/
 RUN CGO_ENABLED=0 GOOS=linux go build -trimpath -o dexterity ./cmd/dexterity
 
 FROM gcr.io/distroless/static:nonroot
