@@ -432,35 +432,16 @@ func (r *DexConnectorReconciler) enqueuePeersOnDelete(ctx context.Context, e eve
 	if !ok {
 		return
 	}
-	var peers dexv1.DexConnectorList
-	if err := r.List(ctx, &peers, client.MatchingFields{indexConnectorOwnerKey: tenancy.OwnerKey(tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String(), c.Spec.ConnectorID)}); err != nil {
-		return
-	}
-	for _, p := range peers.Items {
-		q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+	key := tenancy.OwnerKey(tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String(), c.Spec.ConnectorID)
+	for _, req := range requestsFromList(ctx, r, &dexv1.DexConnectorList{}, client.MatchingFields{indexConnectorOwnerKey: key}) {
+		q.Add(req)
 	}
 }
 
 func (r *DexConnectorReconciler) connectorsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	var list dexv1.DexConnectorList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexConnectorSecret: o.GetName()}); err != nil {
-		return nil
-	}
-	return connectorRequests(list.Items)
+	return requestsFromList(ctx, r, &dexv1.DexConnectorList{}, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexConnectorSecret: o.GetName()})
 }
 
 func (r *DexConnectorReconciler) connectorsForProvider(ctx context.Context, o client.Object) []reconcile.Request {
-	var list dexv1.DexConnectorList
-	if err := r.List(ctx, &list, client.MatchingFields{indexConnectorProvider: client.ObjectKeyFromObject(o).String()}); err != nil {
-		return nil
-	}
-	return connectorRequests(list.Items)
-}
-
-func connectorRequests(items []dexv1.DexConnector) []reconcile.Request {
-	out := make([]reconcile.Request, 0, len(items))
-	for _, c := range items {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Name}})
-	}
-	return out
+	return requestsFromList(ctx, r, &dexv1.DexConnectorList{}, client.MatchingFields{indexConnectorProvider: client.ObjectKeyFromObject(o).String()})
 }

@@ -427,38 +427,18 @@ func (r *DexStaticClientReconciler) enqueuePeersOnDelete(ctx context.Context, e 
 	if !ok {
 		return
 	}
-	var peers dexv1.DexStaticClientList
 	key := tenancy.OwnerKey(tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String(), c.EffectiveClientID())
-	if err := r.List(ctx, &peers, client.MatchingFields{indexClientOwnerKey: key}); err != nil {
-		return
-	}
-	for _, p := range peers.Items {
-		q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
+	for _, req := range requestsFromList(ctx, r, &dexv1.DexStaticClientList{}, client.MatchingFields{indexClientOwnerKey: key}) {
+		q.Add(req)
 	}
 }
 
 func (r *DexStaticClientReconciler) clientsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	var list dexv1.DexStaticClientList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClientSecret: o.GetName()}); err != nil {
-		return nil
-	}
-	return requestsFor(list.Items)
+	return requestsFromList(ctx, r, &dexv1.DexStaticClientList{}, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClientSecret: o.GetName()})
 }
 
 func (r *DexStaticClientReconciler) clientsForProvider(ctx context.Context, o client.Object) []reconcile.Request {
-	var list dexv1.DexStaticClientList
-	if err := r.List(ctx, &list, client.MatchingFields{indexClientProvider: client.ObjectKeyFromObject(o).String()}); err != nil {
-		return nil
-	}
-	return requestsFor(list.Items)
-}
-
-func requestsFor(items []dexv1.DexStaticClient) []reconcile.Request {
-	out := make([]reconcile.Request, 0, len(items))
-	for _, c := range items {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: c.Namespace, Name: c.Name}})
-	}
-	return out
+	return requestsFromList(ctx, r, &dexv1.DexStaticClientList{}, client.MatchingFields{indexClientProvider: client.ObjectKeyFromObject(o).String()})
 }
 
 // deletionStarted passes updates that set the deletion timestamp.

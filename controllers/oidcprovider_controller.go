@@ -10,7 +10,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -208,14 +207,5 @@ func (r *OIDCProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 func (r *OIDCProviderReconciler) providersForSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	var list dexv1.OIDCProviderList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexProviderTLSSecret: o.GetName()}); err != nil {
-		log.FromContext(ctx).Error(err, "Failed to list OIDCProviders for Secret", "secret", client.ObjectKeyFromObject(o))
-		return nil
-	}
-	out := make([]reconcile.Request, 0, len(list.Items))
-	for _, p := range list.Items {
-		out = append(out, reconcile.Request{NamespacedName: types.NamespacedName{Namespace: p.Namespace, Name: p.Name}})
-	}
-	return out
+	return requestsFromList(ctx, r, &dexv1.OIDCProviderList{}, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexProviderTLSSecret: o.GetName()})
 }
