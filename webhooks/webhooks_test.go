@@ -2,8 +2,15 @@ package webhooks_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"fmt"
+	"math/big"
 	"net"
 	"os"
 	"strconv"
@@ -151,6 +158,12 @@ func TestOIDCProviderRules(t *testing.T) {
 			provider(ns, "fallback", func(s *dexv1.OIDCProviderSpec) { s.Enabled, s.AllowServiceAccountFallback = &on, true }),
 			"spec.allowServiceAccountFallback")
 	})
+	t.Run("client credentials without OIDC", func(t *testing.T) {
+		rejected(t,
+			provider(ns, "cc", func(s *dexv1.OIDCProviderSpec) { s.Enabled, s.AllowClientCredentials = &off, true }),
+			provider(ns, "cc", func(s *dexv1.OIDCProviderSpec) { s.Enabled, s.AllowClientCredentials = &on, true }),
+			"spec.allowClientCredentials", "spec.enabled=true")
+	})
 	t.Run("http issuer outside loopback", func(t *testing.T) {
 		rejected(t,
 			provider(ns, "http", func(s *dexv1.OIDCProviderSpec) { s.IssuerURL = "http://dex.example.com/dex" }),
@@ -169,7 +182,8 @@ func TestOIDCProviderRules(t *testing.T) {
 			provider(ns, "ca", func(s *dexv1.OIDCProviderSpec) {
 				s.CABundle = "-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n"
 			}),
-			nil, "spec.caBundle", "does not parse")
+			provider(ns, "ca", func(s *dexv1.OIDCProviderSpec) { s.CABundle = string(selfSignedPEM(t)) }),
+			"spec.caBundle", "does not parse")
 	})
 }
 
@@ -276,4 +290,14 @@ func TestGroupBindingRules(t *testing.T) {
 	NewWithT(t).Expect(k8s.Create(context.Background(), gb("ci", `"client:ci" in groups`))).To(Succeed())
 	rejected(t, gb("contains", `groups contains`), gb("contains", `"x" in groups`), "spec.expression", "(1:")
 	rejected(t, gb("notbool", `len(groups)`), gb("notbool", `len(groups) > 0`), "spec.expression", "expected bool")
+}
+
+func selfSignedPEM(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test CA"}, NotBefore: time.Now(), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
 }
