@@ -82,7 +82,8 @@ func (r *DexConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	defer func() { r.patchStatus(ctx, c, before, &retErr) }()
 
 	if !c.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, c)
+		return connectorOwnership.finalize(ctx, r.Client, r.Pool, r.Recorder, c, c.Spec.ProviderRef,
+			func(dc dex.Client, id string) error { return dc.DeleteConnector(ctx, id) })
 	}
 	p, err := tenancy.ResolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef)
 	if err == nil {
@@ -137,12 +138,9 @@ func (r *DexConnectorReconciler) reconcileOwnership(ctx context.Context, c *dexv
 	if winner == metav1.Object(c) {
 		return nil
 	}
-	if c.Annotations[AnnotationRegisteredConnectorID] == id {
-		orig := c.DeepCopy()
-		delete(c.Annotations, AnnotationRegisteredConnectorID)
-		controllerutil.RemoveFinalizer(c, ConnectorFinalizer)
-		if err := r.patchMetadata(ctx, c, client.MergeFrom(orig)); err != nil {
-			return fmt.Errorf("failed to drop the claim on connector id %s: %w", id, err)
+	if connectorOwnership.claimed(c, id) {
+		if err := connectorOwnership.release(ctx, r.Client, c); err != nil {
+			return err
 		}
 	}
 	return newBlocked(dexv1.ReasonConnectorIDConflict, fmt.Sprintf("connector id %q in the Dex of OIDCProvider %s is owned by DexConnector %s/%s; choose another spec.connectorId", id, providerKey(p), winner.GetNamespace(), winner.GetName()))
@@ -215,11 +213,11 @@ func (r *DexConnectorReconciler) reconcileDexConnector(ctx context.Context, c *d
 			actual = a
 		}
 	}
-	claimedHere := c.Annotations[AnnotationRegisteredConnectorID] == id
+	claimedHere := connectorOwnership.claimed(c, id)
 	if actual != nil && !claimedHere {
 		return newBlocked(dexv1.ReasonConnectorExistsInDex, fmt.Sprintf("connector id %q already exists in Dex (from Dex's config file or created by hand) and is left untouched; choose another spec.connectorId", id))
 	}
-	if err := r.claim(ctx, c, id); err != nil {
+	if err := connectorOwnership.claim(ctx, r.Client, c, id); err != nil {
 		return err
 	}
 	name := c.Spec.DisplayName
@@ -252,29 +250,6 @@ func sameJSON(a, b []byte) bool {
 		return bytes.Equal(a, b)
 	}
 	return reflect.DeepEqual(x, y)
-}
-
-func (r *DexConnectorReconciler) claim(ctx context.Context, c *dexv1.DexConnector, id string) error {
-	if c.Annotations[AnnotationRegisteredConnectorID] == id && controllerutil.ContainsFinalizer(c, ConnectorFinalizer) {
-		return nil
-	}
-	orig := c.DeepCopy()
-	if c.Annotations == nil {
-		c.Annotations = map[string]string{}
-	}
-	c.Annotations[AnnotationRegisteredConnectorID] = id
-	controllerutil.AddFinalizer(c, ConnectorFinalizer)
-	if err := r.patchMetadata(ctx, c, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("failed to record ownership of connector id %s: %w", id, err)
-	}
-	return nil
-}
-
-func (r *DexConnectorReconciler) patchMetadata(ctx context.Context, c *dexv1.DexConnector, patch client.Patch) error {
-	status := c.Status.DeepCopy()
-	err := r.Patch(ctx, c, patch)
-	c.Status = *status
-	return err
 }
 
 // reconcileHealth probes GET <issuer>/auth/<id> without following redirects: a redirect means
@@ -327,25 +302,6 @@ func probeConnector(ctx context.Context, p *dexv1.OIDCProvider, id string) (int,
 	}
 	_ = resp.Body.Close()
 	return resp.StatusCode, nil
-}
-
-func (r *DexConnectorReconciler) reconcileDelete(ctx context.Context, c *dexv1.DexConnector) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(c, ConnectorFinalizer) {
-		return ctrl.Result{}, nil
-	}
-	setCondition(c, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonDeleting, "deleting the connector from Dex")
-	if id := c.Annotations[AnnotationRegisteredConnectorID]; id != "" {
-		err := deleteFromDex(ctx, r.Client, r.Pool, r.Recorder, c, c.Spec.ProviderRef, "connector", id, func(dc dex.Client) error { return dc.DeleteConnector(ctx, id) })
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-	orig := c.DeepCopy()
-	controllerutil.RemoveFinalizer(c, ConnectorFinalizer)
-	if err := r.patchMetadata(ctx, c, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
-		return ctrl.Result{}, fmt.Errorf("failed to remove finalizer: %w", err)
-	}
-	return ctrl.Result{}, nil
 }
 
 func (r *DexConnectorReconciler) patchStatus(ctx context.Context, c *dexv1.DexConnector, before *dexv1.DexConnector, retErr *error) {

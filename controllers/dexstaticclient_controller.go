@@ -79,7 +79,8 @@ func (r *DexStaticClientReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	defer func() { r.patchStatus(ctx, c, before, &retErr) }()
 
 	if !c.DeletionTimestamp.IsZero() {
-		return r.reconcileDelete(ctx, c)
+		return clientOwnership.finalize(ctx, r.Client, r.Pool, r.Recorder, c, c.Spec.ProviderRef,
+			func(dc dex.Client, id string) error { return dc.DeleteClient(ctx, id) })
 	}
 	id := c.EffectiveClientID()
 	p, err := tenancy.ResolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef)
@@ -137,12 +138,9 @@ func (r *DexStaticClientReconciler) reconcileOwnership(ctx context.Context, c *d
 	if winner == c {
 		return nil
 	}
-	if claimed(c, id) {
-		orig := c.DeepCopy()
-		delete(c.Annotations, AnnotationRegisteredClientID)
-		controllerutil.RemoveFinalizer(c, ClientFinalizer)
-		if err := r.patchMetadata(ctx, c, client.MergeFrom(orig)); err != nil {
-			return fmt.Errorf("failed to drop the claim on client id %s: %w", id, err)
+	if clientOwnership.claimed(c, id) {
+		if err := clientOwnership.release(ctx, r.Client, c); err != nil {
+			return err
 		}
 		c.Status.ClientID = ""
 	}
@@ -154,9 +152,7 @@ func ownsBefore(a, b *dexv1.DexStaticClient, id string) bool {
 	return tenancy.Precedes(a, b, AnnotationRegisteredClientID, id)
 }
 
-func claimed(c *dexv1.DexStaticClient, id string) bool {
-	return c.Annotations[AnnotationRegisteredClientID] == id
-}
+func claimed(c *dexv1.DexStaticClient, id string) bool { return clientOwnership.claimed(c, id) }
 
 // reconcileSecret returns the client secret ("" for public clients), generating the Secret when
 // asked to. A missing Secret blocks: Dex is left untouched.
@@ -234,7 +230,7 @@ func (r *DexStaticClientReconciler) reconcileDexClient(ctx context.Context, c *d
 	if actual != nil && !claimed(c, id) && !c.Spec.AdoptExisting {
 		return newBlocked(dexv1.ReasonClientExistsInDex, fmt.Sprintf("client id %q already exists in Dex and was not registered by Dexterity; it is left untouched. Set spec.adoptExisting=true to take it over, or choose another spec.clientId", id))
 	}
-	if err := r.claim(ctx, c, id); err != nil {
+	if err := clientOwnership.claim(ctx, r.Client, c, id); err != nil {
 		return err
 	}
 	desired := clientspec.Desired(c, id, secret)
@@ -275,54 +271,6 @@ func (r *DexStaticClientReconciler) reconcileDexClient(ctx context.Context, c *d
 	}
 	setCondition(c, dexv1.ConditionRegistered, metav1.ConditionTrue, dexv1.ReasonReconciled, msg)
 	return nil
-}
-
-// claim records, with the finalizer and in one patch, that this object owns id in Dex, before
-// the first write to Dex.
-func (r *DexStaticClientReconciler) claim(ctx context.Context, c *dexv1.DexStaticClient, id string) error {
-	if claimed(c, id) && controllerutil.ContainsFinalizer(c, ClientFinalizer) {
-		return nil
-	}
-	orig := c.DeepCopy()
-	if c.Annotations == nil {
-		c.Annotations = map[string]string{}
-	}
-	c.Annotations[AnnotationRegisteredClientID] = id
-	controllerutil.AddFinalizer(c, ClientFinalizer)
-	if err := r.patchMetadata(ctx, c, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-		return fmt.Errorf("failed to record ownership of client id %s: %w", id, err)
-	}
-	return nil
-}
-
-// patchMetadata patches annotations and finalizers. The response would overwrite the status
-// this reconcile has computed so far with the stored one, so the status is kept.
-func (r *DexStaticClientReconciler) patchMetadata(ctx context.Context, c *dexv1.DexStaticClient, patch client.Patch) error {
-	status := c.Status.DeepCopy()
-	err := r.Patch(ctx, c, patch)
-	c.Status = *status
-	return err
-}
-
-// reconcileDelete deletes the client from Dex (only if this object owns it) and releases the
-// finalizer. While Dex is unavailable the finalizer stays and the delete is retried.
-func (r *DexStaticClientReconciler) reconcileDelete(ctx context.Context, c *dexv1.DexStaticClient) (ctrl.Result, error) {
-	if !controllerutil.ContainsFinalizer(c, ClientFinalizer) {
-		return ctrl.Result{}, nil
-	}
-	setCondition(c, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonDeleting, "deleting the client from Dex")
-	if id := c.Annotations[AnnotationRegisteredClientID]; id != "" {
-		err := deleteFromDex(ctx, r.Client, r.Pool, r.Recorder, c, c.Spec.ProviderRef, "client", id, func(dc dex.Client) error { return dc.DeleteClient(ctx, id) })
-		if err != nil {
-			return ctrl.Result{}, err
-		}
-	}
-	orig := c.DeepCopy()
-	controllerutil.RemoveFinalizer(c, ClientFinalizer)
-	if err := r.patchMetadata(ctx, c, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
-		return ctrl.Result{}, fmt.Errorf("failed to remove finalizer: %w", err)
-	}
-	return ctrl.Result{}, nil
 }
 
 // patchStatus summarises Ready, stamps observedGeneration when the reconcile succeeded, emits an
