@@ -2,7 +2,6 @@ package webhooks
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -95,15 +94,9 @@ func ValidateDexConnector(c *dexv1.DexConnector) field.ErrorList {
 
 func (v *DexConnectorValidator) crossObject(ctx context.Context, c *dexv1.DexConnector) (field.ErrorList, error) {
 	spec := field.NewPath("spec")
-	p, err := tenancy.ResolveProvider(ctx, v.Client, c.Namespace, c.Spec.ProviderRef)
-	var b *tenancy.Blocked
-	switch {
-	case errors.As(err, &b) && b.Reason == dexv1.ReasonNamespaceNotAllowed:
-		return field.ErrorList{field.Forbidden(spec.Child("providerRef"), b.Message)}, nil
-	case errors.As(err, &b):
-		return nil, nil
-	case err != nil:
-		return nil, err
+	p, errs, err := admissionProvider(ctx, v.Client, c.Namespace, c.Spec.ProviderRef)
+	if p == nil || err != nil {
+		return errs, err
 	}
 	var all dexv1.DexConnectorList
 	if err := v.Client.List(ctx, &all); err != nil {

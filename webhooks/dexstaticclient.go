@@ -88,19 +88,12 @@ func redirectProblem(raw string) string {
 // crossObject applies the provider's policies and the one-owner-per-id rule.
 func (v *DexStaticClientValidator) crossObject(ctx context.Context, c *dexv1.DexStaticClient) (field.ErrorList, error) {
 	spec := field.NewPath("spec")
-	p, err := tenancy.ResolveProvider(ctx, v.Client, c.Namespace, c.Spec.ProviderRef)
-	var b *tenancy.Blocked
-	switch {
-	case errors.As(err, &b) && b.Reason == dexv1.ReasonNamespaceNotAllowed:
-		return field.ErrorList{field.Forbidden(spec.Child("providerRef"), b.Message)}, nil
-	case errors.As(err, &b):
-		// A provider created after its clients is fine: the controller waits for it.
-		return nil, nil
-	case err != nil:
-		return nil, err
+	p, errs, err := admissionProvider(ctx, v.Client, c.Namespace, c.Spec.ProviderRef)
+	if p == nil || err != nil {
+		return errs, err
 	}
 	id := c.EffectiveClientID()
-	var errs field.ErrorList
+	var b *tenancy.Blocked
 	if err := tenancy.CheckClientIDPrefix(p, c.Namespace, id); errors.As(err, &b) {
 		errs = append(errs, field.Invalid(spec.Child("clientId"), id, strings.TrimPrefix(b.Message, "spec.clientId: ")))
 	}

@@ -5,13 +5,17 @@
 package webhooks
 
 import (
+	"context"
+	"errors"
 	"fmt"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/tenancy"
 )
 
 // SetupWithManager registers the validating webhooks of all four kinds.
@@ -38,4 +42,22 @@ func invalid(kind, name string, errs field.ErrorList) error {
 		return nil
 	}
 	return apierrors.NewInvalid(dexv1.GroupVersion.WithKind(kind).GroupKind(), name, errs)
+}
+
+// admissionProvider resolves the OIDCProvider a tenant object refers to. A namespace the provider
+// does not allow is a Forbidden error on spec.providerRef; a provider that does not exist (yet) or
+// does not administer Dex is no admission error (the controller reports it and waits), and then
+// the returned provider is nil.
+func admissionProvider(ctx context.Context, c client.Reader, ns string, ref dexv1.ObjectRef) (*dexv1.OIDCProvider, field.ErrorList, error) {
+	p, err := tenancy.ResolveProvider(ctx, c, ns, ref)
+	var b *tenancy.Blocked
+	switch {
+	case errors.As(err, &b) && b.Reason == dexv1.ReasonNamespaceNotAllowed:
+		return nil, field.ErrorList{field.Forbidden(field.NewPath("spec", "providerRef"), b.Message)}, nil
+	case errors.As(err, &b):
+		return nil, nil, nil
+	case err != nil:
+		return nil, nil, err
+	}
+	return p, nil, nil
 }
