@@ -85,47 +85,13 @@ func runSuite(m *testing.M) int {
 	}
 	keys = oidc.NewCache()
 	keys.MaxRefreshInterval = keyRefreshInterval
-	if err := (&controllers.KeyCacheSync{Keys: keys}).SetupWithManager(mgr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	pool = dex.NewPool()
 	defer pool.Close()
-	if err := (&controllers.OIDCProviderReconciler{
-		Client:         mgr.GetClient(),
-		Recorder:       mgr.GetEventRecorderFor("dexterity-oidcprovider"),
-		Pool:           pool,
-		Keys:           keys,
-		HealthInterval: 500 * time.Millisecond,
-		MaxRetryDelay:  2 * time.Second,
-	}).SetupWithManager(mgr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := (&controllers.DexStaticClientReconciler{
-		Client:        mgr.GetClient(),
-		Recorder:      mgr.GetEventRecorderFor("dexterity-dexstaticclient"),
-		Pool:          pool,
-		ResyncPeriod:  resyncPeriod,
-		MaxRetryDelay: 2 * time.Second,
-	}).SetupWithManager(mgr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := (&controllers.DexConnectorReconciler{
-		Client:        mgr.GetClient(),
-		Recorder:      mgr.GetEventRecorderFor("dexterity-dexconnector"),
-		Pool:          pool,
-		ResyncPeriod:  resyncPeriod,
-		MaxRetryDelay: 2 * time.Second,
-	}).SetupWithManager(mgr); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	if err := (&controllers.GroupBindingReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorderFor("dexterity-groupbinding"),
-	}).SetupWithManager(mgr); err != nil {
+	if err := controllers.SetupWithManager(mgr, pool, keys, controllers.Options{
+		ResyncPeriod:           resyncPeriod,
+		ProviderHealthInterval: 500 * time.Millisecond,
+		MaxRetryDelay:          2 * time.Second,
+	}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}

@@ -22,6 +22,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -88,18 +89,16 @@ func run(m *testing.M) int {
 
 	// Wait for the webhook server to serve TLS.
 	addr := net.JoinHostPort(wo.LocalServingHost, strconv.Itoa(wo.LocalServingPort))
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
 		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness probe only
-		if err == nil {
-			_ = conn.Close()
-			break
+		if err != nil {
+			return false, nil
 		}
-		if time.Now().After(deadline) {
-			fmt.Fprintln(os.Stderr, "webhook server not serving:", err)
-			return 1
-		}
-		time.Sleep(100 * time.Millisecond)
+		_ = conn.Close()
+		return true, nil
+	}); err != nil {
+		fmt.Fprintln(os.Stderr, "webhook server not serving:", err)
+		return 1
 	}
 	cfg := rest.CopyConfig(env.Config)
 	cfg.WarningHandler = warnings

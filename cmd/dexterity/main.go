@@ -89,45 +89,15 @@ func run(o options) error {
 	}
 
 	keys := oidc.NewCache()
-	if err := (&controllers.KeyCacheSync{Keys: keys}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("failed to set up key cache: %w", err)
-	}
 	pool := dex.NewPool()
 	defer pool.Close()
-	if err := (&controllers.OIDCProviderReconciler{
-		Client:         mgr.GetClient(),
-		Recorder:       mgr.GetEventRecorderFor("dexterity-oidcprovider"),
-		Pool:           pool,
-		Keys:           keys,
-		HealthInterval: o.providerHealthInterval,
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("failed to set up OIDCProvider controller: %w", err)
+	if err := controllers.SetupWithManager(mgr, pool, keys, controllers.Options{
+		ResyncPeriod:           o.dexResyncPeriod,
+		ProviderHealthInterval: o.providerHealthInterval,
+	}); err != nil {
+		return err
 	}
 
-	if err := (&controllers.DexStaticClientReconciler{
-		Client:       mgr.GetClient(),
-		Recorder:     mgr.GetEventRecorderFor("dexterity-dexstaticclient"),
-		Pool:         pool,
-		ResyncPeriod: o.dexResyncPeriod,
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("failed to set up DexStaticClient controller: %w", err)
-	}
-
-	if err := (&controllers.DexConnectorReconciler{
-		Client:       mgr.GetClient(),
-		Recorder:     mgr.GetEventRecorderFor("dexterity-dexconnector"),
-		Pool:         pool,
-		ResyncPeriod: o.dexResyncPeriod,
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("failed to set up DexConnector controller: %w", err)
-	}
-
-	if err := (&controllers.GroupBindingReconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorderFor("dexterity-groupbinding"),
-	}).SetupWithManager(mgr); err != nil {
-		return fmt.Errorf("failed to set up GroupBinding controller: %w", err)
-	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
 		return fmt.Errorf("failed to add health check: %w", err)
 	}

@@ -1,0 +1,54 @@
+package controllers
+
+import (
+	"fmt"
+	"time"
+
+	ctrl "sigs.k8s.io/controller-runtime"
+
+	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/oidc"
+)
+
+// Options tune the controllers; zero values take each controller's default.
+type Options struct {
+	// ResyncPeriod of drift repair against Dex (clients and connectors).
+	ResyncPeriod time.Duration
+	// ProviderHealthInterval between Dex reachability checks.
+	ProviderHealthInterval time.Duration
+	// MaxRetryDelay caps the backoff of failed reconciles.
+	MaxRetryDelay time.Duration
+}
+
+// SetupWithManager registers the key-cache sync (every replica) and the four controllers
+// (leader only) on mgr, sharing one Dex connection pool and one key cache. The manager binary,
+// the tests and the benchmarks all wire the operator through here.
+func SetupWithManager(mgr ctrl.Manager, pool *dex.Pool, keys *oidc.Cache, o Options) error {
+	if err := (&KeyCacheSync{Keys: keys}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up key cache: %w", err)
+	}
+	if err := (&OIDCProviderReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("dexterity-oidcprovider"),
+		Pool: pool, Keys: keys, HealthInterval: o.ProviderHealthInterval, MaxRetryDelay: o.MaxRetryDelay,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up OIDCProvider controller: %w", err)
+	}
+	if err := (&DexStaticClientReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("dexterity-dexstaticclient"),
+		Pool: pool, ResyncPeriod: o.ResyncPeriod, MaxRetryDelay: o.MaxRetryDelay,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up DexStaticClient controller: %w", err)
+	}
+	if err := (&DexConnectorReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("dexterity-dexconnector"),
+		Pool: pool, ResyncPeriod: o.ResyncPeriod, MaxRetryDelay: o.MaxRetryDelay,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up DexConnector controller: %w", err)
+	}
+	if err := (&GroupBindingReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("dexterity-groupbinding"),
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up GroupBinding controller: %w", err)
+	}
+	return nil
+}
