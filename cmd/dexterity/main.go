@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"os"
@@ -21,6 +22,7 @@ import (
 	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/oidc"
+	"dexterity.dev/dexterity/internal/registry"
 	"dexterity.dev/dexterity/webhooks"
 )
 
@@ -96,6 +98,19 @@ func run(o options) error {
 		ProviderHealthInterval: o.providerHealthInterval,
 	}); err != nil {
 		return err
+	}
+
+	if o.registryAddr != "0" {
+		srv, err := registry.New(context.Background(), mgr.GetCache(), registry.Options{
+			Addr: o.registryAddr, TLSCertFile: o.registryTLSCert, TLSKeyFile: o.registryKey,
+			DefaultProvider: o.registryDefaultProvider, Keys: keys, Kube: mgr.GetClient(),
+		})
+		if err != nil {
+			return fmt.Errorf("failed to set up registry server: %w", err)
+		}
+		if err := mgr.Add(srv); err != nil {
+			return fmt.Errorf("failed to add registry server: %w", err)
+		}
 	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

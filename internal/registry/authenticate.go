@@ -1,0 +1,244 @@
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+	"time"
+
+	authnv1 "k8s.io/api/authentication/v1"
+	authzv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/lru"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/oidc"
+)
+
+// Authentication paths (the "path" label of dexterity_registry_auth_decisions_total).
+const (
+	pathOIDC   = "oidc"   // a token of the provider, audience matches
+	pathClient = "client" // a token of the provider issued to another Dex client
+	pathK8s    = "k8s"    // a token Kubernetes checks (TokenReview + SubjectAccessReview)
+	pathNone   = "none"   // no usable token
+)
+
+// principal is an authenticated caller.
+type principal struct {
+	path     string
+	name     string   // username, client:<id>, or the Kubernetes user name
+	groups   []string // what GroupBindings see
+	noGroups bool     // an OIDC user token without the groups claim
+	user     *authnv1.UserInfo
+}
+
+// authError is a failed authentication, rendered as an HTTP error.
+type authError struct {
+	status  int    // 401 or 503
+	path    string // which path rejected it
+	reason  string // stable label
+	message string // for the client
+}
+
+func (e *authError) Error() string { return e.message }
+
+// creator creates TokenReviews and SubjectAccessReviews (the manager's client).
+type creator interface {
+	Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error
+}
+
+// verifiedKey identifies a verified token: the provider, the provider's generation (a changed
+// spec invalidates earlier verifications) and the SHA-256 of the token.
+type verifiedKey struct {
+	tenant  string
+	version int64
+	hash    [sha256.Size]byte
+}
+
+type verifiedEntry struct {
+	p       *principal
+	expires time.Time
+}
+
+// tokenCache remembers successful OIDC verifications so that repeated requests with one
+// token do not verify its signature again. It is bounded (LRU) and an entry is never used past
+// the token's exp or maxAge after verification.
+type tokenCache struct {
+	lru    *lru.Cache
+	maxAge time.Duration
+	now    func() time.Time
+}
+
+func newTokenCache(size int, maxAge time.Duration) *tokenCache {
+	return &tokenCache{lru: lru.New(size), maxAge: maxAge, now: time.Now}
+}
+
+func (c *tokenCache) get(k verifiedKey) (*principal, bool) {
+	v, ok := c.lru.Get(k)
+	if !ok {
+		return nil, false
+	}
+	e := v.(verifiedEntry)
+	if !c.now().Before(e.expires) {
+		c.lru.Remove(k)
+		return nil, false
+	}
+	return e.p, true
+}
+
+func (c *tokenCache) add(k verifiedKey, p *principal, exp time.Time) {
+	until := c.now().Add(c.maxAge)
+	if !exp.IsZero() && exp.Before(until) {
+		until = exp
+	}
+	c.lru.Add(k, verifiedEntry{p: p, expires: until})
+}
+
+// authenticator turns a bearer token into a principal following DESIGN §4's token table.
+type authenticator struct {
+	keys   *oidc.Cache
+	kube   creator
+	tokens *tokenCache
+}
+
+// bearerToken returns the token of an "Authorization: Bearer" header, or "".
+func bearerToken(r *http.Request) string {
+	h := r.Header.Get("Authorization")
+	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
+		return ""
+	}
+	return strings.TrimSpace(h[7:])
+}
+
+func (a *authenticator) authenticate(ctx context.Context, t *tenant, token string) (*principal, *authError) {
+	if token == "" {
+		return nil, &authError{status: http.StatusUnauthorized, path: pathNone, reason: "missing_token",
+			message: "authentication required: send Authorization: Bearer <token> (tofu login, or a credentials block in the CLI configuration)"}
+	}
+	spec := &t.provider.Spec
+	if t.provider.OIDCEnabled() {
+		iss, isJWT := oidc.UnverifiedIssuer(token)
+		if isJWT && iss == spec.IssuerURL {
+			// A token claiming this issuer is decided here and never falls back to Kubernetes.
+			return a.verifyOIDC(ctx, t, token)
+		}
+		if spec.AllowServiceAccountFallback {
+			return a.kubernetes(ctx, token)
+		}
+		if !isJWT {
+			return nil, &authError{status: http.StatusUnauthorized, path: pathNone, reason: string(oidc.ReasonNotJWT),
+				message: "the bearer token is not a JWT of this registry's issuer"}
+		}
+		return nil, &authError{status: http.StatusUnauthorized, path: pathOIDC, reason: string(oidc.ReasonWrongIssuer),
+			message: "the token was not issued by this registry's issuer"}
+	}
+	if spec.UseBearerToken {
+		return a.kubernetes(ctx, token)
+	}
+	return nil, &authError{status: http.StatusUnauthorized, path: pathNone, reason: "no_authentication",
+		message: "this registry accepts no tokens: its OIDCProvider has enabled=false and useBearerToken=false"}
+}
+
+func (a *authenticator) verifyOIDC(ctx context.Context, t *tenant, token string) (*principal, *authError) {
+	k := verifiedKey{tenant: t.key, version: t.version, hash: sha256.Sum256([]byte(token))}
+	if p, ok := a.tokens.get(k); ok {
+		tokenCacheTotal.WithLabelValues("hit").Inc()
+		return p, nil
+	}
+	tokenCacheTotal.WithLabelValues("miss").Inc()
+	prov, ok := a.keys.Get(t.key)
+	if !ok || !prov.Status().KeysReady {
+		return nil, &authError{status: http.StatusServiceUnavailable, path: pathOIDC, reason: "keys_not_loaded",
+			message: "the registry has not loaded its issuer's signing keys yet; retry shortly"}
+	}
+	id, err := prov.Verify(ctx, token)
+	path := pathOIDC
+	if err != nil && oidc.ReasonOf(err) == oidc.ReasonWrongAudience && t.provider.Spec.AllowClientCredentials {
+		id, err = prov.VerifyForAnyAudience(ctx, token)
+		path = pathClient
+	}
+	if err != nil {
+		reason := oidc.ReasonOf(err)
+		return nil, &authError{status: http.StatusUnauthorized, path: path, reason: string(reason),
+			message: fmt.Sprintf("invalid token: %s", describeReason(reason))}
+	}
+	var p *principal
+	if path == pathClient {
+		clientID := id.AuthorizedParty
+		if clientID == "" && len(id.Audience) == 1 {
+			clientID = id.Audience[0]
+		}
+		if clientID == "" {
+			return nil, &authError{status: http.StatusUnauthorized, path: path, reason: "unknown_client",
+				message: "invalid token: it names no authorized party (azp) and several audiences"}
+		}
+		name := "client:" + clientID
+		p = &principal{path: pathClient, name: name, groups: []string{name}}
+	} else {
+		p = &principal{path: pathOIDC, name: id.Username, groups: id.Groups, noGroups: !id.HasGroupsClaim}
+	}
+	a.tokens.add(k, p, id.Expiry)
+	return p, nil
+}
+
+func describeReason(r oidc.Reason) string {
+	switch r {
+	case oidc.ReasonExpired:
+		return "expired or not yet valid; run tofu login again"
+	case oidc.ReasonWrongAudience:
+		return "issued to another client (audience); log in with this registry's client"
+	case oidc.ReasonBadSignature, oidc.ReasonUnknownKey:
+		return "signature does not verify with the issuer's keys"
+	default:
+		return string(r)
+	}
+}
+
+// kubernetes authenticates token with a TokenReview. Authorization (SubjectAccessReview) is
+// done per resource by authorizeKubernetes.
+func (a *authenticator) kubernetes(ctx context.Context, token string) (*principal, *authError) {
+	tr := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token}}
+	if err := a.kube.Create(ctx, tr); err != nil {
+		return nil, &authError{status: http.StatusServiceUnavailable, path: pathK8s, reason: "tokenreview_failed",
+			message: "the registry could not check the token with Kubernetes; retry shortly"}
+	}
+	if !tr.Status.Authenticated {
+		return nil, &authError{status: http.StatusUnauthorized, path: pathK8s, reason: "not_authenticated",
+			message: "Kubernetes did not authenticate the token"}
+	}
+	u := tr.Status.User
+	return &principal{path: pathK8s, name: u.Username, groups: u.Groups, user: &u}, nil
+}
+
+// errSARFailed means the SubjectAccessReview could not be made.
+var errSARFailed = errors.New("failed to create SubjectAccessReview")
+
+// authorizeKubernetes asks Kubernetes whether the principal may get the Module or Provider
+// (objectName; "" when no object serves the address) in the tenant's namespace.
+func (a *authenticator) authorizeKubernetes(ctx context.Context, p *principal, ns string, kind resourceKind, objectName string) (bool, string, error) {
+	resource := "modules"
+	if kind == kindProvider {
+		resource = "providers"
+	}
+	extra := map[string]authzv1.ExtraValue{}
+	for k, v := range p.user.Extra {
+		extra[k] = authzv1.ExtraValue(v)
+	}
+	sar := &authzv1.SubjectAccessReview{
+		ObjectMeta: metav1.ObjectMeta{},
+		Spec: authzv1.SubjectAccessReviewSpec{
+			User: p.user.Username, UID: p.user.UID, Groups: p.user.Groups, Extra: extra,
+			ResourceAttributes: &authzv1.ResourceAttributes{
+				Namespace: ns, Verb: "get", Group: dexv1.GroupVersion.Group, Resource: resource, Name: objectName,
+			},
+		},
+	}
+	if err := a.kube.Create(ctx, sar); err != nil {
+		return false, "", fmt.Errorf("%w: %v", errSARFailed, err)
+	}
+	return sar.Status.Allowed, sar.Status.Reason, nil
+}
