@@ -3,6 +3,7 @@ package authz
 
 import (
 	"fmt"
+	"sync"
 
 	"github.com/expr-lang/expr"
 	"github.com/expr-lang/expr/vm"
@@ -23,9 +24,14 @@ func Compile(expression string) (*vm.Program, error) {
 	return p, nil
 }
 
+// machines are reusable expr virtual machines: evaluation runs on the registry's hot path.
+var machines = sync.Pool{New: func() any { return &vm.VM{} }}
+
 // Evaluate runs a compiled expression for groups. A run-time error means "deny".
 func Evaluate(p *vm.Program, groups []string) (bool, error) {
-	out, err := expr.Run(p, Env{Groups: groups})
+	m := machines.Get().(*vm.VM)
+	out, err := m.Run(p, Env{Groups: groups})
+	machines.Put(m)
 	if err != nil {
 		return false, fmt.Errorf("failed to evaluate expression: %w", err)
 	}

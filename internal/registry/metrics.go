@@ -25,6 +25,30 @@ var (
 	}, []string{"result"})
 )
 
+// Pre-bound series of the hot path.
+var (
+	tokenCacheHits   = tokenCacheTotal.WithLabelValues("hit")
+	tokenCacheMisses = tokenCacheTotal.WithLabelValues("miss")
+)
+
+// decisionCounter returns the series of one auth decision; the common ones are pre-bound.
+func decisionCounter(path, decision, reason string) prometheus.Counter {
+	if decision == "allow" && reason == "granted" {
+		switch path {
+		case pathOIDC:
+			return allowOIDC
+		case pathClient:
+			return allowClient
+		}
+	}
+	return authDecisionsTotal.WithLabelValues(path, decision, reason)
+}
+
+var (
+	allowOIDC   = authDecisionsTotal.WithLabelValues(pathOIDC, "allow", "granted")
+	allowClient = authDecisionsTotal.WithLabelValues(pathClient, "allow", "granted")
+)
+
 func init() {
 	metrics.Registry.MustRegister(requestsTotal, requestDuration, authDecisionsTotal, tokenCacheTotal)
 }

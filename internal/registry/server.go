@@ -221,7 +221,7 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request, t *tenant, res r
 		if aerr.status == http.StatusServiceUnavailable {
 			decision = "unavailable"
 		}
-		authDecisionsTotal.WithLabelValues(aerr.path, decision, aerr.reason).Inc()
+		decisionCounter(aerr.path, decision, aerr.reason).Inc()
 		writeError(w, aerr.status, aerr.message)
 		return false
 	}
@@ -230,11 +230,11 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request, t *tenant, res r
 		allowed, reason, err := s.auth.authorizeKubernetes(r.Context(), p, ns, res.kind, objectName)
 		switch {
 		case err != nil:
-			authDecisionsTotal.WithLabelValues(pathK8s, "unavailable", "subjectaccessreview_failed").Inc()
+			decisionCounter(pathK8s, "unavailable", "subjectaccessreview_failed").Inc()
 			writeError(w, http.StatusServiceUnavailable, "the registry could not check access with Kubernetes; retry shortly")
 			return false
 		case !allowed:
-			authDecisionsTotal.WithLabelValues(pathK8s, "deny", "rbac").Inc()
+			decisionCounter(pathK8s, "deny", "rbac").Inc()
 			msg := fmt.Sprintf("Kubernetes RBAC does not allow %s to get this %s in namespace %s", p.name, res.kind, ns)
 			if reason != "" {
 				msg += ": " + reason
@@ -242,25 +242,21 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request, t *tenant, res r
 			writeError(w, http.StatusForbidden, msg)
 			return false
 		}
-		authDecisionsTotal.WithLabelValues(pathK8s, "allow", "rbac").Inc()
+		decisionCounter(pathK8s, "allow", "rbac").Inc()
 		return true
 	}
 	if p.noGroups {
-		authDecisionsTotal.WithLabelValues(p.path, "deny", "no_groups_claim").Inc()
+		decisionCounter(p.path, "deny", "no_groups_claim").Inc()
 		writeError(w, http.StatusForbidden, fmt.Sprintf("the token has no %q claim: log in again requesting the groups scope", groupsClaim(t.provider)))
 		return false
 	}
-	var bindings []*binding
-	if c := s.store.contentOf(ns); c != nil {
-		bindings = c.bindings
-	}
-	d := authorize(bindings, p.groups, res)
+	d := p.decide(s.store.contentOf(ns), res)
 	if !d.allowed {
-		authDecisionsTotal.WithLabelValues(p.path, "deny", d.reason).Inc()
+		decisionCounter(p.path, "deny", d.reason).Inc()
 		writeError(w, http.StatusForbidden, d.message)
 		return false
 	}
-	authDecisionsTotal.WithLabelValues(p.path, "allow", d.reason).Inc()
+	decisionCounter(p.path, "allow", d.reason).Inc()
 	return true
 }
 

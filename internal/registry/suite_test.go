@@ -82,7 +82,6 @@ func runSuite(m *testing.M) int {
 		return 1
 	}
 	keys = oidc.NewCache()
-	keys.MaxRefreshInterval = 2 * time.Second
 	pool := dex.NewPool()
 	defer pool.Close()
 	if err := controllers.SetupWithManager(mgr, pool, keys, controllers.Options{ResyncPeriod: time.Minute}); err != nil {
