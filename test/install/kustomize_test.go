@@ -47,12 +47,21 @@ func renderDefault(t *testing.T) *defaultInstall {
 		g.Expect(os).To(HaveLen(1), "one %s", kind)
 		convert(t, os[0], into)
 	}
-	in.sa, in.deployment, in.service = &corev1.ServiceAccount{}, &appsv1.Deployment{}, &corev1.Service{}
+	in.sa, in.deployment = &corev1.ServiceAccount{}, &appsv1.Deployment{}
 	in.vwc = &admissionregistrationv1.ValidatingWebhookConfiguration{}
 	one("ServiceAccount", in.sa)
 	one("Deployment", in.deployment)
-	one("Service", in.service)
 	one("ValidatingWebhookConfiguration", in.vwc)
+	// The webhook Service is the one the configuration calls (there may be others).
+	g.Expect(in.vwc.Webhooks).NotTo(BeEmpty())
+	g.Expect(in.vwc.Webhooks[0].ClientConfig.Service).NotTo(BeNil())
+	for _, o := range ofKind(objs, "Service") {
+		if o.GetName() == in.vwc.Webhooks[0].ClientConfig.Service.Name {
+			in.service = &corev1.Service{}
+			convert(t, o, in.service)
+		}
+	}
+	g.Expect(in.service).NotTo(BeNil(), "the webhook Service %s is rendered", in.vwc.Webhooks[0].ClientConfig.Service.Name)
 
 	roles, clusterRoles := map[string][]rbacv1.PolicyRule{}, map[string][]rbacv1.PolicyRule{}
 	for _, o := range ofKind(objs, "Role") {
@@ -88,14 +97,13 @@ func renderDefault(t *testing.T) *defaultInstall {
 		in.namespaceRules = append(in.namespaceRules, roles[b.RoleRef.Name]...)
 	}
 
-	// Nothing else: in particular no Secret, which `kubectl apply` would reset (the manager fills
-	// the certificate Secret itself).
-	known := map[string]bool{"Namespace": true, "CustomResourceDefinition": true, "ServiceAccount": true, "Deployment": true,
-		"Service": true, "ValidatingWebhookConfiguration": true, "Role": true, "ClusterRole": true, "RoleBinding": true, "ClusterRoleBinding": true}
+	// No Secret, which `kubectl apply` would reset (the manager fills the certificate Secret
+	// itself), and every namespaced object in the install namespace.
+	clusterScoped := map[string]bool{"Namespace": true, "CustomResourceDefinition": true, "ClusterRole": true,
+		"ClusterRoleBinding": true, "ValidatingWebhookConfiguration": true, "MutatingWebhookConfiguration": true}
 	for _, o := range objs {
-		g.Expect(known).To(HaveKey(o.GetKind()), "config/default renders a %s %s", o.GetKind(), o.GetName())
-		if o.GetKind() != "Namespace" && o.GetKind() != "CustomResourceDefinition" && o.GetKind() != "ClusterRole" &&
-			o.GetKind() != "ClusterRoleBinding" && o.GetKind() != "ValidatingWebhookConfiguration" {
+		g.Expect(o.GetKind()).NotTo(Equal("Secret"), "config/default renders Secret %s", o.GetName())
+		if !clusterScoped[o.GetKind()] {
 			g.Expect(o.GetNamespace()).To(Equal(in.namespace), "%s %s is in the install namespace", o.GetKind(), o.GetName())
 		}
 	}
