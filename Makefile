@@ -50,8 +50,8 @@ test: tools vet ## Run every test (envtest and the real Dex included).
 	go test $(TEST_FLAGS) ./...
 
 .PHONY: verify-generated
-verify-generated: manifests generate ## Fail when generated files are stale.
-	@git diff --exit-code -- config api || { echo "generated files are stale: run 'make manifests generate' and commit"; exit 1; }
+verify-generated: manifests generate bundle ## Fail when generated files (config/, api/, bundle/) are stale or not committed.
+	@git diff --exit-code -- config api bundle && test -z "$$(git status --porcelain -- config api bundle)" || { git status --short -- config api bundle; echo "generated files are stale: run 'make manifests generate bundle' and commit"; exit 1; }
 
 ##@ Build
 

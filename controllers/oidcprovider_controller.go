@@ -50,8 +50,8 @@ type OIDCProviderReconciler struct {
 // +kubebuilder:rbac:groups=dexterity.dev,resources=oidcproviders/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=dexterity.dev,resources=oidcproviders/finalizers,verbs=update
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch
+// Events: controller-runtime's recorder writes core/v1 Events (not events.k8s.io).
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
-// +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // Reconcile brings an OIDCProvider's status in line with the Dex and issuer it names.
 func (r *OIDCProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {

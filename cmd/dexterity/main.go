@@ -23,6 +23,7 @@ import (
 	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/oidc"
 	"dexterity.dev/dexterity/internal/registry"
+	"dexterity.dev/dexterity/internal/webhookcert"
 	"dexterity.dev/dexterity/webhooks"
 )
 
@@ -39,6 +40,7 @@ type options struct {
 	webhookPort                  int
 	webhookCertDir               string
 	enableWebhooks               bool
+	webhookCert                  webhookcert.Options
 	registryAddr                 string
 	registryTLSCert, registryKey string
 	registryDefaultProvider      string
@@ -55,6 +57,7 @@ func main() {
 	flag.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the validating webhook server.")
 	flag.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Directory with tls.crt and tls.key for the webhook server (default: the system temp dir's k8s-webhook-server/serving-certs).")
 	flag.BoolVar(&o.enableWebhooks, "enable-webhooks", false, "Serve the validating webhooks.")
+	o.webhookCert.BindFlags(flag.CommandLine)
 	flag.StringVar(&o.registryAddr, "registry-bind-address", ":8443", "Address of the embedded registry server; \"0\" disables it.")
 	flag.StringVar(&o.registryTLSCert, "registry-tls-cert-file", "", "TLS certificate of the registry server (plain HTTP when empty).")
 	flag.StringVar(&o.registryKey, "registry-tls-key-file", "", "TLS key of the registry server.")
@@ -78,13 +81,14 @@ func run(o options) error {
 	if err != nil {
 		return fmt.Errorf("failed to load kubeconfig: %w", err)
 	}
+	webhookServer := webhookcert.NewServer(webhook.Options{Port: o.webhookPort, CertDir: o.webhookCertDir})
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                 scheme,
 		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress: o.probeAddr,
 		LeaderElection:         o.leaderElect,
 		LeaderElectionID:       "dexterity.dev",
-		WebhookServer:          webhook.NewServer(webhook.Options{Port: o.webhookPort, CertDir: o.webhookCertDir}),
+		WebhookServer:          webhookServer,
 	})
 	if err != nil {
 		return fmt.Errorf("failed to create manager: %w", err)
@@ -120,6 +124,10 @@ func run(o options) error {
 		return fmt.Errorf("failed to add ready check: %w", err)
 	}
 	if o.enableWebhooks {
+		// The serving certificate: the one in the cert dir (OLM's), or self-managed (see docs/install.md).
+		if _, err := webhookcert.Setup(context.Background(), mgr, webhookServer, o.webhookCert); err != nil {
+			return err
+		}
 		if err := webhooks.SetupWithManager(mgr); err != nil {
 			return err
 		}

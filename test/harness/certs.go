@@ -96,6 +96,11 @@ func clientTemplate(commonName string) *x509.Certificate {
 
 // newCA creates a self-signed CA certificate.
 func newCA(commonName string) (*issuer, error) {
+	return newCAFor(pkix.Name{CommonName: commonName})
+}
+
+// newCAFor creates a self-signed CA certificate with the given subject.
+func newCAFor(subject pkix.Name) (*issuer, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, fmt.Errorf("failed to generate CA key: %w", err)
@@ -107,7 +112,7 @@ func newCA(commonName string) (*issuer, error) {
 	now := time.Now()
 	tmpl := &x509.Certificate{
 		SerialNumber:          serial,
-		Subject:               pkix.Name{CommonName: commonName},
+		Subject:               subject,
 		NotBefore:             now.Add(-time.Hour),
 		NotAfter:              now.Add(certValidity),
 		IsCA:                  true,
