@@ -22,7 +22,7 @@ help: ## Show the targets.
 ##@ Development
 
 .PHONY: tools
-tools: ## Build kube-apiserver, etcd, Dex, controller-gen and kustomize into bin/ (only what is missing or re-pinned).
+tools: ## Build kube-apiserver, etcd, Dex, OpenTofu, controller-gen and kustomize into bin/ (only what is missing or re-pinned).
 	hack/tools.sh all
 
 .PHONY: codegen-tools

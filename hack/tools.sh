@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# Builds the binaries tests and `make run` need into bin/: kube-apiserver, etcd and Dex from the
-# pinned Go modules under hack/tools/, plus controller-gen and kustomize. A binary is rebuilt only
-# when its pinned module (go.mod/go.sum) changes; the pins live in hack/tools/*/go.mod and
-# hack/tools/versions.env.
+# Builds the binaries tests and `make run` need into bin/: kube-apiserver, etcd, Dex and OpenTofu
+# from the pinned Go modules under hack/tools/, plus controller-gen and kustomize. A binary is
+# rebuilt only when its pinned module (go.mod/go.sum) changes; the pins live in hack/tools/*/go.mod
+# and hack/tools/versions.env.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 bin="$root/bin"
@@ -48,6 +48,9 @@ case $what in
     install kustomize sigs.k8s.io/kustomize/kustomize/v5 "$KUSTOMIZE_VERSION"
     build etcd etcd . 1.5
     build dex dex github.com/dexidp/dex/cmd/dex 2.5 CGO_ENABLED=1
-    build kube-apiserver kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver 6 ;;
+    build kube-apiserver kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver 6
+    # Like OpenTofu's release builds: static, and dev=no drops the "-dev" suffix of the version.
+    build tofu tofu github.com/opentofu/opentofu/cmd/tofu 7 CGO_ENABLED=0 \
+      GOFLAGS="-mod=mod -ldflags=-X=github.com/opentofu/opentofu/version.dev=no" ;;
   *) echo "usage: $0 [all|codegen]" >&2; exit 2 ;;
 esac
