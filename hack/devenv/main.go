@@ -1,5 +1,6 @@
 // Command devenv runs Dexterity locally for `make run`: etcd + kube-apiserver (envtest), a real
-// Dex on sqlite3, the manager binary, and config/samples. State lives under --state (default
+// Dex on sqlite3, the manager binary with the registry on HTTPS (local CA), config/samples, and
+// Team A's module and signed provider on a local file server. State lives under --state (default
 // .dev/) and survives restarts; delete that folder to start from scratch. Ctrl-C stops everything.
 package main
 
@@ -19,6 +20,7 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -67,8 +69,14 @@ func run(managerBin, state, samples string) error {
 	}
 	defer func() { _ = d.Stop() }()
 
+	tlsDir := filepath.Join(state, "registry-tls")
+	fmt.Println(">> writing a local CA and the registry's certificate to", tlsDir)
+	if err := registryTLS(tlsDir); err != nil {
+		return err
+	}
+
 	fmt.Println(">> starting the manager:", managerBin, "(log in", filepath.Join(state, "manager.log")+")")
-	mgr, err := startManager(managerBin, kubeconfig, filepath.Join(state, "manager.log"))
+	mgr, err := startManager(managerBin, kubeconfig, filepath.Join(state, "manager.log"), tlsDir)
 	if err != nil {
 		return err
 	}
@@ -78,19 +86,54 @@ func run(managerBin, state, samples string) error {
 	if err := applyKustomization(ctx, env.Client, samples); err != nil {
 		return err
 	}
+	filesDir := filepath.Join(state, "registry-files")
+	fmt.Println(">> building Team A's module and signed provider into", filesDir, "(served on https://"+filesAddr+")")
+	content, err := registryContent(ctx, filesDir, tlsDir)
+	if err != nil {
+		return err
+	}
+	for _, obj := range content {
+		u := &unstructured.Unstructured{}
+		if u.Object, err = runtime.DefaultUnstructuredConverter.ToUnstructured(obj); err != nil {
+			return err
+		}
+		if err := applyWithRetry(ctx, env.Client, u); err != nil {
+			return err
+		}
+		fmt.Printf("   applied %s %s/%s\n", u.GetKind(), u.GetNamespace(), u.GetName())
+	}
+	example := filepath.Join(state, "example")
+	if err := writeExample(example); err != nil {
+		return err
+	}
 	if err := waitReady(ctx, env.Client, 2*time.Minute); err != nil {
+		return err
+	}
+	root, err := filepath.Abs(".")
+	if err != nil {
 		return err
 	}
 
 	fmt.Printf(`
 Dexterity is running.
-  Kubernetes API:  kubectl --kubeconfig %s get oidcproviders,dexstaticclients,dexconnectors,groupbindings -A
+  Kubernetes API:  kubectl --kubeconfig %s get oidcproviders,dexstaticclients,dexconnectors,groupbindings,modules,providers -A
   Dex issuer:      %s  (users admin@example.com / bob@example.com, password "password")
   Dex gRPC API:    %s (plaintext, loopback)
   Manager log:     %s
   Dex log:         %s
+  Registry:        https://%s (Team A's tenant: OIDCProvider team-a/registry)
+
+Try the registry with OpenTofu (bin/tofu, built by make tools), in another shell:
+  export SSL_CERT_FILE=%s   # trust the local CA
+  unset TF_CLI_CONFIG_FILE   # so that tofu reads the token tofu login stores
+  %s login %s   # answer yes, open the URL, sign in as admin@example.com / password
+  cd %s && %s init
+Signed in as bob@example.com (team-b) instead, tofu init is refused with 403 Forbidden.
+
 Press Ctrl-C to stop everything (state is kept in %s).
-`, kubeconfig, d.IssuerURL(), d.GRPCAddress(), filepath.Join(state, "manager.log"), d.LogPath(), state)
+`, kubeconfig, d.IssuerURL(), d.GRPCAddress(), filepath.Join(state, "manager.log"), d.LogPath(),
+		registryAddr, filepath.Join(tlsDir, "ca.crt"), filepath.Join(root, "bin", "tofu"), registryAddr,
+		example, filepath.Join(root, "bin", "tofu"), state)
 
 	exited := make(chan error, 1)
 	go func() { exited <- mgr.Wait() }()
@@ -115,14 +158,15 @@ func writeKubeconfig(env *envtest.Environment, path string) error {
 	return os.WriteFile(path, kc, 0o600)
 }
 
-func startManager(bin, kubeconfig, logPath string) (*exec.Cmd, error) {
+func startManager(bin, kubeconfig, logPath, tlsDir string) (*exec.Cmd, error) {
 	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
 	}
 	cmd := exec.Command(bin, "--kubeconfig", kubeconfig,
 		"--metrics-bind-address", "127.0.0.1:8080", "--health-probe-bind-address", "127.0.0.1:8081",
-		"--registry-bind-address", "127.0.0.1:8443", "--registry-default-provider", "dexterity-system/dex",
+		"--registry-bind-address", registryAddr, "--registry-default-provider", "team-a/registry",
+		"--registry-tls-cert-file", filepath.Join(tlsDir, "tls.crt"), "--registry-tls-key-file", filepath.Join(tlsDir, "tls.key"),
 		"--dex-resync-period", "1m")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

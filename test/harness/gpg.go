@@ -27,9 +27,20 @@ type GPGKey struct {
 	ASCIIArmor string
 }
 
-// GenerateGPGKey generates a signing key for name (the user ID's real name) with gpg in batch mode.
+// GenerateGPGKey generates a signing key for name (the user ID's real name) with gpg in batch
+// mode, in a temporary GNUPGHOME removed (and its agent stopped) when the test ends.
 func GenerateGPGKey(t testing.TB, name string) (*GPGKey, error) {
 	t.Helper()
+	k, err := NewGPGKey(name)
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(k.Close)
+	return k, nil
+}
+
+// NewGPGKey is GenerateGPGKey outside tests: the caller calls Close when done signing.
+func NewGPGKey(name string) (*GPGKey, error) {
 	if _, err := exec.LookPath("gpg"); err != nil {
 		return nil, fmt.Errorf("failed to find gpg (install the gpg package): %w", err)
 	}
@@ -38,12 +49,13 @@ func GenerateGPGKey(t testing.TB, name string) (*GPGKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("failed to create GNUPGHOME: %w", err)
 	}
-	t.Cleanup(func() {
-		// Stop the agent gpg started for this home, then remove it.
-		_ = exec.Command("gpgconf", "--homedir", home, "--kill", "gpg-agent").Run()
-		_ = os.RemoveAll(home)
-	})
 	k := &GPGKey{home: home}
+	ok := false
+	defer func() {
+		if !ok {
+			k.Close()
+		}
+	}()
 
 	params := strings.Join([]string{
 		"%no-protection",
@@ -77,7 +89,14 @@ func GenerateGPGKey(t testing.TB, name string) (*GPGKey, error) {
 	if k.ASCIIArmor, err = k.gpg("", "--armor", "--export", k.Fingerprint); err != nil {
 		return nil, fmt.Errorf("failed to export gpg public key: %w", err)
 	}
+	ok = true
 	return k, nil
+}
+
+// Close stops the gpg-agent of the key's GNUPGHOME and removes it; the key cannot sign after.
+func (k *GPGKey) Close() {
+	_ = exec.Command("gpgconf", "--homedir", k.home, "--kill", "gpg-agent").Run()
+	_ = os.RemoveAll(k.home)
 }
 
 // DetachSign writes a binary detached signature of the file at path to sigPath.
