@@ -18,6 +18,7 @@ import (
 	. "github.com/onsi/gomega"
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	authnv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
@@ -37,6 +38,7 @@ import (
 	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/oidc"
+	"dexterity.dev/dexterity/internal/registry"
 	"dexterity.dev/dexterity/internal/webhookcert"
 	"dexterity.dev/dexterity/test/harness"
 	"dexterity.dev/dexterity/webhooks"
@@ -66,8 +68,8 @@ func TestLeastPrivilegeIsSufficient(t *testing.T) {
 			port, err := harness.FreePort()
 			NewWithT(t).Expect(err).NotTo(HaveOccurred())
 			in := tc.install(t, port)
-			startManager(t, in, port)
-			smoke(t, in)
+			registryURL := startManager(t, in, port)
+			smoke(t, in, registryURL)
 			log, _ := managerLog.Since(logStart)
 			NewWithT(t).Expect(strings.ToLower(log)).NotTo(ContainSubstring("forbidden"), "the manager was denied something")
 		})
@@ -204,10 +206,14 @@ func writeCerts(t *testing.T, dir string, c *harness.ServingCert) {
 
 // startManager runs the manager as cmd/dexterity wires it, as the installation's ServiceAccount,
 // and waits until it is ready and the leader.
-func startManager(t *testing.T, in installation, webhookPort int) {
+// startManager runs the manager as the install's ServiceAccount and returns the URL of its
+// registry server (plain HTTP).
+func startManager(t *testing.T, in installation, webhookPort int) string {
 	t.Helper()
 	g := NewWithT(t)
 	probe, err := harness.FreePort()
+	g.Expect(err).NotTo(HaveOccurred())
+	registryPort, err := harness.FreePort()
 	g.Expect(err).NotTo(HaveOccurred())
 	srv := webhookcert.NewServer(webhook.Options{Host: "127.0.0.1", Port: webhookPort, CertDir: in.certDir})
 	mgr, err := ctrl.NewManager(impersonating(in.namespace, in.serviceAccount), ctrl.Options{
@@ -224,6 +230,10 @@ func startManager(t *testing.T, in installation, webhookPort int) {
 	g.Expect(err).NotTo(HaveOccurred())
 	pool, keys := dex.NewPool(), oidc.NewCache()
 	g.Expect(controllers.SetupWithManager(mgr, pool, keys, controllers.Options{MaxRetryDelay: 2 * time.Second})).To(Succeed())
+	registryAddr := net.JoinHostPort("127.0.0.1", strconv.Itoa(registryPort))
+	reg, err := registry.New(context.Background(), mgr.GetCache(), registry.Options{Addr: registryAddr, Keys: keys, Kube: mgr.GetClient()})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(mgr.Add(reg)).To(Succeed())
 	g.Expect(mgr.AddHealthzCheck("healthz", healthz.Ping)).To(Succeed())
 	g.Expect(mgr.AddReadyzCheck("readyz", healthz.Ping)).To(Succeed())
 	mode, err := webhookcert.Setup(context.Background(), mgr, srv, in.certs)
@@ -251,12 +261,13 @@ func startManager(t *testing.T, in installation, webhookPort int) {
 		return resp.StatusCode, nil
 	}, waitTimeout, 100*time.Millisecond).Should(Equal(http.StatusOK))
 	g.Eventually(mgr.Elected(), waitTimeout).Should(BeClosed(), "leader election in %s", in.namespace)
+	return "http://" + registryAddr
 }
 
 // smoke is the scenario every install must pass: a provider, a client, a connector and a
 // binding become Ready, the client and connector are in Dex, the webhooks answer, events and the
 // leader Lease are written, and deletion cleans Dex up.
-func smoke(t *testing.T, in installation) {
+func smoke(t *testing.T, in installation, registryURL string) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := newNamespace(t, "smoke-")
@@ -267,6 +278,7 @@ func smoke(t *testing.T, in installation) {
 	provider := &dexv1.OIDCProvider{
 		ObjectMeta: metav1.ObjectMeta{Name: "dex", Namespace: ns},
 		Spec: dexv1.OIDCProviderSpec{IssuerURL: plainDex.IssuerURL(), ClientID: "registry",
+			Hostnames: []string{ns + ".test"}, AllowServiceAccountFallback: true,
 			Dex: &dexv1.DexAdminSpec{GRPCAddress: plainDex.GRPCAddress(), Insecure: true}},
 	}
 	dsc := &dexv1.DexStaticClient{
@@ -304,6 +316,10 @@ func smoke(t *testing.T, in installation) {
 	// The webhooks answer (a non-boolean expression passes the schema, not the webhook).
 	err = k8s.Create(ctx, &dexv1.GroupBinding{ObjectMeta: metav1.ObjectMeta{Name: "broken", Namespace: ns}, Spec: dexv1.GroupBindingSpec{Expression: "len(groups)"}})
 	g.Expect(err).To(MatchError(ContainSubstring("expected bool")))
+
+	// The registry reads Modules through the cache and asks Kubernetes about a ServiceAccount
+	// token (TokenReview, SubjectAccessReview) with the install's permissions.
+	registryAccess(t, ns, registryURL)
 
 	events := &corev1.EventList{}
 	g.Expect(k8s.List(ctx, events, client.InNamespace(ns))).To(Succeed())
@@ -353,4 +369,39 @@ func connectorIDs(g Gomega, d api.DexClient) []string {
 		ids = append(ids, c.GetId())
 	}
 	return ids
+}
+
+// registryAccess publishes a module in ns and fetches its versions from the registry with the
+// token of a ServiceAccount allowed to get modules in ns.
+func registryAccess(t *testing.T, ns, registryURL string) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	create(t,
+		&dexv1.Module{ObjectMeta: metav1.ObjectMeta{Name: "network", Namespace: ns}, Spec: dexv1.ModuleSpec{
+			Namespace: "team-a", Name: "network", System: "aws",
+			Versions: []dexv1.ModuleVersion{{Version: "1.0.0", Source: "https://downloads.example.org/network.tar.gz"}}}},
+		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "ci", Namespace: ns}},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "module-reader", Namespace: ns},
+			Rules: []rbacv1.PolicyRule{{APIGroups: []string{dexv1.GroupVersion.Group}, Resources: []string{"modules"}, Verbs: []string{"get"}}}},
+		&rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "ci-module-reader", Namespace: ns},
+			RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "module-reader"},
+			Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "ci", Namespace: ns}}},
+	)
+	tr := &authnv1.TokenRequest{Spec: authnv1.TokenRequestSpec{ExpirationSeconds: ptr.To(int64(600))}}
+	g.Expect(k8s.SubResource("token").Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "ci", Namespace: ns}}, tr)).To(Succeed())
+	g.Eventually(func() (int, error) {
+		req, err := http.NewRequest(http.MethodGet, registryURL+"/v1/modules/team-a/network/aws/versions", nil)
+		if err != nil {
+			return 0, err
+		}
+		req.Host = ns + ".test"
+		req.Header.Set("Authorization", "Bearer "+tr.Status.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return 0, err
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode, nil
+	}, waitTimeout, 200*time.Millisecond).Should(Equal(http.StatusOK))
 }
