@@ -18,6 +18,11 @@ type keySet struct {
 type verifyStateKey struct{}
 
 type verifyState struct {
+	// raw and jws: the token Provider.verify already parsed, so that the key set does not
+	// parse it again.
+	raw string
+	jws *jose.JSONWebSignature
+
 	err     *VerifyError
 	payload []byte
 }
@@ -28,7 +33,7 @@ func (ks *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, erro
 	if st == nil {
 		st = &verifyState{}
 	}
-	payload, verr := ks.verify(ctx, raw)
+	payload, verr := ks.verify(ctx, raw, st)
 	if verr != nil {
 		st.err = verr
 		return nil, verr
@@ -37,10 +42,13 @@ func (ks *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, erro
 	return payload, nil
 }
 
-func (ks *keySet) verify(ctx context.Context, raw string) ([]byte, *VerifyError) {
-	jws, err := jose.ParseSignedCompact(raw, allowedAlgs)
-	if err != nil {
-		return nil, verifyErr(ReasonNotJWT, "failed to parse JWS")
+func (ks *keySet) verify(ctx context.Context, raw string, st *verifyState) ([]byte, *VerifyError) {
+	jws := st.jws
+	if jws == nil || st.raw != raw {
+		var err error
+		if jws, err = jose.ParseSignedCompact(raw, allowedAlgs); err != nil {
+			return nil, verifyErr(ReasonNotJWT, "failed to parse JWS")
+		}
 	}
 	if len(jws.Signatures) != 1 {
 		return nil, verifyErr(ReasonNotJWT, "token must carry exactly one signature")

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
+	jose "github.com/go-jose/go-jose/v4"
 )
 
 // Identity is the verified identity carried by a token.
@@ -60,22 +61,13 @@ func (p *Provider) verifyAndCount(ctx context.Context, rawToken string, checkAud
 }
 
 func (p *Provider) verify(ctx context.Context, raw string, checkAudience bool) (*Identity, *VerifyError) {
-	header, payload, ok := splitJWT(raw)
-	if !ok {
-		return nil, verifyErr(ReasonNotJWT, "token is not a compact JWS")
-	}
-	var hdr struct {
-		Alg string `json:"alg"`
-	}
-	if err := json.Unmarshal(header, &hdr); err != nil {
-		return nil, verifyErr(ReasonNotJWT, "token header is not a JSON object")
+	jws, payload, verr := parseToken(raw)
+	if verr != nil {
+		return nil, verr
 	}
 	claims, err := decodeClaims(payload)
 	if err != nil {
 		return nil, verifyErr(ReasonNotJWT, "token payload is not a JSON object")
-	}
-	if !isAllowedAlg(hdr.Alg) {
-		return nil, verifyErr(ReasonUnsupportedAlg, fmt.Sprintf("signing algorithm %q is not allowed: only asymmetric algorithms are accepted", truncate(hdr.Alg, 32)))
 	}
 	iss, _ := claims["iss"].(string)
 	if iss != p.cfg.IssuerURL {
@@ -85,7 +77,7 @@ func (p *Provider) verify(ctx context.Context, raw string, checkAudience bool) (
 		return nil, verifyErr(ReasonNotReady, "no signing keys have been loaded for issuer "+p.cfg.IssuerURL)
 	}
 
-	st := &verifyState{}
+	st := &verifyState{raw: raw, jws: jws}
 	tok, err := p.verifier.Verify(context.WithValue(ctx, verifyStateKey{}, st), raw)
 	if err != nil {
 		return nil, mapVerifierError(err, st, claims)
@@ -193,6 +185,32 @@ func stringOrStrings(v any) ([]string, bool) {
 		return out, true
 	}
 	return nil, false
+}
+
+// parseToken parses a compact JWS once (go-jose: header, payload and signature) with an allowed
+// algorithm; the key set reuses the result. When parsing fails it says why.
+func parseToken(raw string) (*jose.JSONWebSignature, []byte, *VerifyError) {
+	jws, err := jose.ParseSignedCompact(raw, allowedAlgs)
+	if err == nil && len(jws.Signatures) == 1 {
+		return jws, jws.UnsafePayloadWithoutVerification(), nil
+	}
+	header, payload, ok := splitJWT(raw)
+	if !ok {
+		return nil, nil, verifyErr(ReasonNotJWT, "token is not a compact JWS")
+	}
+	var hdr struct {
+		Alg string `json:"alg"`
+	}
+	if err := json.Unmarshal(header, &hdr); err != nil {
+		return nil, nil, verifyErr(ReasonNotJWT, "token header is not a JSON object")
+	}
+	if _, err := decodeClaims(payload); err != nil {
+		return nil, nil, verifyErr(ReasonNotJWT, "token payload is not a JSON object")
+	}
+	if !isAllowedAlg(hdr.Alg) {
+		return nil, nil, verifyErr(ReasonUnsupportedAlg, fmt.Sprintf("signing algorithm %q is not allowed: only asymmetric algorithms are accepted", truncate(hdr.Alg, 32)))
+	}
+	return nil, nil, verifyErr(ReasonNotJWT, "token is not a well-formed JWS")
 }
 
 // splitJWT decodes the header and payload of a compact JWS ("h.p.s") without verifying it.
