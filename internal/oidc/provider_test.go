@@ -229,7 +229,9 @@ func TestVerifyValidToken(t *testing.T) {
 			g.Expect(id.Audience).To(Equal([]string{testAudience}))
 			g.Expect(id.AuthorizedParty).To(Equal("cli"))
 			g.Expect(id.Expiry).To(BeTemporally("~", time.Now().Add(time.Hour), 5*time.Second))
-			g.Expect(id.Claims).To(HaveKeyWithValue("tenant", "acme"))
+			claims, err := id.Claims()
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(claims).To(HaveKeyWithValue("tenant", "acme"))
 		})
 	}
 
@@ -243,6 +245,20 @@ func TestVerifyValidToken(t *testing.T) {
 		g.Expect(id.Username).To(Equal("user-1"))
 		g.Expect(id.Groups).To(Equal([]string{"admins"}))
 		g.Expect(id.Audience).To(Equal([]string{"x", testAudience}))
+	})
+
+	t.Run("defaults: claim names are case-sensitive, bad groups refused", func(t *testing.T) {
+		g := NewWithT(t)
+		p := readyProvider(t, iss, nil)
+		id, err := p.Verify(context.Background(), signToken(t, rsaK, iss.claims(map[string]any{
+			"groups": nil, "GROUPS": []string{"admins"}, "Groups": "admins",
+		})))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(id.HasGroupsClaim).To(BeFalse(), "GROUPS and Groups are not the groups claim")
+		_, err = p.Verify(context.Background(), signToken(t, rsaK, iss.claims(map[string]any{"groups": []any{"a", 1}})))
+		g.Expect(ReasonOf(err)).To(Equal(ReasonMissingClaim))
+		_, err = p.Verify(context.Background(), signToken(t, rsaK, iss.claims(map[string]any{"sub": 42})))
+		g.Expect(err).To(HaveOccurred(), "a non-string sub is no username")
 	})
 
 	t.Run("absent groups claim", func(t *testing.T) {

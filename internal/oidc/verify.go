@@ -13,6 +13,7 @@ import (
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
+	sigsjson "sigs.k8s.io/json"
 )
 
 // Identity is the verified identity carried by a token.
@@ -32,8 +33,13 @@ type Identity struct {
 	AuthorizedParty string
 	// Expiry is the "exp" claim.
 	Expiry time.Time
-	// Claims are all claims of the token. Numbers are json.Number.
-	Claims map[string]any
+
+	payload []byte
+}
+
+// Claims decodes all claims of the token. Numbers are json.Number.
+func (id *Identity) Claims() (map[string]any, error) {
+	return decodeClaims(id.payload)
 }
 
 // Verify verifies rawToken: compact JWS with an allowed asymmetric algorithm, issuer,
@@ -65,13 +71,12 @@ func (p *Provider) verify(ctx context.Context, raw string, checkAudience bool) (
 	if verr != nil {
 		return nil, verr
 	}
-	claims, err := decodeClaims(payload)
-	if err != nil {
-		return nil, verifyErr(ReasonNotJWT, "token payload is not a JSON object")
+	c, verr := p.readClaims(payload)
+	if verr != nil {
+		return nil, verr
 	}
-	iss, _ := claims["iss"].(string)
-	if iss != p.cfg.IssuerURL {
-		return nil, verifyErr(ReasonWrongIssuer, fmt.Sprintf("token issuer %q does not match %q", truncate(iss, 256), p.cfg.IssuerURL))
+	if c.iss != p.cfg.IssuerURL {
+		return nil, verifyErr(ReasonWrongIssuer, fmt.Sprintf("token issuer %q does not match %q", truncate(c.iss, 256), p.cfg.IssuerURL))
 	}
 	if p.keys.Load() == nil {
 		return nil, verifyErr(ReasonNotReady, "no signing keys have been loaded for issuer "+p.cfg.IssuerURL)
@@ -80,12 +85,13 @@ func (p *Provider) verify(ctx context.Context, raw string, checkAudience bool) (
 	st := &verifyState{raw: raw, jws: jws}
 	tok, err := p.verifier.Verify(context.WithValue(ctx, verifyStateKey{}, st), raw)
 	if err != nil {
-		return nil, mapVerifierError(err, st, claims)
+		return nil, mapVerifierError(err, st, payload)
 	}
 	if !bytes.Equal(st.payload, payload) {
 		// Not reached for compact JWS, but the claims must come from the verified payload.
-		if claims, err = decodeClaims(st.payload); err != nil {
-			return nil, verifyErr(ReasonNotJWT, "token payload is not a JSON object")
+		payload = st.payload
+		if c, verr = p.readClaims(payload); verr != nil {
+			return nil, verr
 		}
 	}
 
@@ -93,45 +99,106 @@ func (p *Provider) verify(ctx context.Context, raw string, checkAudience bool) (
 		return nil, verifyErr(ReasonWrongAudience, "token audience does not include any accepted audience")
 	}
 	for _, rc := range p.cfg.RequiredClaims {
-		if verr := checkRequiredClaim(claims, rc); verr != nil {
+		if verr := checkRequiredClaim(c.all, rc); verr != nil {
 			return nil, verr
 		}
 	}
 
 	id := &Identity{
-		Subject:  tok.Subject,
-		Audience: tok.Audience,
-		Expiry:   tok.Expiry,
-		Claims:   claims,
+		Subject:         tok.Subject,
+		Audience:        tok.Audience,
+		Expiry:          tok.Expiry,
+		AuthorizedParty: c.azp,
+		payload:         payload,
 	}
-	id.AuthorizedParty, _ = claims["azp"].(string)
-	username, ok := claims[p.cfg.UsernameClaim].(string)
-	if !ok || username == "" {
+	if c.username == "" {
 		return nil, verifyErr(ReasonMissingClaim, fmt.Sprintf("username claim %q is missing or not a non-empty string", p.cfg.UsernameClaim))
 	}
-	id.Username = p.cfg.UsernamePrefix + username
-	if v, present := claims[p.cfg.GroupsClaim]; present && v != nil {
-		groups, ok := stringOrStrings(v)
-		if !ok {
+	id.Username = p.cfg.UsernamePrefix + c.username
+	if c.hasGroups {
+		if !c.groupsOK {
 			return nil, verifyErr(ReasonMissingClaim, fmt.Sprintf("groups claim %q is not a string or an array of strings", p.cfg.GroupsClaim))
 		}
 		id.HasGroupsClaim = true
-		id.Groups = make([]string, len(groups))
-		for i, g := range groups {
+		id.Groups = make([]string, len(c.groups))
+		for i, g := range c.groups {
 			id.Groups[i] = p.cfg.GroupsPrefix + g
 		}
 	}
 	return id, nil
 }
 
+// claimValues are the claims Verify reads.
+type claimValues struct {
+	iss, azp, username  string
+	groups              []string
+	hasGroups, groupsOK bool
+	all                 map[string]any // only with required claims or a non-default mapping
+}
+
+// defaultClaims decodes the claims of the default mapping (username "sub", groups "groups")
+// without building a map of every claim: the registry's hot path.
+type defaultClaims struct {
+	Iss    any             `json:"iss"`
+	Azp    any             `json:"azp"`
+	Sub    any             `json:"sub"`
+	Groups json.RawMessage `json:"groups"`
+}
+
+// readClaims decodes what Verify needs from the payload: into a small struct for the default
+// mapping, into a map of every claim when the provider maps other claims or requires some.
+func (p *Provider) readClaims(payload []byte) (claimValues, *VerifyError) {
+	var c claimValues
+	notJSON := verifyErr(ReasonNotJWT, "token payload is not a JSON object")
+	if p.cfg.UsernameClaim == "sub" && p.cfg.GroupsClaim == "groups" && len(p.cfg.RequiredClaims) == 0 {
+		var d defaultClaims
+		if len(payload) == 0 || payload[0] != '{' {
+			return c, notJSON
+		}
+		// Case-sensitive, like the map: "Sub" or "GROUPS" are other claims, not these.
+		if err := sigsjson.UnmarshalCaseSensitivePreserveInts(payload, &d); err != nil {
+			return c, notJSON
+		}
+		c.iss, _ = d.Iss.(string)
+		c.azp, _ = d.Azp.(string)
+		c.username, _ = d.Sub.(string)
+		if len(d.Groups) > 0 && string(d.Groups) != "null" {
+			c.hasGroups = true
+			var one string
+			if err := json.Unmarshal(d.Groups, &c.groups); err == nil {
+				c.groupsOK = true
+			} else if err := json.Unmarshal(d.Groups, &one); err == nil {
+				c.groups, c.groupsOK = []string{one}, true
+			}
+		}
+		return c, nil
+	}
+	all, err := decodeClaims(payload)
+	if err != nil {
+		return c, notJSON
+	}
+	c.all = all
+	c.iss, _ = all["iss"].(string)
+	c.azp, _ = all["azp"].(string)
+	c.username, _ = all[p.cfg.UsernameClaim].(string)
+	if v, present := all[p.cfg.GroupsClaim]; present && v != nil {
+		c.hasGroups = true
+		c.groups, c.groupsOK = stringOrStrings(v)
+	}
+	return c, nil
+}
+
 // mapVerifierError turns an error of go-oidc's IDTokenVerifier into a *VerifyError.
-func mapVerifierError(err error, st *verifyState, claims map[string]any) *VerifyError {
+func mapVerifierError(err error, st *verifyState, payload []byte) *VerifyError {
 	if st.err != nil {
 		return st.err
 	}
 	var expired *gooidc.TokenExpiredError
 	if errors.As(err, &expired) {
-		if _, hasExp := claims["exp"]; !hasExp {
+		var exp struct {
+			Exp json.RawMessage `json:"exp"`
+		}
+		if json.Unmarshal(payload, &exp) == nil && exp.Exp == nil {
 			return verifyErr(ReasonExpired, "token has no exp claim")
 		}
 		return verifyErr(ReasonExpired, "token expired at "+expired.Expiry.UTC().Format(time.RFC3339))

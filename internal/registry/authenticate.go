@@ -14,7 +14,6 @@ import (
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/lru"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
@@ -87,7 +86,8 @@ type creator interface {
 // verifiedKey identifies a verified token: the provider, the provider's generation (a changed
 // spec invalidates earlier verifications) and a 128-bit keyed hash of the token.
 //
-// The hash is two hash/maphash sums under secret seeds drawn at process start, not SHA-256:
+// The hash is two hash/maphash sums under secret seeds drawn at process start (of the whole
+// token and of its signature), not SHA-256:
 // SHA-256 of a typical Dex token costs ~1.4µs on the reference machine, more than the rest of
 // an authorised request, while maphash costs ~0.1µs. Without the seeds nobody can compute a
 // token's key, so a colliding token cannot be crafted; a chance collision has probability
@@ -100,8 +100,14 @@ type verifiedKey struct {
 
 var tokenSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
 
+// tokenHash is the cache key of a token: a keyed hash of the whole token and another of its
+// last 64 bytes (the signature, different for every token).
 func tokenHash(token string) [2]uint64 {
-	return [2]uint64{maphash.String(tokenSeeds[0], token), maphash.String(tokenSeeds[1], token)}
+	tail := token
+	if len(tail) > 64 {
+		tail = tail[len(tail)-64:]
+	}
+	return [2]uint64{maphash.String(tokenSeeds[0], token), maphash.String(tokenSeeds[1], tail)}
 }
 
 type verifiedEntry struct {
@@ -110,37 +116,72 @@ type verifiedEntry struct {
 }
 
 // tokenCache remembers successful OIDC verifications so that repeated requests with one
-// token do not verify its signature again. It is bounded (LRU) and an entry is never used past
-// the token's exp or maxAge after verification.
+// token do not verify its signature again. It holds at most size entries (when full, an
+// arbitrary entry makes room: Go's map iteration order) and an entry is never used past the
+// token's exp or maxAge after verification. Lookups take a read lock only.
 type tokenCache struct {
-	lru    *lru.Cache
-	maxAge time.Duration
-	now    func() time.Time
+	mu      sync.RWMutex
+	entries map[verifiedKey]verifiedEntry
+	size    int
+	maxAge  time.Duration
+	now     func() time.Time
 }
 
 func newTokenCache(size int, maxAge time.Duration) *tokenCache {
-	return &tokenCache{lru: lru.New(size), maxAge: maxAge, now: time.Now}
+	return &tokenCache{entries: make(map[verifiedKey]verifiedEntry, size), size: size, maxAge: maxAge, now: time.Now}
 }
 
 func (c *tokenCache) get(k verifiedKey) (*principal, bool) {
-	v, ok := c.lru.Get(k)
+	c.mu.RLock()
+	e, ok := c.entries[k]
+	c.mu.RUnlock()
 	if !ok {
 		return nil, false
 	}
-	e := v.(verifiedEntry)
 	if !c.now().Before(e.expires) {
-		c.lru.Remove(k)
+		c.mu.Lock()
+		delete(c.entries, k)
+		c.mu.Unlock()
 		return nil, false
 	}
 	return e.p, true
 }
 
 func (c *tokenCache) add(k verifiedKey, p *principal, exp time.Time) {
-	until := c.now().Add(c.maxAge)
+	now := c.now()
+	until := now.Add(c.maxAge)
 	if !exp.IsZero() && exp.Before(until) {
 		until = exp
 	}
-	c.lru.Add(k, verifiedEntry{p: p, expires: until})
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, present := c.entries[k]; !present && len(c.entries) >= c.size {
+		// Make room: expired entries first (a bounded scan), else an arbitrary one.
+		scanned, evicted := 0, false
+		for old, e := range c.entries {
+			if !now.Before(e.expires) {
+				delete(c.entries, old)
+				evicted = true
+			}
+			if scanned++; scanned >= 16 {
+				break
+			}
+		}
+		if !evicted {
+			for old := range c.entries {
+				delete(c.entries, old)
+				break
+			}
+		}
+	}
+	c.entries[k] = verifiedEntry{p: p, expires: until}
+}
+
+// len is the number of cached verifications.
+func (c *tokenCache) len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.entries)
 }
 
 // authenticator turns a bearer token into a principal following DESIGN §4's token table.
