@@ -85,36 +85,37 @@ func moduleResource(r *http.Request) resource {
 	return resource{kind: kindModule, address: ns + "/" + name + "/" + system, name: name}
 }
 
-// lookupModule returns the Module serving res in the tenant's namespace, or nil.
-func (s *Server) lookupModule(t *tenant, res resource) *dexv1.Module {
+// authorized resolves the request's tenant and the Module or Provider serving res in its
+// namespace (nil when none does), then authenticates and authorizes the request. It returns
+// false when it wrote the response. Callers answer 404 for a missing object only after this,
+// so that nobody learns which addresses exist without being allowed to see them.
+func (s *Server) authorized(w http.ResponseWriter, r *http.Request, res resource) (*dexv1.Module, *dexv1.Provider, bool) {
+	t := s.tenantOf(w, r)
+	if t == nil {
+		return nil, nil, false
+	}
+	var mod *dexv1.Module
+	var prov *dexv1.Provider
+	name := ""
 	if c := s.store.contentOf(t.provider.Namespace); c != nil {
-		return c.modules[res.address]
+		if res.kind == kindModule {
+			if mod = c.modules[res.address]; mod != nil {
+				name = mod.Name
+			}
+		} else if prov = c.providers[res.address]; prov != nil {
+			name = prov.Name
+		}
 	}
-	return nil
-}
-
-func (s *Server) lookupProvider(t *tenant, res resource) *dexv1.Provider {
-	if c := s.store.contentOf(t.provider.Namespace); c != nil {
-		return c.providers[res.address]
+	if !s.access(w, r, t, res, name) {
+		return nil, nil, false
 	}
-	return nil
-}
-
-func objectName[T interface{ GetName() string }](o T, ok bool) string {
-	if !ok {
-		return ""
-	}
-	return o.GetName()
+	return mod, prov, true
 }
 
 func (s *Server) moduleVersions(w http.ResponseWriter, r *http.Request) {
-	t := s.tenantOf(w, r)
-	if t == nil {
-		return
-	}
 	res := moduleResource(r)
-	m := s.lookupModule(t, res)
-	if !s.access(w, r, t, res, objectName(m, m != nil)) {
+	m, _, ok := s.authorized(w, r, res)
+	if !ok {
 		return
 	}
 	if m == nil {
@@ -129,13 +130,9 @@ func (s *Server) moduleVersions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) moduleDownload(w http.ResponseWriter, r *http.Request) {
-	t := s.tenantOf(w, r)
-	if t == nil {
-		return
-	}
 	res := moduleResource(r)
-	m := s.lookupModule(t, res)
-	if !s.access(w, r, t, res, objectName(m, m != nil)) {
+	m, _, ok := s.authorized(w, r, res)
+	if !ok {
 		return
 	}
 	version := r.PathValue("version")
@@ -203,13 +200,9 @@ func protocolsOf(v dexv1.ProviderVersion) []string {
 }
 
 func (s *Server) providerVersions(w http.ResponseWriter, r *http.Request) {
-	t := s.tenantOf(w, r)
-	if t == nil {
-		return
-	}
 	res := providerResource(r)
-	p := s.lookupProvider(t, res)
-	if !s.access(w, r, t, res, objectName(p, p != nil)) {
+	_, p, ok := s.authorized(w, r, res)
+	if !ok {
 		return
 	}
 	if p == nil {
@@ -228,13 +221,9 @@ func (s *Server) providerVersions(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) providerDownload(w http.ResponseWriter, r *http.Request) {
-	t := s.tenantOf(w, r)
-	if t == nil {
-		return
-	}
 	res := providerResource(r)
-	p := s.lookupProvider(t, res)
-	if !s.access(w, r, t, res, objectName(p, p != nil)) {
+	_, p, ok := s.authorized(w, r, res)
+	if !ok {
 		return
 	}
 	version, goos, arch := r.PathValue("version"), r.PathValue("os"), r.PathValue("arch")
