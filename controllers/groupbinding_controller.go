@@ -18,7 +18,7 @@ import (
 )
 
 // GroupBindingReconciler reports whether a GroupBinding's expression compiles (a binding that
-// does not compile denies every request in the registry).
+// does not compile denies every registry request that reaches it in name order).
 type GroupBindingReconciler struct {
 	client.Client
 	Recorder record.EventRecorder
@@ -36,7 +36,7 @@ func (r *GroupBindingReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	before := b.DeepCopy()
 	if _, err := authz.Compile(b.Spec.Expression); err != nil {
 		setCondition(b, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonCompileError,
-			fmt.Sprintf("spec.expression %v; this binding denies every request until fixed", err))
+			fmt.Sprintf("spec.expression %v; this binding denies every registry request that reaches it (bindings are evaluated by name) until fixed", err))
 	} else {
 		setCondition(b, dexv1.ConditionReady, metav1.ConditionTrue, dexv1.ReasonReconciled, "expression compiles")
 	}
