@@ -73,6 +73,7 @@ bench: tools ## Run the benchmarks of docs/benchmarks.md (prints figures and rat
 	go test ./test/bench/ -run '^$$' -bench . -benchtime 1x -timeout 30m
 	go test ./test/bench/ -run '^$$' -bench SingleClientLatency -benchtime 50x -timeout 10m
 	go test ./internal/oidc/ -run '^$$' -bench . -benchtime 3000x -count 3
+	go test ./internal/registry/ -run '^$$' -bench . -benchtime 1x
 
 .PHONY: bundle
 bundle: manifests ## Generate bundle/ (OLM) from config/ with hack/bundlegen.

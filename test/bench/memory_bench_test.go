@@ -1,0 +1,223 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/test/harness"
+)
+
+// BenchmarkManagerMemory: the manager binary's resident memory (DESIGN §7: ≤ 100 MiB) with
+// 1,000 DexStaticClients, 100 DexConnectors and 100 GroupBindings, all Ready, next to the same
+// manager idle. It runs on an envtest and a Dex (sqlite3) of its own, so that no other
+// controller shares the cluster.
+func BenchmarkManagerMemory(b *testing.B) {
+	ctx := context.Background()
+	env, err := harness.StartEnv(harness.EnvOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = env.Stop() }()
+	c := env.Client
+	dir := b.TempDir()
+	dx, err := harness.StartDex(harness.DexOptions{Dir: filepath.Join(dir, "dex"), Storage: harness.StorageSQLite})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = dx.Stop() }()
+
+	bin := filepath.Join(dir, "dexterity")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/dexterity")
+	build.Dir = "../.."
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	user, err := env.Environment.AddUser(envtest.User{Name: "bench", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	kc, err := user.KubeConfig()
+	if err != nil {
+		b.Fatal(err)
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	probe, _ := harness.FreePort()
+	registry, _ := harness.FreePort()
+	logf, err := os.Create(filepath.Join(dir, "manager.log"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	mgr := exec.Command(bin, "--kubeconfig", kubeconfig, "--metrics-bind-address", "0",
+		"--health-probe-bind-address", "127.0.0.1:"+strconv.Itoa(probe),
+		"--registry-bind-address", "127.0.0.1:"+strconv.Itoa(registry))
+	mgr.Stdout, mgr.Stderr = logf, logf
+	if err := mgr.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = mgr.Process.Kill(); _, _ = mgr.Process.Wait(); _ = logf.Close() }()
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", probe)) //nolint:gosec,noctx // benchmark
+		if err != nil {
+			return false, nil
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	}); err != nil {
+		b.Fatal("manager not ready:", err)
+	}
+
+	for range b.N {
+		idleRSS, _ := settledMemory(b, mgr.Process.Pid)
+
+		ns := "memory"
+		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			b.Fatal(err)
+		}
+		provider := &dexv1.OIDCProvider{
+			ObjectMeta: metav1.ObjectMeta{Name: "dex", Namespace: ns},
+			Spec: dexv1.OIDCProviderSpec{IssuerURL: dx.IssuerURL(), ClientID: "registry",
+				Dex: &dexv1.DexAdminSpec{GRPCAddress: dx.GRPCAddress(), Insecure: true}},
+		}
+		objs := []client.Object{provider}
+		for i := range 1000 {
+			objs = append(objs, &dexv1.DexStaticClient{
+				ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("c%04d", i), Namespace: ns},
+				Spec: dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, Public: true,
+					LoopbackRedirect: &dexv1.LoopbackRedirect{Ports: []int32{10000, 10010}, Path: "/login"}},
+			})
+		}
+		for i := range 100 {
+			objs = append(objs,
+				&dexv1.DexConnector{
+					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("k%03d", i), Namespace: ns},
+					Spec: dexv1.DexConnectorSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, ConnectorID: fmt.Sprintf("mock-%03d", i),
+						Type: "mockCallback", DisplayName: "Mock"},
+				},
+				&dexv1.GroupBinding{
+					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("b%03d", i), Namespace: ns},
+					Spec: dexv1.GroupBindingSpec{Expression: fmt.Sprintf(`"team-%d" in groups`, i), ModuleResources: []string{"team/*"}},
+				})
+		}
+		work := make(chan client.Object)
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for o := range work {
+					if err := c.Create(ctx, o); err != nil {
+						b.Error(err)
+					}
+				}
+			}()
+		}
+		for _, o := range objs {
+			work <- o
+		}
+		close(work)
+		wg.Wait()
+		if err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
+			return allReady(ctx, c, ns) == 1+1000+100+100, nil
+		}); err != nil {
+			b.Fatalf("not all Ready: %v (%d Ready)", err, allReady(ctx, c, ns))
+		}
+		rss, peak := settledMemory(b, mgr.Process.Pid)
+		b.ReportMetric(float64(idleRSS)/1024, "idle-MiB")
+		b.ReportMetric(float64(rss)/1024, "loaded-MiB")
+		b.ReportMetric(float64(peak)/1024, "peak-MiB")
+		b.Logf("manager RSS: idle %.1f MiB; with 1,000 clients, 100 connectors, 100 bindings Ready %.1f MiB (peak %.1f MiB; goal <= 100 MiB)",
+			float64(idleRSS)/1024, float64(rss)/1024, float64(peak)/1024)
+	}
+}
+
+// allReady counts the Ready objects of ns.
+func allReady(ctx context.Context, c client.Client, ns string) int {
+	n := 0
+	count := func(conds []metav1.Condition) {
+		if meta.IsStatusConditionTrue(conds, dexv1.ConditionReady) {
+			n++
+		}
+	}
+	var ps dexv1.OIDCProviderList
+	var cs dexv1.DexStaticClientList
+	var ks dexv1.DexConnectorList
+	var bs dexv1.GroupBindingList
+	if c.List(ctx, &ps, client.InNamespace(ns)) != nil || c.List(ctx, &cs, client.InNamespace(ns)) != nil ||
+		c.List(ctx, &ks, client.InNamespace(ns)) != nil || c.List(ctx, &bs, client.InNamespace(ns)) != nil {
+		return 0
+	}
+	for _, p := range ps.Items {
+		count(p.Status.Conditions)
+	}
+	for _, o := range cs.Items {
+		count(o.Status.Conditions)
+	}
+	for _, o := range ks.Items {
+		count(o.Status.Conditions)
+	}
+	for _, o := range bs.Items {
+		count(o.Status.Conditions)
+	}
+	return n
+}
+
+// settledMemory reads VmRSS every 500ms until two readings differ by less than 1 MiB (at most
+// 15s), and returns the last reading and the peak.
+func settledMemory(b *testing.B, pid int) (rss, peak int64) {
+	b.Helper()
+	prev := int64(-1 << 40)
+	_ = wait.PollUntilContextTimeout(context.Background(), 500*time.Millisecond, 15*time.Second, false, func(context.Context) (bool, error) {
+		rss, peak = memoryOf(b, pid)
+		settled := rss-prev < 1024 && prev-rss < 1024
+		prev = rss
+		return settled, nil
+	})
+	return rss, peak
+}
+
+// memoryOf returns VmRSS and VmHWM (peak) of a process, in KiB.
+func memoryOf(b *testing.B, pid int) (rss, peak int64) {
+	b.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = f.Close() }()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) < 2 {
+			continue
+		}
+		v, _ := strconv.ParseInt(fields[1], 10, 64)
+		switch fields[0] {
+		case "VmRSS:":
+			rss = v
+		case "VmHWM:":
+			peak = v
+		}
+	}
+	return rss, peak
+}
