@@ -5,15 +5,22 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/dexidp/dex/api/v2"
 	. "github.com/onsi/gomega"
 	authnv1 "k8s.io/api/authentication/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/controllers"
+	"dexterity.dev/dexterity/internal/oidc"
+	"dexterity.dev/dexterity/internal/registry"
 	"dexterity.dev/dexterity/test/harness"
 )
 
@@ -356,4 +363,47 @@ func TestRepeatedTokenIsVerifiedOnce(t *testing.T) {
 	}
 	g.Expect(verifications()).To(Equal(v0), "a cached token was verified again")
 	g.Expect(hits() - h0).To(BeNumerically(">=", 50))
+}
+
+// TestNonLeaderReplicaServes: a replica that is not the leader (another holds the lease) still
+// loads the keys and answers registry traffic (DESIGN §1, scaling out).
+func TestNonLeaderReplicaServes(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	// Somebody else holds the lease for an hour.
+	holder, now := "another-replica", metav1.NewMicroTime(time.Now())
+	lease := &coordinationv1.Lease{
+		ObjectMeta: metav1.ObjectMeta{Name: "registry-replica-test", Namespace: "default"},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: ptr(int32(3600)),
+			AcquireTime: &now, RenewTime: &now},
+	}
+	g.Expect(k8s.Create(ctx, lease)).To(Succeed())
+
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:                  harness.Scheme,
+		Metrics:                 metricsserver.Options{BindAddress: "0"},
+		LeaderElection:          true,
+		LeaderElectionID:        lease.Name,
+		LeaderElectionNamespace: lease.Namespace,
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	replicaKeys := oidc.NewCache()
+	g.Expect((&controllers.KeyCacheSync{Keys: replicaKeys}).SetupWithManager(mgr)).To(Succeed())
+	port, err := harness.FreePort()
+	g.Expect(err).NotTo(HaveOccurred())
+	srv, err := registry.New(ctx, mgr.GetCache(), registry.Options{Addr: "127.0.0.1:" + itoa(port), Keys: replicaKeys, Kube: mgr.GetClient()})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(mgr.Add(srv)).To(Succeed())
+	mctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(mctx) }()
+	defer func() { cancel(); <-done }()
+
+	tt := newTenant(t, tenantOptions{})
+	tt.create(t, module("network", "team-a", "network", "aws", "1.0.0"),
+		binding("members", `"team-a" in groups`, []string{"team-a/*"}, nil))
+	admin := token(t, dexMain, harness.HarnessClientID, harness.HarnessClientSecret, harness.AdminUser)
+	replica := &testTenant{ns: tt.ns, host: tt.host, provider: tt.provider, base: "http://127.0.0.1:" + itoa(port)}
+	replica.eventuallyCode(t, versionsPath, admin, http.StatusOK)
+	g.Expect(mgr.Elected()).NotTo(BeClosed(), "the replica is not the leader")
 }

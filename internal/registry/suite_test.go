@@ -132,6 +132,7 @@ type tenantOptions struct {
 type testTenant struct {
 	ns, host string
 	provider *dexv1.OIDCProvider
+	base     string // registry URL; default registryURL
 }
 
 func newTenant(t *testing.T, o tenantOptions) *testTenant {
@@ -184,7 +185,11 @@ func newTenant(t *testing.T, o tenantOptions) *testTenant {
 
 // get sends GET path with Host: tt.host and the bearer token (none when empty).
 func (tt *testTenant) get(path, token string) (int, string, http.Header) {
-	req, err := http.NewRequest(http.MethodGet, registryURL+path, nil)
+	base := tt.base
+	if base == "" {
+		base = registryURL
+	}
+	req, err := http.NewRequest(http.MethodGet, base+path, nil)
 	if err != nil {
 		panic(err)
 	}
