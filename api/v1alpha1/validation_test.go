@@ -229,3 +229,61 @@ func TestImmutableIDs(t *testing.T) {
 	g.Expect(err).To(HaveOccurred())
 	g.Expect(strings.Contains(err.Error(), "spec.connectorId") && strings.Contains(err.Error(), "immutable")).To(BeTrue(), err.Error())
 }
+
+// Module and Provider are checked by their schema alone.
+func TestRegistryContentValidation(t *testing.T) {
+	ctx := context.Background()
+	ns := newNamespace(t)
+	module := func(mut func(*dexv1.ModuleSpec)) client.Object {
+		m := &dexv1.Module{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "m-", Namespace: ns},
+			Spec: dexv1.ModuleSpec{Namespace: "team-a", Name: "network", System: "aws",
+				Versions: []dexv1.ModuleVersion{{Version: "1.0.0", Source: "https://downloads.example.org/n.tar.gz"}}},
+		}
+		mut(&m.Spec)
+		return m
+	}
+	platform := dexv1.ProviderPlatform{OS: "linux", Arch: "amd64", Filename: "p.zip",
+		DownloadURL: "https://downloads.example.org/p.zip", Shasum: strings.Repeat("0a", 32),
+		ShasumsURL: "https://downloads.example.org/SHA256SUMS", ShasumsSignatureURL: "https://downloads.example.org/SHA256SUMS.sig"}
+	provider := func(mut func(*dexv1.ProviderSpec)) client.Object {
+		p := &dexv1.Provider{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "p-", Namespace: ns},
+			Spec: dexv1.ProviderSpec{Namespace: "team-a", Type: "echo",
+				SigningKeys: dexv1.SigningKeys{GPGPublicKeys: []dexv1.GPGPublicKey{{KeyID: "51852D87348FFC4C", ASCIIArmor: "-----BEGIN PGP PUBLIC KEY BLOCK-----\nx\n-----END PGP PUBLIC KEY BLOCK-----\n"}}},
+				Versions: []dexv1.ProviderVersion{{Version: "0.1.0", Platforms: []dexv1.ProviderPlatform{platform}}}},
+		}
+		mut(&p.Spec)
+		return p
+	}
+	for _, tc := range []struct {
+		name    string
+		obj     client.Object
+		wantMsg string
+	}{
+		{"version with v", module(func(s *dexv1.ModuleSpec) { s.Versions[0].Version = "v1.0.0" }), "spec.versions[0].version"},
+		{"duplicate version", module(func(s *dexv1.ModuleSpec) { s.Versions = append(s.Versions, s.Versions[0]) }), "spec.versions[1]"},
+		{"no versions", module(func(s *dexv1.ModuleSpec) { s.Versions = nil }), "spec.versions"},
+		{"system with capitals", module(func(s *dexv1.ModuleSpec) { s.System = "AWS" }), "spec.system"},
+		{"empty source", module(func(s *dexv1.ModuleSpec) { s.Versions[0].Source = "" }), "spec.versions[0].source"},
+		{"shasum not hex", provider(func(s *dexv1.ProviderSpec) { s.Versions[0].Platforms[0].Shasum = "abc" }), "spec.versions[0].platforms[0].shasum"},
+		{"download URL not http(s)", provider(func(s *dexv1.ProviderSpec) { s.Versions[0].Platforms[0].DownloadURL = "ftp://x/p.zip" }), "spec.versions[0].platforms[0].downloadUrl"},
+		{"duplicate platform", provider(func(s *dexv1.ProviderSpec) {
+			s.Versions[0].Platforms = append(s.Versions[0].Platforms, platform)
+		}), "spec.versions[0].platforms[1]"},
+		{"key not armored", provider(func(s *dexv1.ProviderSpec) { s.SigningKeys.GPGPublicKeys[0].ASCIIArmor = "AAAA" }), "asciiArmor"},
+		{"no signing key", provider(func(s *dexv1.ProviderSpec) { s.SigningKeys.GPGPublicKeys = nil }), "spec.signingKeys.gpgPublicKeys"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := k8s.Create(ctx, tc.obj)
+			NewWithT(t).Expect(err).To(MatchError(ContainSubstring(tc.wantMsg)))
+		})
+	}
+	t.Run("valid objects accepted, protocols defaulted", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Expect(k8s.Create(ctx, module(func(*dexv1.ModuleSpec) {}))).To(Succeed())
+		p := provider(func(*dexv1.ProviderSpec) {}).(*dexv1.Provider)
+		g.Expect(k8s.Create(ctx, p)).To(Succeed())
+		g.Expect(p.Spec.Versions[0].Protocols).To(Equal([]string{"5.0"}))
+	})
+}
