@@ -2,6 +2,8 @@ package install
 
 import (
 	"net"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -265,4 +267,22 @@ func allows(rules []rbacv1.PolicyRule, group, resource, verb, name string) bool 
 		}
 	}
 	return false
+}
+
+// `kubectl kustomize config/default` (what users run with `kubectl apply -k`) renders the same
+// objects as the pinned bin/kustomize the other tests use.
+func TestKubectlKustomizeDefault(t *testing.T) {
+	g := NewWithT(t)
+	kubectl, err := exec.LookPath("kubectl")
+	if err != nil {
+		t.Fatalf("kubectl is not on PATH: %v", err)
+	}
+	out, err := exec.Command(kubectl, "kustomize", filepath.Join(root, "config", "default")).CombinedOutput()
+	g.Expect(err).NotTo(HaveOccurred(), "%s", out)
+	viaKubectl := decode(t, out)
+	viaKustomize := render(t, "default")
+	g.Expect(viaKubectl).To(HaveLen(len(viaKustomize)))
+	for i := range viaKustomize {
+		g.Expect(viaKubectl[i].Object).To(Equal(viaKustomize[i].Object), "%s %s", viaKustomize[i].GetKind(), viaKustomize[i].GetName())
+	}
 }
