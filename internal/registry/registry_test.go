@@ -2,6 +2,7 @@ package registry_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -373,7 +374,7 @@ func TestNonLeaderReplicaServes(t *testing.T) {
 	// Somebody else holds the lease for an hour.
 	holder, now := "another-replica", metav1.NewMicroTime(time.Now())
 	lease := &coordinationv1.Lease{
-		ObjectMeta: metav1.ObjectMeta{Name: "registry-replica-test", Namespace: "default"},
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("registry-replica-%d", time.Now().UnixNano()), Namespace: "default"},
 		Spec: coordinationv1.LeaseSpec{HolderIdentity: &holder, LeaseDurationSeconds: ptr(int32(3600)),
 			AcquireTime: &now, RenewTime: &now},
 	}
