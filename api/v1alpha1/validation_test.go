@@ -251,7 +251,7 @@ func TestRegistryContentValidation(t *testing.T) {
 			ObjectMeta: metav1.ObjectMeta{GenerateName: "p-", Namespace: ns},
 			Spec: dexv1.ProviderSpec{Namespace: "team-a", Type: "echo",
 				SigningKeys: dexv1.SigningKeys{GPGPublicKeys: []dexv1.GPGPublicKey{{KeyID: "51852D87348FFC4C", ASCIIArmor: "-----BEGIN PGP PUBLIC KEY BLOCK-----\nx\n-----END PGP PUBLIC KEY BLOCK-----\n"}}},
-				Versions: []dexv1.ProviderVersion{{Version: "0.1.0", Platforms: []dexv1.ProviderPlatform{platform}}}},
+				Versions:    []dexv1.ProviderVersion{{Version: "0.1.0", Platforms: []dexv1.ProviderPlatform{platform}}}},
 		}
 		mut(&p.Spec)
 		return p

@@ -117,7 +117,7 @@ func BenchmarkManagerMemory(b *testing.B) {
 				},
 				&dexv1.GroupBinding{
 					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("b%03d", i), Namespace: ns},
-					Spec: dexv1.GroupBindingSpec{Expression: fmt.Sprintf(`"team-%d" in groups`, i), ModuleResources: []string{"team/*"}},
+					Spec:       dexv1.GroupBindingSpec{Expression: fmt.Sprintf(`"team-%d" in groups`, i), ModuleResources: []string{"team/*"}},
 				})
 		}
 		work := make(chan client.Object)
