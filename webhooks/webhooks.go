@@ -33,6 +33,12 @@ func SetupWithManager(mgr ctrl.Manager) error {
 	if err := ctrl.NewWebhookManagedBy(mgr).For(&dexv1.GroupBinding{}).WithValidator(&GroupBindingValidator{}).Complete(); err != nil {
 		return fmt.Errorf("failed to register GroupBinding webhook: %w", err)
 	}
+	if err := ctrl.NewWebhookManagedBy(mgr).For(&dexv1.Module{}).WithValidator(&ModuleValidator{Client: c}).Complete(); err != nil {
+		return fmt.Errorf("failed to register Module webhook: %w", err)
+	}
+	if err := ctrl.NewWebhookManagedBy(mgr).For(&dexv1.Provider{}).WithValidator(&ProviderValidator{Client: c}).Complete(); err != nil {
+		return fmt.Errorf("failed to register Provider webhook: %w", err)
+	}
 	return nil
 }
 

@@ -14,6 +14,7 @@ import (
 	"net"
 	"os"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -299,4 +300,54 @@ func selfSignedPEM(t *testing.T) []byte {
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+func TestRegistryContentRules(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t, nil)
+	mod := func(name, modName string) *dexv1.Module {
+		return &dexv1.Module{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: dexv1.ModuleSpec{
+			Namespace: "team-a", Name: modName, System: "aws",
+			Versions: []dexv1.ModuleVersion{{Version: "1.0.0", Source: "https://downloads.example.org/m.tar.gz"}}}}
+	}
+	prov := func(name, typ string) *dexv1.Provider {
+		return &dexv1.Provider{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: dexv1.ProviderSpec{
+			Namespace: "team-a", Type: typ,
+			SigningKeys: dexv1.SigningKeys{GPGPublicKeys: []dexv1.GPGPublicKey{{KeyID: "51852D87348FFC4C", ASCIIArmor: "-----BEGIN PGP PUBLIC KEY BLOCK-----\nx\n-----END PGP PUBLIC KEY BLOCK-----\n"}}},
+			Versions: []dexv1.ProviderVersion{{Version: "0.1.0", Platforms: []dexv1.ProviderPlatform{{OS: "linux", Arch: "amd64",
+				Filename: "p.zip", DownloadURL: "https://downloads.example.org/p.zip", Shasum: strings.Repeat("ab", 32),
+				ShasumsURL: "https://downloads.example.org/S", ShasumsSignatureURL: "https://downloads.example.org/S.sig"}}}}}}
+	}
+	// duplicateRejected creates copies of obj under new names until the webhook (whose reads come
+	// from the manager's cache, which sees the first object shortly after its creation) rejects one.
+	duplicateRejected := func(t *testing.T, newObj func() client.Object, parts ...string) {
+		t.Helper()
+		NewWithT(t).Eventually(func(g Gomega) {
+			o := newObj()
+			o.SetName("")
+			o.SetGenerateName("dup-")
+			err := k8s.Create(ctx, o)
+			if err == nil {
+				_ = k8s.Delete(ctx, o)
+			}
+			g.Expect(err).To(HaveOccurred())
+			for _, p := range parts {
+				g.Expect(err.Error()).To(ContainSubstring(p))
+			}
+		}, 10*time.Second, 100*time.Millisecond).Should(Succeed())
+	}
+
+	NewWithT(t).Expect(k8s.Create(ctx, mod("network", "network"))).To(Succeed())
+	duplicateRejected(t, func() client.Object { return mod("x", "network") }, "spec.name", "Module network already serves team-a/network/aws")
+	NewWithT(t).Expect(k8s.Create(ctx, mod("storage", "storage"))).To(Succeed(), "another address is accepted")
+
+	NewWithT(t).Expect(k8s.Create(ctx, prov("echo", "echo"))).To(Succeed())
+	duplicateRejected(t, func() client.Object { return prov("x", "echo") }, "spec.type", "Provider echo already serves team-a/echo")
+	NewWithT(t).Expect(k8s.Create(ctx, prov("random", "random"))).To(Succeed())
+
+	// Updating an object in place is not a duplicate of itself.
+	m := &dexv1.Module{}
+	NewWithT(t).Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "network"}, m)).To(Succeed())
+	m.Spec.Versions = append(m.Spec.Versions, dexv1.ModuleVersion{Version: "1.1.0", Source: "https://downloads.example.org/m2.tar.gz"})
+	NewWithT(t).Expect(k8s.Update(ctx, m)).To(Succeed())
 }
