@@ -23,7 +23,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/test/harness"
@@ -58,7 +57,7 @@ func run(managerBin, state, samples string) error {
 	}
 	defer func() { _ = env.Stop() }()
 	kubeconfig := filepath.Join(state, "kubeconfig")
-	if err := writeKubeconfig(env.Environment, kubeconfig); err != nil {
+	if err := env.WriteAdminKubeconfig(kubeconfig, "dev-admin"); err != nil {
 		return err
 	}
 
@@ -144,18 +143,6 @@ Press Ctrl-C to stop everything (state is kept in %s).
 		return fmt.Errorf("manager exited: %v (see %s)", err, filepath.Join(state, "manager.log"))
 	}
 	return nil
-}
-
-func writeKubeconfig(env *envtest.Environment, path string) error {
-	user, err := env.AddUser(envtest.User{Name: "dev-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return fmt.Errorf("failed to add user: %w", err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		return fmt.Errorf("failed to build kubeconfig: %w", err)
-	}
-	return os.WriteFile(path, kc, 0o600)
 }
 
 func startManager(bin, kubeconfig, logPath, tlsDir string) (*exec.Cmd, error) {

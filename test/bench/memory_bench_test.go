@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,7 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/test/harness"
@@ -45,22 +43,11 @@ func BenchmarkManagerMemory(b *testing.B) {
 	defer func() { _ = dx.Stop() }()
 
 	bin := filepath.Join(dir, "dexterity")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/dexterity")
-	build.Dir = "../.."
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
-	user, err := env.Environment.AddUser(envtest.User{Name: "bench", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
+	if err := harness.BuildManager(bin); err != nil {
 		b.Fatal(err)
 	}
 	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := os.WriteFile(kubeconfig, kc, 0o600); err != nil {
+	if err := env.WriteAdminKubeconfig(kubeconfig, "bench"); err != nil {
 		b.Fatal(err)
 	}
 	probe, _ := harness.FreePort()
@@ -77,15 +64,8 @@ func BenchmarkManagerMemory(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer func() { _ = mgr.Process.Kill(); _, _ = mgr.Process.Wait(); _ = logf.Close() }()
-	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-		resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/readyz", probe)) //nolint:gosec,noctx // benchmark
-		if err != nil {
-			return false, nil
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	}); err != nil {
-		b.Fatal("manager not ready:", err)
+	if err := harness.WaitHTTPOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", probe), time.Minute); err != nil {
+		b.Fatal(err)
 	}
 
 	for range b.N {

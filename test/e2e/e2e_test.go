@@ -24,16 +24,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/test/harness"
 )
-
-// The repository root, seen from this package's directory.
-const root = "../.."
 
 var (
 	k8s          client.Client
@@ -96,14 +91,12 @@ func setup() error {
 
 	// The manager binary, built exactly as `make build` does.
 	bin := filepath.Join(dir, "dexterity")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/dexterity")
-	build.Dir = root
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("failed to build the manager: %v\n%s", err, out)
+	if err := harness.BuildManager(bin); err != nil {
+		return err
 	}
 
 	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := writeKubeconfig(env.Environment, kubeconfig); err != nil {
+	if err := env.WriteAdminKubeconfig(kubeconfig, "e2e-admin"); err != nil {
 		return err
 	}
 	// Webhook certificates provided in the cert dir (as OLM does), and the registry's own.
@@ -180,27 +173,7 @@ func setup() error {
 	}
 
 	// Ready (webhooks serving included) within a minute.
-	readyz := fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort)
-	return wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-		resp, err := http.Get(readyz) //nolint:gosec // test URL
-		if err != nil {
-			return false, nil
-		}
-		_ = resp.Body.Close()
-		return resp.StatusCode == http.StatusOK, nil
-	})
-}
-
-func writeKubeconfig(env *envtest.Environment, path string) error {
-	user, err := env.AddUser(envtest.User{Name: "e2e-admin", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		return fmt.Errorf("failed to add user: %w", err)
-	}
-	kc, err := user.KubeConfig()
-	if err != nil {
-		return fmt.Errorf("failed to build kubeconfig: %w", err)
-	}
-	return os.WriteFile(path, kc, 0o600)
+	return harness.WaitHTTPOK(context.Background(), fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort), time.Minute)
 }
 
 func writeFiles(dir string, files map[string][]byte) error {

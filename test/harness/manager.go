@@ -1,0 +1,62 @@
+package harness
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"time"
+
+	"k8s.io/apimachinery/pkg/util/wait"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
+)
+
+// WriteAdminKubeconfig writes a kubeconfig for a new cluster-admin user (group system:masters)
+// of the environment, for processes started outside the test (the manager binary, kubectl).
+func (e *Env) WriteAdminKubeconfig(path, user string) error {
+	u, err := e.Environment.AddUser(envtest.User{Name: user, Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return fmt.Errorf("failed to add user %s: %w", user, err)
+	}
+	kc, err := u.KubeConfig()
+	if err != nil {
+		return fmt.Errorf("failed to build kubeconfig: %w", err)
+	}
+	return os.WriteFile(path, kc, 0o600)
+}
+
+// BuildManager builds cmd/dexterity as `make build` does (static, CGO off) into path.
+func BuildManager(path string) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command("go", "build", "-trimpath", "-o", path, "./cmd/dexterity")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("failed to build the manager: %w\n%s", err, out)
+	}
+	return nil
+}
+
+// WaitHTTPOK polls url until it answers 200 (e.g. a manager's /readyz), for at most timeout.
+func WaitHTTPOK(ctx context.Context, url string, timeout time.Duration) error {
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return false, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, nil
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s did not answer 200 within %s: %w", url, timeout, err)
+	}
+	return nil
+}
