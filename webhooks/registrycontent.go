@@ -33,14 +33,8 @@ func (v *ModuleValidator) ValidateCreate(ctx context.Context, obj runtime.Object
 	if err := v.Client.List(ctx, &list, client.InNamespace(m.Namespace)); err != nil {
 		return nil, fmt.Errorf("failed to list Modules: %w", err)
 	}
-	for i := range list.Items {
-		other := &list.Items[i]
-		if other.Name != m.Name && other.ModuleAddress() == m.ModuleAddress() {
-			return nil, invalid("Module", m.Name, field.ErrorList{field.Invalid(field.NewPath("spec", "name"), m.ModuleAddress(),
-				fmt.Sprintf("Module %s already serves %s in this namespace; add the versions to it, or delete it first", other.Name, m.ModuleAddress()))})
-		}
-	}
-	return nil, nil
+	owner := servedBy(list.Items, m.Name, m.ModuleAddress(), (*dexv1.Module).ModuleAddress)
+	return nil, invalid("Module", m.Name, duplicateAddress("Module", owner, field.NewPath("spec", "name"), m.ModuleAddress()))
 }
 
 // ValidateUpdate implements admission.CustomValidator.
@@ -71,14 +65,8 @@ func (v *ProviderValidator) ValidateCreate(ctx context.Context, obj runtime.Obje
 	if err := v.Client.List(ctx, &list, client.InNamespace(p.Namespace)); err != nil {
 		return nil, fmt.Errorf("failed to list Providers: %w", err)
 	}
-	for i := range list.Items {
-		other := &list.Items[i]
-		if other.Name != p.Name && other.ProviderAddress() == p.ProviderAddress() {
-			return nil, invalid("Provider", p.Name, field.ErrorList{field.Invalid(field.NewPath("spec", "type"), p.ProviderAddress(),
-				fmt.Sprintf("Provider %s already serves %s in this namespace; add the versions to it, or delete it first", other.Name, p.ProviderAddress()))})
-		}
-	}
-	return nil, nil
+	owner := servedBy(list.Items, p.Name, p.ProviderAddress(), (*dexv1.Provider).ProviderAddress)
+	return nil, invalid("Provider", p.Name, duplicateAddress("Provider", owner, field.NewPath("spec", "type"), p.ProviderAddress()))
 }
 
 // ValidateUpdate implements admission.CustomValidator.
@@ -89,4 +77,27 @@ func (v *ProviderValidator) ValidateUpdate(ctx context.Context, _, obj runtime.O
 // ValidateDelete implements admission.CustomValidator.
 func (v *ProviderValidator) ValidateDelete(context.Context, runtime.Object) (admission.Warnings, error) {
 	return nil, nil
+}
+
+// servedBy returns the name of another object of items (not self) at addr, or "".
+func servedBy[T any, P interface {
+	*T
+	GetName() string
+}](items []T, self, addr string, addrOf func(P) string) string {
+	for i := range items {
+		o := P(&items[i])
+		if o.GetName() != self && addrOf(o) == addr {
+			return o.GetName()
+		}
+	}
+	return ""
+}
+
+// duplicateAddress is the admission error for an address another object already serves.
+func duplicateAddress(kind, owner string, path *field.Path, addr string) field.ErrorList {
+	if owner == "" {
+		return nil
+	}
+	return field.ErrorList{field.Invalid(path, addr,
+		fmt.Sprintf("%s %s already serves %s in this namespace; add the versions to it, or delete it first", kind, owner, addr))}
 }

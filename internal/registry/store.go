@@ -7,6 +7,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/expr-lang/expr/vm"
 	"k8s.io/apimachinery/pkg/types"
@@ -61,7 +62,8 @@ type Store struct {
 	content   map[string]*namespaceContent // derived, rebuilt per namespace on change
 	compiled  map[types.UID]*binding
 
-	synced []toolscache.InformerSynced
+	synced    []toolscache.InformerSynced
+	hasSynced atomic.Bool
 }
 
 // NewStore returns an empty Store. defaultProvider ("<namespace>/<name>" or "") serves the
@@ -105,14 +107,22 @@ func (s *Store) Watch(ctx context.Context, c cache.Informers) error {
 	return nil
 }
 
-// Synced reports whether every handler has seen its informer's initial list.
+// Synced reports whether every handler has seen its informer's initial list. Once true it stays
+// true, so requests after start-up only read an atomic flag.
 func (s *Store) Synced() bool {
+	if s.hasSynced.Load() {
+		return true
+	}
 	for _, fn := range s.synced {
 		if !fn() {
 			return false
 		}
 	}
-	return len(s.synced) > 0
+	if len(s.synced) == 0 {
+		return false
+	}
+	s.hasSynced.Store(true)
+	return true
 }
 
 func (s *Store) upsert(o any) {
