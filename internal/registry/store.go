@@ -17,6 +17,7 @@ import (
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/authz"
+	"dexterity.dev/dexterity/internal/tenancy"
 )
 
 // tenant is one OIDCProvider as the registry serves it: the provider object (read-only, shared
@@ -225,13 +226,13 @@ func (s *Store) rebuild(ns string) {
 	sort.Slice(c.bindings, func(i, j int) bool { return c.bindings[i].name < c.bindings[j].name })
 	for _, m := range s.modules[ns] {
 		addr := m.ModuleAddress()
-		if cur, ok := c.modules[addr]; !ok || older(m, cur) {
+		if cur, ok := c.modules[addr]; !ok || tenancy.Older(m, cur) {
 			c.modules[addr] = m
 		}
 	}
 	for _, p := range s.provs[ns] {
 		addr := p.ProviderAddress()
-		if cur, ok := c.providers[addr]; !ok || older(p, cur) {
+		if cur, ok := c.providers[addr]; !ok || tenancy.Older(p, cur) {
 			c.providers[addr] = p
 		}
 	}
@@ -240,14 +241,6 @@ func (s *Store) rebuild(ns string) {
 		return
 	}
 	s.content[ns] = c
-}
-
-func older(a, b client.Object) bool {
-	ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
-	if !ta.Equal(&tb) {
-		return ta.Before(&tb)
-	}
-	return a.GetName() < b.GetName()
 }
 
 // tenantFor returns the provider serving host: the one listing it in spec.hostnames (exact,

@@ -106,6 +106,11 @@ func Precedes(a, b metav1.Object, annotation, id string) bool {
 	if ca, cb := a.GetAnnotations()[annotation] == id, b.GetAnnotations()[annotation] == id; ca != cb {
 		return ca
 	}
+	return Older(a, b)
+}
+
+// Older orders objects competing for one thing by age: the oldest first, then by namespace/name.
+func Older(a, b metav1.Object) bool {
 	ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
 	if !ta.Equal(&tb) {
 		return ta.Before(&tb)
