@@ -2,7 +2,6 @@ package registry
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"hash/maphash"
 	"net/http"
@@ -13,7 +12,6 @@ import (
 
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
@@ -317,9 +315,6 @@ func (a *authenticator) kubernetes(ctx context.Context, token string) (*principa
 	return &principal{path: pathK8s, name: u.Username, groups: u.Groups, user: &u}, nil
 }
 
-// errSARFailed means the SubjectAccessReview could not be made.
-var errSARFailed = errors.New("failed to create SubjectAccessReview")
-
 // authorizeKubernetes asks Kubernetes whether the principal may get the Module or Provider
 // (objectName; "" when no object serves the address) in the tenant's namespace.
 func (a *authenticator) authorizeKubernetes(ctx context.Context, p *principal, ns string, kind resourceKind, objectName string) (bool, string, error) {
@@ -332,7 +327,6 @@ func (a *authenticator) authorizeKubernetes(ctx context.Context, p *principal, n
 		extra[k] = authzv1.ExtraValue(v)
 	}
 	sar := &authzv1.SubjectAccessReview{
-		ObjectMeta: metav1.ObjectMeta{},
 		Spec: authzv1.SubjectAccessReviewSpec{
 			User: p.user.Username, UID: p.user.UID, Groups: p.user.Groups, Extra: extra,
 			ResourceAttributes: &authzv1.ResourceAttributes{
@@ -341,7 +335,7 @@ func (a *authenticator) authorizeKubernetes(ctx context.Context, p *principal, n
 		},
 	}
 	if err := a.kube.Create(ctx, sar); err != nil {
-		return false, "", fmt.Errorf("%w: %v", errSARFailed, err)
+		return false, "", fmt.Errorf("failed to create SubjectAccessReview: %w", err)
 	}
 	return sar.Status.Allowed, sar.Status.Reason, nil
 }
