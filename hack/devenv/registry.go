@@ -78,7 +78,6 @@ output "greeting" {
 	if err != nil {
 		return nil, err
 	}
-	pkg, _ := sp.Package(runtime.GOOS, runtime.GOARCH)
 
 	cert, err := tls.LoadX509KeyPair(filepath.Join(tlsDir, "tls.crt"), filepath.Join(tlsDir, "tls.key"))
 	if err != nil {
@@ -107,17 +106,7 @@ output "greeting" {
 	provider := &dexv1.Provider{
 		TypeMeta:   metav1.TypeMeta{APIVersion: dexv1.GroupVersion.String(), Kind: "Provider"},
 		ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: "team-a"},
-		Spec: dexv1.ProviderSpec{
-			Namespace: "team-a", Type: "echo",
-			SigningKeys: dexv1.SigningKeys{GPGPublicKeys: []dexv1.GPGPublicKey{{KeyID: key.KeyID, ASCIIArmor: key.ASCIIArmor}}},
-			Versions: []dexv1.ProviderVersion{{
-				Version: "0.1.0", Protocols: []string{"5.0"},
-				Platforms: []dexv1.ProviderPlatform{{
-					OS: pkg.OS, Arch: pkg.Arch, Filename: pkg.Filename, DownloadURL: base + pkg.Filename, Shasum: pkg.SHA256,
-					ShasumsURL: base + sp.SHA256SumsFilename, ShasumsSignatureURL: base + sp.SignatureFilename,
-				}},
-			}},
-		},
+		Spec:       sp.ProviderSpec(base),
 	}
 	return []client.Object{module, provider}, nil
 }

@@ -227,22 +227,7 @@ func (c *content) objects(ns string) []client.Object {
 		Spec: dexv1.ModuleSpec{Namespace: "team-a", Name: "network", System: "local",
 			Versions: []dexv1.ModuleVersion{{Version: "1.0.0", Source: base + c.tarball}}},
 	}
-	pkg, _ := c.provider.Package(runtime.GOOS, runtime.GOARCH)
-	prov := &dexv1.Provider{
-		ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: ns},
-		Spec: dexv1.ProviderSpec{
-			Namespace: "team-a", Type: "echo",
-			SigningKeys: dexv1.SigningKeys{GPGPublicKeys: []dexv1.GPGPublicKey{{KeyID: c.provider.Key.KeyID, ASCIIArmor: c.provider.Key.ASCIIArmor}}},
-			Versions: []dexv1.ProviderVersion{{
-				Version: "0.1.0", Protocols: []string{"5.0"},
-				Platforms: []dexv1.ProviderPlatform{{
-					OS: pkg.OS, Arch: pkg.Arch, Filename: pkg.Filename, DownloadURL: base + pkg.Filename,
-					Shasum: pkg.SHA256, ShasumsURL: base + c.provider.SHA256SumsFilename,
-					ShasumsSignatureURL: base + c.provider.SignatureFilename,
-				}},
-			}},
-		},
-	}
+	prov := &dexv1.Provider{ObjectMeta: metav1.ObjectMeta{Name: "echo", Namespace: ns}, Spec: c.provider.ProviderSpec(base)}
 	return []client.Object{mod, prov}
 }
 

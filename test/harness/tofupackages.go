@@ -15,6 +15,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 )
 
 // packageTime is the modification time written into archives so that they are reproducible.
@@ -230,4 +232,22 @@ func BuildModuleTarball(dir string, files map[string]string) (string, error) {
 		return "", fmt.Errorf("failed to write module tarball: %w", err)
 	}
 	return f.Name(), nil
+}
+
+// ProviderSpec is the spec of a Provider object publishing this release, with every platform's
+// files served at baseURL + "/" + filename.
+func (p *SignedProvider) ProviderSpec(baseURL string) dexv1.ProviderSpec {
+	base := strings.TrimSuffix(baseURL, "/") + "/"
+	v := dexv1.ProviderVersion{Version: p.Version, Protocols: []string{"5.0"}}
+	for _, pkg := range p.Packages {
+		v.Platforms = append(v.Platforms, dexv1.ProviderPlatform{
+			OS: pkg.OS, Arch: pkg.Arch, Filename: pkg.Filename, DownloadURL: base + pkg.Filename, Shasum: pkg.SHA256,
+			ShasumsURL: base + p.SHA256SumsFilename, ShasumsSignatureURL: base + p.SignatureFilename,
+		})
+	}
+	return dexv1.ProviderSpec{
+		Namespace: p.Namespace, Type: p.Type,
+		SigningKeys: dexv1.SigningKeys{GPGPublicKeys: []dexv1.GPGPublicKey{{KeyID: p.Key.KeyID, ASCIIArmor: p.Key.ASCIIArmor}}},
+		Versions:    []dexv1.ProviderVersion{v},
+	}
 }
