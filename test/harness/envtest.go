@@ -40,6 +40,8 @@ type EnvOptions struct {
 	InstallWebhooks bool
 	// EtcdDataDir keeps etcd's data in this folder (default: a temporary folder).
 	EtcdDataDir string
+	// Profiling serves kube-apiserver's /debug/pprof (the benchmarks' API-server profile).
+	Profiling bool
 }
 
 // StartEnv starts kube-apiserver and etcd from <repo>/bin (built by `make tools`; override with
@@ -73,6 +75,9 @@ func StartEnv(opts EnvOptions) (*Env, error) {
 			return nil, fmt.Errorf("failed to create etcd data dir: %w", err)
 		}
 		env.ControlPlane.Etcd = &envtest.Etcd{DataDir: opts.EtcdDataDir}
+	}
+	if opts.Profiling {
+		env.ControlPlane.GetAPIServer().Configure().Set("profiling", "true")
 	}
 	cfg, err := env.Start()
 	if err != nil {
