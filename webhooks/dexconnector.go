@@ -39,9 +39,19 @@ func (v *DexConnectorValidator) ValidateCreate(ctx context.Context, obj runtime.
 	return nil, invalid("DexConnector", c.Name, append(errs, more...))
 }
 
-// ValidateUpdate implements admission.CustomValidator.
-func (v *DexConnectorValidator) ValidateUpdate(ctx context.Context, _, obj runtime.Object) (admission.Warnings, error) {
-	return v.ValidateCreate(ctx, obj)
+// ValidateUpdate implements admission.CustomValidator. A changed spec is checked on its own; the
+// cross-object rules are not checked again, because what they depend on in this object (its
+// namespace, spec.providerRef and spec.connectorId) cannot change.
+func (v *DexConnectorValidator) ValidateUpdate(_ context.Context, oldObj, obj runtime.Object) (admission.Warnings, error) {
+	o, ok1 := oldObj.(*dexv1.DexConnector)
+	c, ok2 := obj.(*dexv1.DexConnector)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("expected DexConnectors, got %T and %T", oldObj, obj)
+	}
+	if noUpdateCheck(c, o.Spec, c.Spec) {
+		return nil, nil
+	}
+	return nil, invalid("DexConnector", c.Name, ValidateDexConnector(c))
 }
 
 // ValidateDelete implements admission.CustomValidator.

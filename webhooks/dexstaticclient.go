@@ -39,9 +39,21 @@ func (v *DexStaticClientValidator) ValidateCreate(ctx context.Context, obj runti
 	return warns, invalid("DexStaticClient", c.Name, append(errs, more...))
 }
 
-// ValidateUpdate implements admission.CustomValidator.
-func (v *DexStaticClientValidator) ValidateUpdate(ctx context.Context, _, obj runtime.Object) (admission.Warnings, error) {
-	return v.ValidateCreate(ctx, obj)
+// ValidateUpdate implements admission.CustomValidator. A changed spec is checked on its own; the
+// cross-object rules are not checked again, because what they depend on in this object (its
+// namespace, spec.providerRef and spec.clientId) cannot change, and another object's later state
+// must not block this one's updates (such as the release of its finalizer).
+func (v *DexStaticClientValidator) ValidateUpdate(_ context.Context, oldObj, obj runtime.Object) (admission.Warnings, error) {
+	o, ok1 := oldObj.(*dexv1.DexStaticClient)
+	c, ok2 := obj.(*dexv1.DexStaticClient)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("expected DexStaticClients, got %T and %T", oldObj, obj)
+	}
+	if noUpdateCheck(c, o.Spec, c.Spec) {
+		return nil, nil
+	}
+	warns, errs := ValidateDexStaticClient(c)
+	return warns, invalid("DexStaticClient", c.Name, errs)
 }
 
 // ValidateDelete implements admission.CustomValidator.

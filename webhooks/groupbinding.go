@@ -29,8 +29,16 @@ func (v *GroupBindingValidator) ValidateCreate(_ context.Context, obj runtime.Ob
 	return nil, invalid("GroupBinding", b.Name, ValidateGroupBinding(b))
 }
 
-// ValidateUpdate implements admission.CustomValidator.
-func (v *GroupBindingValidator) ValidateUpdate(ctx context.Context, _, obj runtime.Object) (admission.Warnings, error) {
+// ValidateUpdate implements admission.CustomValidator: a changed spec is checked.
+func (v *GroupBindingValidator) ValidateUpdate(ctx context.Context, oldObj, obj runtime.Object) (admission.Warnings, error) {
+	o, ok1 := oldObj.(*dexv1.GroupBinding)
+	b, ok2 := obj.(*dexv1.GroupBinding)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("expected GroupBindings, got %T and %T", oldObj, obj)
+	}
+	if noUpdateCheck(b, o.Spec, b.Spec) {
+		return nil, nil
+	}
 	return v.ValidateCreate(ctx, obj)
 }
 

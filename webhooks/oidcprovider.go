@@ -33,8 +33,16 @@ func (v *OIDCProviderValidator) ValidateCreate(_ context.Context, obj runtime.Ob
 	return w, invalid("OIDCProvider", p.Name, errs)
 }
 
-// ValidateUpdate implements admission.CustomValidator.
-func (v *OIDCProviderValidator) ValidateUpdate(ctx context.Context, _, obj runtime.Object) (admission.Warnings, error) {
+// ValidateUpdate implements admission.CustomValidator: a changed spec is checked.
+func (v *OIDCProviderValidator) ValidateUpdate(ctx context.Context, oldObj, obj runtime.Object) (admission.Warnings, error) {
+	o, ok1 := oldObj.(*dexv1.OIDCProvider)
+	p, ok2 := obj.(*dexv1.OIDCProvider)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("expected OIDCProviders, got %T and %T", oldObj, obj)
+	}
+	if noUpdateCheck(p, o.Spec, p.Spec) {
+		return nil, nil
+	}
 	return v.ValidateCreate(ctx, obj)
 }
 

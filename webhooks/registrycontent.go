@@ -37,8 +37,17 @@ func (v *ModuleValidator) ValidateCreate(ctx context.Context, obj runtime.Object
 	return nil, invalid("Module", m.Name, duplicateAddress("Module", owner, field.NewPath("spec", "name"), m.ModuleAddress()))
 }
 
-// ValidateUpdate implements admission.CustomValidator.
-func (v *ModuleValidator) ValidateUpdate(ctx context.Context, _, obj runtime.Object) (admission.Warnings, error) {
+// ValidateUpdate implements admission.CustomValidator: the address is checked again only when it
+// changed.
+func (v *ModuleValidator) ValidateUpdate(ctx context.Context, oldObj, obj runtime.Object) (admission.Warnings, error) {
+	o, ok1 := oldObj.(*dexv1.Module)
+	m, ok2 := obj.(*dexv1.Module)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("expected Modules, got %T and %T", oldObj, obj)
+	}
+	if noUpdateCheck(m, o.ModuleAddress(), m.ModuleAddress()) {
+		return nil, nil
+	}
 	return v.ValidateCreate(ctx, obj)
 }
 
@@ -69,8 +78,17 @@ func (v *ProviderValidator) ValidateCreate(ctx context.Context, obj runtime.Obje
 	return nil, invalid("Provider", p.Name, duplicateAddress("Provider", owner, field.NewPath("spec", "type"), p.ProviderAddress()))
 }
 
-// ValidateUpdate implements admission.CustomValidator.
-func (v *ProviderValidator) ValidateUpdate(ctx context.Context, _, obj runtime.Object) (admission.Warnings, error) {
+// ValidateUpdate implements admission.CustomValidator: the address is checked again only when it
+// changed.
+func (v *ProviderValidator) ValidateUpdate(ctx context.Context, oldObj, obj runtime.Object) (admission.Warnings, error) {
+	o, ok1 := oldObj.(*dexv1.Provider)
+	p, ok2 := obj.(*dexv1.Provider)
+	if !ok1 || !ok2 {
+		return nil, fmt.Errorf("expected Providers, got %T and %T", oldObj, obj)
+	}
+	if noUpdateCheck(p, o.ProviderAddress(), p.ProviderAddress()) {
+		return nil, nil
+	}
 	return v.ValidateCreate(ctx, obj)
 }
 

@@ -9,7 +9,9 @@ import (
 	"errors"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -40,6 +42,15 @@ func SetupWithManager(mgr ctrl.Manager) error {
 		return fmt.Errorf("failed to register Provider webhook: %w", err)
 	}
 	return nil
+}
+
+// noUpdateCheck reports whether an update is admitted without validation: the object is being
+// deleted, or its spec did not change (a metadata or status change, such as the operator's own
+// finalizer and ownership patches, or a user's labels). Validating those again would let a rule
+// added since the object was stored, or another object's later state, block the object's
+// finalizers and leave it Terminating.
+func noUpdateCheck(obj metav1.Object, oldSpec, newSpec any) bool {
+	return !obj.GetDeletionTimestamp().IsZero() || equality.Semantic.DeepEqual(oldSpec, newSpec)
 }
 
 // invalid wraps a field.ErrorList so that users see "spec.x: Invalid value: ...: how to fix".

@@ -22,6 +22,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
@@ -236,6 +237,46 @@ func TestDexStaticClientRules(t *testing.T) {
 			dsc(teamA, "redir", "", func(s *dexv1.DexStaticClientSpec) { s.RedirectURIs = []string{"http://app.example.com/cb"} }),
 			dsc(teamA, "redir", "", func(s *dexv1.DexStaticClientSpec) { s.RedirectURIs = []string{"https://app.example.com/cb"} }),
 			"spec.redirectURIs[0]")
+	})
+	t.Run("updates after the provider's policy tightened", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Expect(k8s.Create(ctx, provider(platform, "narrowing", func(s *dexv1.OIDCProviderSpec) {
+			s.Dex.AllowedNamespaces = &dexv1.AllowedNamespaces{From: dexv1.NamespacesFromAll}
+		}))).To(Succeed())
+		c := dsc(teamA, "kept", "", nil)
+		c.Spec.ProviderRef = dexv1.ObjectRef{Name: "narrowing", Namespace: platform}
+		c.Finalizers = []string{"test.dexterity.dev/hold"}
+		g.Expect(k8s.Create(ctx, c)).To(Succeed())
+
+		p := &dexv1.OIDCProvider{}
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: platform, Name: "narrowing"}, p)).To(Succeed())
+		p.Spec.Dex.AllowedNamespaces = &dexv1.AllowedNamespaces{From: dexv1.NamespacesFromSame}
+		g.Expect(k8s.Update(ctx, p)).To(Succeed())
+		// The new policy is in force for new objects...
+		g.Eventually(func() error {
+			n := dsc(teamA, "", "", nil)
+			n.GenerateName = "late-"
+			n.Spec.ProviderRef = c.Spec.ProviderRef
+			err := k8s.Create(ctx, n)
+			if err == nil {
+				_ = k8s.Delete(ctx, n)
+			}
+			return err
+		}, 10*time.Second, 100*time.Millisecond).Should(MatchError(ContainSubstring("spec.providerRef: Forbidden")))
+		// ...but the existing object's metadata updates, its deletion and the release of its
+		// finalizer are still admitted: it must never be stuck Terminating.
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(c), c)).To(Succeed())
+		c.Labels = map[string]string{"team": "a"}
+		g.Expect(k8s.Update(ctx, c)).To(Succeed())
+		// A changed spec is still checked on its own.
+		bad := c.DeepCopy()
+		bad.Spec.RedirectURIs = []string{"http://app.example.com/cb"}
+		g.Expect(k8s.Update(ctx, bad)).To(MatchError(ContainSubstring("spec.redirectURIs[0]")))
+		g.Expect(k8s.Delete(ctx, c)).To(Succeed())
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(c), c)).To(Succeed())
+		c.Finalizers = nil
+		g.Expect(k8s.Update(ctx, c)).To(Succeed())
+		g.Expect(apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(c), c))).To(BeTrue())
 	})
 	t.Run("public client without redirect URIs warns", func(t *testing.T) {
 		g := NewWithT(t)
