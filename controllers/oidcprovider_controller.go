@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
@@ -16,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -26,10 +29,18 @@ import (
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/oidc"
+	"dexterity.dev/dexterity/internal/tenancy"
 )
 
-// Index of OIDCProviders by the name of their Dex TLS Secret.
-const indexProviderTLSSecret = "spec.dex.tls.secretRef.name"
+const (
+	// Index of OIDCProviders by the name of their Dex TLS Secret.
+	indexProviderTLSSecret = "spec.dex.tls.secretRef.name"
+
+	// ProviderFinalizer keeps an OIDCProvider that administers a Dex until no DexStaticClient or
+	// DexConnector registered through it is left: their finalizers need the provider to delete
+	// their entries from Dex, so deleting the provider first must not orphan them there.
+	ProviderFinalizer = "dexterity.dev/provider-in-use"
+)
 
 // OIDCProviderReconciler reconciles OIDCProviders: the shared key cache (discovery, JWKS) and
 // Dex reachability, reported in status from the same cache the registry verifies with.
@@ -65,8 +76,10 @@ func (r *OIDCProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, err
 	}
 	if !p.DeletionTimestamp.IsZero() {
-		r.Pool.Forget(req.String())
-		return ctrl.Result{}, nil
+		return r.finalize(ctx, p)
+	}
+	if err := r.reconcileFinalizer(ctx, p); err != nil {
+		return ctrl.Result{}, err
 	}
 
 	before := p.DeepCopy()
@@ -88,6 +101,103 @@ func (r *OIDCProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, err
 	}
 	return ctrl.Result{RequeueAfter: r.healthInterval()}, nil
+}
+
+// reconcileFinalizer keeps ProviderFinalizer on exactly the providers that administer a Dex.
+func (r *OIDCProviderReconciler) reconcileFinalizer(ctx context.Context, p *dexv1.OIDCProvider) error {
+	want := p.Spec.Dex != nil
+	if want == controllerutil.ContainsFinalizer(p, ProviderFinalizer) {
+		return nil
+	}
+	orig := p.DeepCopy()
+	if want {
+		controllerutil.AddFinalizer(p, ProviderFinalizer)
+	} else {
+		controllerutil.RemoveFinalizer(p, ProviderFinalizer)
+	}
+	if err := patchMetadata(ctx, r.Client, p, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("failed to update the finalizer of OIDCProvider %s: %w", providerKey(p), err)
+	}
+	return nil
+}
+
+// finalize releases a deleted provider once no client or connector registered through it is
+// left (like Kubernetes' PVC protection); until then it says what it waits for.
+func (r *OIDCProviderReconciler) finalize(ctx context.Context, p *dexv1.OIDCProvider) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(p, ProviderFinalizer) {
+		r.Pool.Forget(providerKey(p))
+		return ctrl.Result{}, nil
+	}
+	waiting, err := r.registeredDependents(ctx, p)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if len(waiting) > 0 {
+		before := p.DeepCopy()
+		shown := waiting
+		if len(shown) > 5 {
+			shown = append(shown[:5:5], fmt.Sprintf("and %d more", len(waiting)-5))
+		}
+		msg := fmt.Sprintf("waiting for %d DexStaticClients and DexConnectors registered in this Dex to be deleted first (%s): their finalizers remove them from Dex through this provider", len(waiting), strings.Join(shown, ", "))
+		setCondition(p, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonDeleting, msg)
+		p.Status.Phase, p.Status.Message = dexv1.PhasePending, msg
+		if !statusConditionsEqual(before.Status.Conditions, p.Status.Conditions) {
+			r.Recorder.Event(p, corev1.EventTypeNormal, dexv1.ReasonDeleting, msg)
+			if err := r.Status().Patch(ctx, p, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+				return ctrl.Result{}, fmt.Errorf("failed to patch OIDCProvider status: %w", err)
+			}
+		}
+		// The deletion of each dependent wakes this provider; the requeue is a safety net.
+		return ctrl.Result{RequeueAfter: r.healthInterval()}, nil
+	}
+	orig := p.DeepCopy()
+	controllerutil.RemoveFinalizer(p, ProviderFinalizer)
+	if err := patchMetadata(ctx, r.Client, p, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, fmt.Errorf("failed to release the finalizer of OIDCProvider %s: %w", providerKey(p), err)
+	}
+	r.Pool.Forget(providerKey(p))
+	return ctrl.Result{}, nil
+}
+
+// registeredDependents lists (as namespace/name) the clients and connectors that refer to p and
+// still hold their finalizer, i.e. may have an entry in its Dex.
+func (r *OIDCProviderReconciler) registeredDependents(ctx context.Context, p *dexv1.OIDCProvider) ([]string, error) {
+	key := providerKey(p)
+	var out []string
+	var clients dexv1.DexStaticClientList
+	if err := r.List(ctx, &clients, client.MatchingFields{indexClientProvider: key}); err != nil {
+		return nil, fmt.Errorf("failed to list DexStaticClients of OIDCProvider %s: %w", key, err)
+	}
+	for i := range clients.Items {
+		if c := &clients.Items[i]; controllerutil.ContainsFinalizer(c, ClientFinalizer) {
+			out = append(out, "DexStaticClient "+c.Namespace+"/"+c.Name)
+		}
+	}
+	var connectors dexv1.DexConnectorList
+	if err := r.List(ctx, &connectors, client.MatchingFields{indexConnectorProvider: key}); err != nil {
+		return nil, fmt.Errorf("failed to list DexConnectors of OIDCProvider %s: %w", key, err)
+	}
+	for i := range connectors.Items {
+		if c := &connectors.Items[i]; controllerutil.ContainsFinalizer(c, ConnectorFinalizer) {
+			out = append(out, "DexConnector "+c.Namespace+"/"+c.Name)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// statusConditionsEqual compares conditions by type, status, reason and message.
+func statusConditionsEqual(a, b []metav1.Condition) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, ca := range a {
+		cb := meta.FindStatusCondition(b, ca.Type)
+		if cb == nil || cb.Status != ca.Status || cb.Reason != ca.Reason || cb.Message != ca.Message {
+			return false
+		}
+	}
+	return true
 }
 
 // reconcileDexReachable makes DexReachable say whether Dex's gRPC API answers.
@@ -195,9 +305,20 @@ func (r *OIDCProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		default: // a full queue already holds work for the providers; the periodic check catches up
 		}
 	})
+	// A deleted client or connector wakes its provider, which may be waiting for it to go.
+	dependentGone := handler.Funcs{DeleteFunc: func(_ context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		switch o := e.Object.(type) {
+		case *dexv1.DexStaticClient:
+			q.Add(reconcile.Request{NamespacedName: tenancy.RefKey(o.Namespace, o.Spec.ProviderRef)})
+		case *dexv1.DexConnector:
+			q.Add(reconcile.Request{NamespacedName: tenancy.RefKey(o.Namespace, o.Spec.ProviderRef)})
+		}
+	}}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&dexv1.OIDCProvider{}, builder.WithPredicates(predicate.GenerationChangedPredicate{})).
+		For(&dexv1.OIDCProvider{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.providersForSecret)).
+		Watches(&dexv1.DexStaticClient{}, dependentGone).
+		Watches(&dexv1.DexConnector{}, dependentGone).
 		WatchesRawSource(source.Channel(refreshed, &handler.TypedEnqueueRequestForObject[*dexv1.OIDCProvider]{})).
 		WithOptions(controller.Options{
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, maxDelay),

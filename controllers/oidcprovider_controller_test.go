@@ -8,11 +8,13 @@ import (
 
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/test/harness"
 )
 
@@ -144,4 +146,36 @@ func TestDexReachableOutage(t *testing.T) {
 	g.Expect(d.Start()).To(Succeed())
 	g.Eventually(providerCondition(key, dexv1.ConditionDexReachable), waitTimeout).Should(HaveField("Status", metav1.ConditionTrue))
 	g.Eventually(providerCondition(key, dexv1.ConditionReady), waitTimeout).Should(HaveField("Status", metav1.ConditionTrue))
+}
+
+// Deleting a provider before its clients must not orphan them in Dex: the provider waits (like
+// Kubernetes' PVC protection) until the clients registered through it are deleted, and those
+// deletions still reach Dex.
+func TestProviderWaitsForItsClients(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	dapi := dexAPI(t, plainDex)
+	ns := providerFor(t, plainDex, nil)
+	pkey := client.ObjectKey{Namespace: ns, Name: "dex"}
+	c := &dexv1.DexStaticClient{
+		ObjectMeta: metav1.ObjectMeta{Name: "tofu", Namespace: ns},
+		Spec:       dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, Public: true, RedirectURIs: []string{"https://app.example.com/cb"}},
+	}
+	g.Expect(k8s.Create(ctx, c)).To(Succeed())
+	id := ns + "-tofu"
+	g.Eventually(dexClient(dapi, id), waitTimeout).ShouldNot(BeNil())
+	p := &dexv1.OIDCProvider{}
+	g.Expect(k8s.Get(ctx, pkey, p)).To(Succeed())
+	g.Expect(p.Finalizers).To(ContainElement(controllers.ProviderFinalizer))
+
+	g.Expect(k8s.Delete(ctx, p)).To(Succeed())
+	g.Eventually(providerCondition(pkey, dexv1.ConditionReady), waitTimeout).Should(And(
+		reason(dexv1.ReasonDeleting),
+		HaveField("Message", ContainSubstring("DexStaticClient "+ns+"/tofu"))))
+	g.Consistently(func() error { return k8s.Get(ctx, pkey, &dexv1.OIDCProvider{}) }, time.Second, 100*time.Millisecond).Should(Succeed(), "the provider waits for its client")
+	g.Expect(dexClient(dapi, id)(g)).NotTo(BeNil())
+
+	g.Expect(k8s.Delete(ctx, c)).To(Succeed())
+	g.Eventually(dexClient(dapi, id), waitTimeout).Should(BeNil(), "the client's finalizer still reaches Dex through the deleting provider")
+	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, pkey, &dexv1.OIDCProvider{})) }, waitTimeout).Should(BeTrue())
 }
