@@ -314,9 +314,8 @@ func (r *DexConnectorReconciler) patchStatus(ctx context.Context, c *dexv1.DexCo
 		}
 		summarizeReady(c, dexv1.ConditionRegistered, dexv1.ConditionConnectorHealthy)
 	}
-	if *retErr == nil {
-		c.Status.ObservedGeneration = c.Generation
-	}
+	// Conditions always describe the current generation, failures included (DexUnavailable).
+	c.Status.ObservedGeneration = c.Generation
 	recordReadyTransition(r.Recorder, c, before.Status.Conditions)
 	if reflect.DeepEqual(conditionsWithoutTime(before.Status.Conditions), conditionsWithoutTime(c.Status.Conditions)) && before.Status.ObservedGeneration == c.Status.ObservedGeneration {
 		return

@@ -273,7 +273,7 @@ func (r *DexStaticClientReconciler) reconcileDexClient(ctx context.Context, c *d
 	return nil
 }
 
-// patchStatus summarises Ready, stamps observedGeneration when the reconcile succeeded, emits an
+// patchStatus summarises Ready, stamps observedGeneration (also after a failure), emits an
 // event on a Ready transition and patches the status if anything changed.
 func (r *DexStaticClientReconciler) patchStatus(ctx context.Context, c *dexv1.DexStaticClient, before *dexv1.DexStaticClient, retErr *error) {
 	if !c.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(c, ClientFinalizer) {
@@ -282,9 +282,8 @@ func (r *DexStaticClientReconciler) patchStatus(ctx context.Context, c *dexv1.De
 	if c.DeletionTimestamp.IsZero() {
 		summarizeReady(c, dexv1.ConditionSecretReady, dexv1.ConditionRegistered)
 	}
-	if *retErr == nil {
-		c.Status.ObservedGeneration = c.Generation
-	}
+	// Conditions always describe the current generation, failures included (DexUnavailable).
+	c.Status.ObservedGeneration = c.Generation
 	recordReadyTransition(r.Recorder, c, before.Status.Conditions)
 	if statusEqual(&before.Status, &c.Status) {
 		return

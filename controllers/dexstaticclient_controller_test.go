@@ -377,8 +377,14 @@ func TestDexRestartAndOutage(t *testing.T) {
 	for _, k := range keys {
 		g.Eventually(clientCondition(k, dexv1.ConditionReady), waitTimeout).Should(reason(dexv1.ReasonDexUnavailable))
 	}
-	// A change made during the outage is applied once Dex is back.
+	// A change made during the outage is applied once Dex is back. Meanwhile the status describes
+	// the new generation (observedGeneration follows it even though the reconcile fails).
 	updateClient(t, keys[0], func(c *dexv1.DexStaticClient) { c.Spec.DisplayName = "changed during outage" })
+	g.Eventually(func(g Gomega) {
+		c := mustGet(t, keys[0])
+		g.Expect(c.Status.ObservedGeneration).To(Equal(c.Generation))
+		g.Expect(meta.FindStatusCondition(c.Status.Conditions, dexv1.ConditionReady)).To(HaveValue(reason(dexv1.ReasonDexUnavailable)))
+	}, waitTimeout).Should(Succeed())
 
 	g.Expect(d.Start()).To(Succeed())
 	for _, k := range keys {

@@ -85,9 +85,8 @@ func (r *OIDCProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	before := p.DeepCopy()
 	defer func() {
 		summarizeProvider(p)
-		if retErr == nil {
-			p.Status.ObservedGeneration = p.Generation
-		}
+		// Conditions always describe the current generation, failures included.
+		p.Status.ObservedGeneration = p.Generation
 		recordReadyTransition(r.Recorder, p, before.Status.Conditions)
 		if err := r.Status().Patch(ctx, p, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
 			retErr = errors.Join(retErr, fmt.Errorf("failed to patch OIDCProvider status: %w", err))
