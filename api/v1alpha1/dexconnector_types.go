@@ -67,7 +67,8 @@ type DexConnectorStatus struct {
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// observedGeneration is the generation last reconciled successfully.
+	// observedGeneration is the generation the conditions describe (set after every reconcile,
+	// failed ones included).
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 }

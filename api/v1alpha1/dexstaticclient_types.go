@@ -65,6 +65,7 @@ type DexStaticClientSpec struct {
 	// adoptExisting lets this object take over a client that already exists in Dex and that
 	// Dexterity did not create.
 	// +optional
+	// +kubebuilder:default=false
 	AdoptExisting bool `json:"adoptExisting,omitempty"`
 }
 
@@ -104,11 +105,14 @@ type DexStaticClientStatus struct {
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// observedGeneration is the generation last reconciled successfully.
+	// observedGeneration is the generation the conditions describe (set after every reconcile,
+	// failed ones included).
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// lastSyncTime is when the client was last compared with Dex.
+	// lastSyncTime is when the client was last written to Dex, or found to match it after the
+	// spec or the status changed. A periodic resync that finds everything in sync writes nothing
+	// (neither to Dex nor to the API server), so it does not move this time.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
 }

@@ -241,7 +241,7 @@ type OIDCProviderStatus struct {
 
 	// keys is the number of signing keys loaded.
 	// +optional
-	Keys int32 `json:"keys,omitempty"`
+	Keys int32 `json:"keys"`
 
 	// conditions: Ready, DiscoveryReady, KeysReady, and DexReachable when spec.dex is set.
 	// +listType=map
@@ -249,7 +249,8 @@ type OIDCProviderStatus struct {
 	// +optional
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
 
-	// observedGeneration is the generation last reconciled successfully.
+	// observedGeneration is the generation the conditions describe (set after every reconcile,
+	// failed ones included).
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 }

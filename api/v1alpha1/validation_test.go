@@ -195,10 +195,11 @@ func TestSingleObjectValidation(t *testing.T) {
 		}))).To(Succeed())
 		g.Expect(k8s.Create(ctx, provider(func(s *dexv1.OIDCProviderSpec) { s.IssuerURL = "http://dex.dex.svc.cluster.local:5556/dex" }))).To(Succeed())
 		g.Expect(k8s.Create(ctx, provider(func(s *dexv1.OIDCProviderSpec) { s.IssuerURL = "http://127.0.0.1:5556/dex" }))).To(Succeed())
+		g.Expect(k8s.Create(ctx, provider(func(s *dexv1.OIDCProviderSpec) { s.IssuerURL = "http://127.3.2.1:5556/dex" }))).To(Succeed())
 		g.Expect(k8s.Create(ctx, dsc(func(s *dexv1.DexStaticClientSpec) {
 			s.Public = false
 			s.SecretRef = &dexv1.SecretKeyRef{Name: "s", Key: "clientSecret"}
-			s.RedirectURIs = []string{"https://app.example.com/cb", "http://localhost:8000/cb", "http://127.0.0.1/cb"}
+			s.RedirectURIs = []string{"https://app.example.com/cb", "http://localhost:8000/cb", "http://127.0.0.1/cb", "http://127.1.2.3:8000/cb"}
 		}))).To(Succeed())
 	})
 }

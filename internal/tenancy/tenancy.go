@@ -95,7 +95,11 @@ func CheckClientIDPrefix(p *dexv1.OIDCProvider, ns, id string) error {
 	}
 	prefix := strings.ReplaceAll(p.Spec.Dex.ClientIDPrefix, "{namespace}", ns)
 	if !strings.HasPrefix(id, prefix) {
-		return &Blocked{dexv1.ReasonClientIDPrefixMismatch, fmt.Sprintf("spec.clientId: %q must start with %q (spec.dex.clientIdPrefix of OIDCProvider %s/%s); set spec.clientId to %s<something>, or leave it empty for %s-<name>", id, prefix, p.Namespace, p.Name, prefix, ns)}
+		fix := fmt.Sprintf("set spec.clientId to %s<something>", prefix)
+		if strings.HasPrefix(ns+"-", prefix) {
+			fix += fmt.Sprintf(", or leave it empty for %s-<name>", ns)
+		}
+		return &Blocked{dexv1.ReasonClientIDPrefixMismatch, fmt.Sprintf("spec.clientId: %q must start with %q (spec.dex.clientIdPrefix of OIDCProvider %s/%s); %s", id, prefix, p.Namespace, p.Name, fix)}
 	}
 	return nil
 }
