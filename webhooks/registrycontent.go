@@ -3,6 +3,7 @@ package webhooks
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -104,7 +105,7 @@ func servedBy[T any, P interface {
 }](items []T, self, addr string, addrOf func(P) string) string {
 	for i := range items {
 		o := P(&items[i])
-		if o.GetName() != self && addrOf(o) == addr {
+		if o.GetName() != self && strings.EqualFold(addrOf(o), addr) { // addresses are case-insensitive
 			return o.GetName()
 		}
 	}

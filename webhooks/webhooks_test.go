@@ -380,6 +380,11 @@ func TestRegistryContentRules(t *testing.T) {
 
 	NewWithT(t).Expect(k8s.Create(ctx, mod("network", "network"))).To(Succeed())
 	duplicateRejected(t, func() client.Object { return mod("x", "network") }, "spec.name", "Module network already serves team-a/network/aws")
+	duplicateRejected(t, func() client.Object {
+		m := mod("x", "NETWORK")
+		m.Spec.Namespace = "Team-A"
+		return m
+	}, "spec.name", "Module network already serves Team-A/NETWORK/aws") // addresses are case-insensitive
 	NewWithT(t).Expect(k8s.Create(ctx, mod("storage", "storage"))).To(Succeed(), "another address is accepted")
 
 	NewWithT(t).Expect(k8s.Create(ctx, prov("echo", "echo"))).To(Succeed())

@@ -2,6 +2,7 @@ package registry
 
 import (
 	"net/http"
+	"strings"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 )
@@ -81,7 +82,9 @@ type versionOnly struct {
 }
 
 func moduleResource(r *http.Request) resource {
-	ns, name, system := r.PathValue("ns"), r.PathValue("name"), r.PathValue("system")
+	// Registry addresses are case-insensitive (OpenTofu and Terraform normalise them to lower
+	// case): requests, served addresses and binding patterns are all compared in lower case.
+	ns, name, system := strings.ToLower(r.PathValue("ns")), strings.ToLower(r.PathValue("name")), strings.ToLower(r.PathValue("system"))
 	return resource{kind: kindModule, address: ns + "/" + name + "/" + system, name: name}
 }
 
@@ -188,7 +191,7 @@ type gpgKey struct {
 }
 
 func providerResource(r *http.Request) resource {
-	ns, typ := r.PathValue("ns"), r.PathValue("type")
+	ns, typ := strings.ToLower(r.PathValue("ns")), strings.ToLower(r.PathValue("type"))
 	return resource{kind: kindProvider, address: ns + "/" + typ, name: typ}
 }
 

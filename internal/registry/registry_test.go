@@ -293,6 +293,7 @@ func TestProtocol(t *testing.T) {
 	}
 	tt.create(t,
 		module("network", "team-a", "network", "aws", "1.0.0"),
+		module("storage", "Team-A", "Storage", "aws", "2.0.0"),
 		prov,
 		binding("members", `"team-a" in groups`, []string{"team-a/*"}, []string{"team-a/*"}),
 	)
@@ -302,6 +303,14 @@ func TestProtocol(t *testing.T) {
 		_, _, hdr := tt.get("/v1/modules/team-a/network/aws/1.0.0/download", admin)
 		g.Expect(hdr.Get("X-Terraform-Get")).To(Equal("https://downloads.example.org/network-1.0.0.tar.gz"))
 		tt.eventuallyCode(t, "/v1/modules/team-a/network/aws/9.9.9/download", admin, http.StatusNotFound)
+	})
+	t.Run("addresses are case-insensitive", func(t *testing.T) {
+		// OpenTofu lower-cases addresses; a Module written with capitals is still found, and a
+		// request in any case finds the module.
+		body := tt.eventuallyCode(t, "/v1/modules/team-a/storage/aws/versions", admin, http.StatusOK)
+		NewWithT(t).Expect(body).To(MatchJSON(`{"modules":[{"versions":[{"version":"2.0.0"}]}]}`))
+		tt.eventuallyCode(t, "/v1/modules/TEAM-A/Network/AWS/versions", admin, http.StatusOK)
+		tt.eventuallyCode(t, "/v1/providers/Team-A/ECHO/versions", admin, http.StatusOK)
 	})
 	t.Run("provider versions", func(t *testing.T) {
 		body := tt.eventuallyCode(t, "/v1/providers/team-a/echo/versions", admin, http.StatusOK)

@@ -217,7 +217,7 @@ func (s *Store) rebuild(ns string) {
 		b := s.compiled[gb.UID]
 		if b == nil || b.generation != gb.Generation {
 			b = &binding{name: gb.Name, uid: gb.UID, generation: gb.Generation,
-				modules: gb.Spec.ModuleResources, providers: gb.Spec.ProviderResources}
+				modules: lowerAll(gb.Spec.ModuleResources), providers: lowerAll(gb.Spec.ProviderResources)}
 			b.program, b.compileErr = authz.Compile(gb.Spec.Expression)
 			s.compiled[gb.UID] = b
 		}
@@ -225,13 +225,13 @@ func (s *Store) rebuild(ns string) {
 	}
 	sort.Slice(c.bindings, func(i, j int) bool { return c.bindings[i].name < c.bindings[j].name })
 	for _, m := range s.modules[ns] {
-		addr := m.ModuleAddress()
+		addr := strings.ToLower(m.ModuleAddress())
 		if cur, ok := c.modules[addr]; !ok || tenancy.Older(m, cur) {
 			c.modules[addr] = m
 		}
 	}
 	for _, p := range s.provs[ns] {
-		addr := p.ProviderAddress()
+		addr := strings.ToLower(p.ProviderAddress())
 		if cur, ok := c.providers[addr]; !ok || tenancy.Older(p, cur) {
 			c.providers[addr] = p
 		}
@@ -269,4 +269,13 @@ func (s *Store) contentOf(ns string) *namespaceContent {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.content[ns]
+}
+
+// lowerAll returns the patterns in lower case (registry addresses are case-insensitive).
+func lowerAll(patterns []string) []string {
+	out := make([]string, len(patterns))
+	for i, p := range patterns {
+		out[i] = strings.ToLower(p)
+	}
+	return out
 }
