@@ -115,6 +115,9 @@ func run(o options) error {
 		if err := mgr.Add(srv); err != nil {
 			return fmt.Errorf("failed to add registry server: %w", err)
 		}
+		if err := mgr.AddReadyzCheck("registry", srv.ReadyCheck); err != nil {
+			return fmt.Errorf("failed to add registry ready check: %w", err)
+		}
 	}
 
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

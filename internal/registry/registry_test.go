@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -416,4 +417,33 @@ func TestNonLeaderReplicaServes(t *testing.T) {
 	replica := &testTenant{ns: tt.ns, host: tt.host, provider: tt.provider, base: "http://127.0.0.1:" + itoa(port)}
 	replica.eventuallyCode(t, versionsPath, admin, http.StatusOK)
 	g.Expect(mgr.Elected()).NotTo(BeClosed(), "the replica is not the leader")
+}
+
+// A replica is not ready (so the registry Service sends it no traffic) while a provider's keys
+// are still loading; a failed first fetch makes it ready (no replica could verify those tokens).
+func TestReadyOnceKeysWereTried(t *testing.T) {
+	g := NewWithT(t)
+	g.Eventually(func() error { return server.ReadyCheck(nil) }, 30*time.Second).Should(Succeed())
+	// Discovery answers only when released.
+	release := make(chan struct{})
+	hanging := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+		http.Error(w, "not here", http.StatusNotFound)
+	}))
+	t.Cleanup(hanging.Close)
+	released := false
+	t.Cleanup(func() {
+		if !released {
+			close(release)
+		}
+	})
+	tt := newTenant(t, tenantOptions{discoveryURL: hanging.URL + "/dex", skipKeysReady: true})
+	g.Eventually(func() error { return server.ReadyCheck(nil) }, 30*time.Second).Should(MatchError(ContainSubstring(tt.ns + "/dex")))
+	g.Consistently(func() error { return server.ReadyCheck(nil) }, time.Second, 100*time.Millisecond).Should(HaveOccurred())
+	close(release)
+	released = true
+	g.Eventually(func() error { return server.ReadyCheck(nil) }, 30*time.Second).Should(Succeed())
 }

@@ -87,6 +87,28 @@ func New(ctx context.Context, c cache.Informers, o Options) (*Server, error) {
 // Handler returns the server's HTTP handler.
 func (s *Server) Handler() http.Handler { return s.mux }
 
+// ReadyCheck is a readiness check (healthz.Checker) for the manager's /readyz: a replica joins
+// the registry Service only once its informers have synced and every OIDC-enabled provider's keys
+// have been loaded or at least tried once, so a restarted or new replica does not answer 503
+// while the others serve. A provider whose issuer is down does not hold readiness back (no
+// replica could verify its tokens), and neither does one whose issuer settings are invalid (its
+// OIDCProvider reports why).
+func (s *Server) ReadyCheck(*http.Request) error {
+	if !s.store.Synced() {
+		return errors.New("registry: the informer caches have not synced yet")
+	}
+	for _, key := range s.store.oidcTenants() {
+		p, ok := s.opts.Keys.Get(key)
+		if !ok {
+			continue
+		}
+		if st := p.Status(); !st.KeysReady && st.LastError == "" {
+			return fmt.Errorf("registry: the signing keys of OIDCProvider %s are still loading", key)
+		}
+	}
+	return nil
+}
+
 // NeedLeaderElection returns false: every replica serves registry traffic.
 func (s *Server) NeedLeaderElection() bool { return false }
 

@@ -263,6 +263,20 @@ func (s *Store) tenantFor(host string) *tenant {
 	return nil
 }
 
+// oidcTenants returns the keys of the providers with OIDC enabled.
+func (s *Store) oidcTenants() []string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	var out []string
+	for key, t := range s.providers {
+		if t.provider.OIDCEnabled() {
+			out = append(out, key)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
 // contentOf returns the served content of a namespace (nil when it has none). The result is
 // immutable: rebuild replaces it.
 func (s *Store) contentOf(ns string) *namespaceContent {
