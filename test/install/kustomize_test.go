@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
 
@@ -285,4 +286,46 @@ func TestKubectlKustomizeDefault(t *testing.T) {
 	for i := range viaKustomize {
 		g.Expect(viaKubectl[i].Object).To(Equal(viaKustomize[i].Object), "%s %s", viaKustomize[i].GetKind(), viaKustomize[i].GetName())
 	}
+}
+
+// Every Service of the install selects the manager's pods and targets a port the container
+// names; the optional ServiceMonitor of config/prometheus selects the metrics Service.
+func TestServicesReachTheManager(t *testing.T) {
+	g := NewWithT(t)
+	in := renderDefault(t)
+	pod := in.deployment.Spec.Template
+	ports := map[string]bool{}
+	for _, p := range pod.Spec.Containers[0].Ports {
+		ports[p.Name] = true
+	}
+	var metrics *corev1.Service
+	for _, o := range ofKind(render(t, "default"), "Service") {
+		s := &corev1.Service{}
+		convert(t, o, s)
+		for k, v := range s.Spec.Selector {
+			g.Expect(pod.Labels).To(HaveKeyWithValue(k, v), "Service %s selects the manager's pods", s.Name)
+		}
+		for _, p := range s.Spec.Ports {
+			if p.TargetPort.StrVal != "" {
+				g.Expect(ports).To(HaveKey(p.TargetPort.StrVal), "Service %s targets a named container port", s.Name)
+			}
+		}
+		if s.Labels["app.kubernetes.io/component"] == "metrics" {
+			metrics = s
+		}
+	}
+	g.Expect(metrics).NotTo(BeNil(), "a metrics Service")
+	g.Expect(metrics.Spec.Ports).To(ContainElement(HaveField("TargetPort.StrVal", "metrics")))
+
+	monitors := ofKind(render(t, "prometheus"), "ServiceMonitor")
+	g.Expect(monitors).To(HaveLen(1))
+	m := monitors[0]
+	g.Expect(m.GetNamespace()).To(Equal(in.namespace))
+	sel, _, _ := unstructured.NestedStringMap(m.Object, "spec", "selector", "matchLabels")
+	g.Expect(sel).NotTo(BeEmpty())
+	for k, v := range sel {
+		g.Expect(metrics.Labels).To(HaveKeyWithValue(k, v), "the ServiceMonitor selects the metrics Service")
+	}
+	eps, _, _ := unstructured.NestedSlice(m.Object, "spec", "endpoints")
+	g.Expect(eps).To(ContainElement(HaveKeyWithValue("port", "metrics")))
 }
