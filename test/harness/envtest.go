@@ -81,6 +81,9 @@ func StartEnv(opts EnvOptions) (*Env, error) {
 	}
 	cfg, err := env.Start()
 	if err != nil {
+		// Start may fail after it started the processes (e.g. a CRD the API server rejects):
+		// stop them, or they outlive the test binary.
+		_ = env.Stop()
 		return nil, fmt.Errorf("failed to start envtest: %w", err)
 	}
 	// Like ctrl.GetConfig: no client-side throttling (the API server's priority and fairness
