@@ -96,6 +96,20 @@ func deleteFromDex(ctx context.Context, c client.Client, pool *dex.Pool, rec rec
 	return nil
 }
 
+// sameDexKeys returns the keys of the providers sharing the Dex of the provider at ref (just ref's
+// own key when it cannot be read), for waking the peers of a deleted object.
+func sameDexKeys(ctx context.Context, c client.Reader, ref types.NamespacedName) []string {
+	p := &dexv1.OIDCProvider{}
+	if err := c.Get(ctx, ref, p); err != nil {
+		return []string{ref.String()}
+	}
+	keys, err := tenancy.SameDex(ctx, c, p)
+	if err != nil {
+		return []string{ref.String()}
+	}
+	return keys
+}
+
 // requestsFromList lists objects with opts and returns one reconcile request per item, for watch
 // mappings. A failed list maps to nothing (the periodic resync catches up).
 func requestsFromList(ctx context.Context, c client.Reader, list client.ObjectList, opts ...client.ListOption) []reconcile.Request {

@@ -125,14 +125,20 @@ func (r *DexConnectorReconciler) blockedOrError(c *dexv1.DexConnector, err error
 // reconcileOwnership: one owner per connector id in a Dex (see DexStaticClient).
 func (r *DexConnectorReconciler) reconcileOwnership(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider) error {
 	id := c.Spec.ConnectorID
-	var peers dexv1.DexConnectorList
-	if err := r.List(ctx, &peers, client.MatchingFields{indexConnectorOwnerKey: tenancy.OwnerKey(providerKey(p), id)}); err != nil {
-		return fmt.Errorf("failed to list DexConnectors for connector id %s: %w", id, err)
+	providers, err := tenancy.SameDex(ctx, r.Client, p)
+	if err != nil {
+		return err
 	}
 	var winner metav1.Object = c
-	for i := range peers.Items {
-		if o := &peers.Items[i]; o.UID != c.UID && tenancy.Precedes(o, winner, AnnotationRegisteredConnectorID, id) {
-			winner = o
+	for _, key := range providers {
+		var peers dexv1.DexConnectorList
+		if err := r.List(ctx, &peers, client.MatchingFields{indexConnectorOwnerKey: tenancy.OwnerKey(key, id)}); err != nil {
+			return fmt.Errorf("failed to list DexConnectors for connector id %s: %w", id, err)
+		}
+		for i := range peers.Items {
+			if o := &peers.Items[i]; o.UID != c.UID && tenancy.Precedes(o, winner, AnnotationRegisteredConnectorID, id) {
+				winner = o
+			}
 		}
 	}
 	if winner == metav1.Object(c) {
@@ -393,9 +399,10 @@ func (r *DexConnectorReconciler) enqueuePeersOnDelete(ctx context.Context, e eve
 	if !ok {
 		return
 	}
-	key := tenancy.OwnerKey(tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String(), c.Spec.ConnectorID)
-	for _, req := range requestsFromList(ctx, r, &dexv1.DexConnectorList{}, client.MatchingFields{indexConnectorOwnerKey: key}) {
-		q.Add(req)
+	for _, key := range sameDexKeys(ctx, r.Client, tenancy.RefKey(c.Namespace, c.Spec.ProviderRef)) {
+		for _, req := range requestsFromList(ctx, r, &dexv1.DexConnectorList{}, client.MatchingFields{indexConnectorOwnerKey: tenancy.OwnerKey(key, c.Spec.ConnectorID)}) {
+			q.Add(req)
+		}
 	}
 }
 

@@ -125,14 +125,20 @@ func (r *DexStaticClientReconciler) blockedOrError(c *dexv1.DexStaticClient, con
 // owner is the object that holds the claim annotation, else the oldest (then by namespace/name).
 // A loser never writes to Dex; if it held a claim (a lost race), it drops the claim.
 func (r *DexStaticClientReconciler) reconcileOwnership(ctx context.Context, c *dexv1.DexStaticClient, p *dexv1.OIDCProvider, id string) error {
-	var peers dexv1.DexStaticClientList
-	if err := r.List(ctx, &peers, client.MatchingFields{indexClientOwnerKey: tenancy.OwnerKey(providerKey(p), id)}); err != nil {
-		return fmt.Errorf("failed to list DexStaticClients for client id %s: %w", id, err)
+	providers, err := tenancy.SameDex(ctx, r.Client, p)
+	if err != nil {
+		return err
 	}
 	winner := c
-	for i := range peers.Items {
-		if o := &peers.Items[i]; o.UID != c.UID && ownsBefore(o, winner, id) {
-			winner = o
+	for _, key := range providers {
+		var peers dexv1.DexStaticClientList
+		if err := r.List(ctx, &peers, client.MatchingFields{indexClientOwnerKey: tenancy.OwnerKey(key, id)}); err != nil {
+			return fmt.Errorf("failed to list DexStaticClients for client id %s: %w", id, err)
+		}
+		for i := range peers.Items {
+			if o := &peers.Items[i]; o.UID != c.UID && ownsBefore(o, winner, id) {
+				winner = o
+			}
 		}
 	}
 	if winner == c {
@@ -374,9 +380,10 @@ func (r *DexStaticClientReconciler) enqueuePeersOnDelete(ctx context.Context, e 
 	if !ok {
 		return
 	}
-	key := tenancy.OwnerKey(tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String(), c.EffectiveClientID())
-	for _, req := range requestsFromList(ctx, r, &dexv1.DexStaticClientList{}, client.MatchingFields{indexClientOwnerKey: key}) {
-		q.Add(req)
+	for _, key := range sameDexKeys(ctx, r.Client, tenancy.RefKey(c.Namespace, c.Spec.ProviderRef)) {
+		for _, req := range requestsFromList(ctx, r, &dexv1.DexStaticClientList{}, client.MatchingFields{indexClientOwnerKey: tenancy.OwnerKey(key, c.EffectiveClientID())}) {
+			q.Add(req)
+		}
 	}
 }
 

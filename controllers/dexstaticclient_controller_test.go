@@ -466,3 +466,33 @@ func eventReasons(t *testing.T, ns, name string) []string {
 	}
 	return out
 }
+
+// Ownership is per Dex, not per OIDCProvider: an object reaching the same Dex through another
+// provider cannot take the id over, not even with adoptExisting, until the owner is gone.
+func TestOwnershipAcrossProvidersOfOneDex(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	dapi := dexAPI(t, plainDex)
+	ns1, ns2 := providerFor(t, plainDex, nil), providerFor(t, plainDex, nil)
+	id := "one-dex-" + ns1
+	a := &dexv1.DexStaticClient{
+		ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: ns1},
+		Spec:       dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, ClientID: id, Public: true, DisplayName: "first", RedirectURIs: []string{"https://a.example.com/cb"}},
+	}
+	g.Expect(k8s.Create(ctx, a)).To(Succeed())
+	g.Eventually(clientCondition(client.ObjectKeyFromObject(a), dexv1.ConditionReady), waitTimeout).Should(readyTrue())
+
+	b := &dexv1.DexStaticClient{
+		ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: ns2},
+		Spec:       dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, ClientID: id, Public: true, DisplayName: "second", RedirectURIs: []string{"https://b.example.com/cb"}, AdoptExisting: true},
+	}
+	g.Expect(k8s.Create(ctx, b)).To(Succeed())
+	g.Eventually(clientCondition(client.ObjectKeyFromObject(b), dexv1.ConditionReady), waitTimeout).Should(And(
+		reason(dexv1.ReasonClientIDConflict), HaveField("Message", ContainSubstring(ns1+"/a"))))
+	g.Consistently(dexClient(dapi, id), 2*resyncPeriod, 500*time.Millisecond).Should(HaveField("Name", "first"))
+
+	// Once the owner is gone, the other takes the id over.
+	g.Expect(k8s.Delete(ctx, a)).To(Succeed())
+	g.Eventually(clientCondition(client.ObjectKeyFromObject(b), dexv1.ConditionReady), waitTimeout).Should(readyTrue())
+	g.Eventually(dexClient(dapi, id), waitTimeout).Should(HaveField("Name", "second"))
+}

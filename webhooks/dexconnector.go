@@ -113,11 +113,15 @@ func (v *DexConnectorValidator) crossObject(ctx context.Context, c *dexv1.DexCon
 		return nil, fmt.Errorf("failed to list DexConnectors: %w", err)
 	}
 	provider := p.Namespace + "/" + p.Name
+	sameDex, err := sameDexSet(ctx, v.Client, p)
+	if err != nil {
+		return nil, err
+	}
 	for _, o := range all.Items {
 		if o.UID == c.UID || (o.Namespace == c.Namespace && o.Name == c.Name) {
 			continue
 		}
-		if o.Spec.ConnectorID == c.Spec.ConnectorID && tenancy.RefKey(o.Namespace, o.Spec.ProviderRef).String() == provider {
+		if o.Spec.ConnectorID == c.Spec.ConnectorID && sameDex[tenancy.RefKey(o.Namespace, o.Spec.ProviderRef).String()] {
 			return field.ErrorList{field.Duplicate(spec.Child("connectorId"),
 				fmt.Sprintf("%s: connector id already owned by DexConnector %s/%s in the Dex of OIDCProvider %s; choose another spec.connectorId", c.Spec.ConnectorID, o.Namespace, o.Name, provider))}, nil
 		}

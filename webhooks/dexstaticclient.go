@@ -114,11 +114,15 @@ func (v *DexStaticClientValidator) crossObject(ctx context.Context, c *dexv1.Dex
 		return nil, fmt.Errorf("failed to list DexStaticClients: %w", err)
 	}
 	provider := p.Namespace + "/" + p.Name
+	sameDex, err := sameDexSet(ctx, v.Client, p)
+	if err != nil {
+		return nil, err
+	}
 	for _, o := range all.Items {
 		if o.UID == c.UID || (o.Namespace == c.Namespace && o.Name == c.Name) {
 			continue
 		}
-		if o.EffectiveClientID() == id && tenancy.RefKey(o.Namespace, o.Spec.ProviderRef).String() == provider {
+		if o.EffectiveClientID() == id && sameDex[tenancy.RefKey(o.Namespace, o.Spec.ProviderRef).String()] {
 			errs = append(errs, field.Duplicate(spec.Child("clientId"),
 				fmt.Sprintf("%s: client id already owned by DexStaticClient %s/%s in the Dex of OIDCProvider %s; choose another spec.clientId", id, o.Namespace, o.Name, provider)))
 			break

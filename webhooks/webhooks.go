@@ -53,6 +53,19 @@ func noUpdateCheck(obj metav1.Object, oldSpec, newSpec any) bool {
 	return !obj.GetDeletionTimestamp().IsZero() || equality.Semantic.DeepEqual(oldSpec, newSpec)
 }
 
+// sameDexSet is the set of providers sharing p's Dex (p included): ids are unique per Dex.
+func sameDexSet(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) (map[string]bool, error) {
+	keys, err := tenancy.SameDex(ctx, c, p)
+	if err != nil {
+		return nil, err
+	}
+	set := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		set[k] = true
+	}
+	return set, nil
+}
+
 // invalid wraps a field.ErrorList so that users see "spec.x: Invalid value: ...: how to fix".
 func invalid(kind, name string, errs field.ErrorList) error {
 	if len(errs) == 0 {

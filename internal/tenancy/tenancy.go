@@ -122,5 +122,29 @@ func Older(a, b metav1.Object) bool {
 	return a.GetNamespace()+"/"+a.GetName() < b.GetNamespace()+"/"+b.GetName()
 }
 
+// SameDex returns the keys ("namespace/name") of the OIDCProviders that administer the same Dex
+// as p (the same spec.dex.grpcAddress, compared without case), p's own first. Ownership of client
+// and connector ids is decided across all of them: "one owner per Dex", even when two providers
+// describe one Dex. Two addresses that reach one Dex under different names are not recognised.
+func SameDex(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) ([]string, error) {
+	own := p.Namespace + "/" + p.Name
+	keys := []string{own}
+	if p.Spec.Dex == nil {
+		return keys, nil
+	}
+	var all dexv1.OIDCProviderList
+	if err := c.List(ctx, &all); err != nil {
+		return nil, fmt.Errorf("failed to list OIDCProviders: %w", err)
+	}
+	addr := strings.ToLower(p.Spec.Dex.GRPCAddress)
+	for i := range all.Items {
+		o := &all.Items[i]
+		if k := o.Namespace + "/" + o.Name; k != own && o.Spec.Dex != nil && strings.ToLower(o.Spec.Dex.GRPCAddress) == addr {
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
+}
+
 // OwnerKey identifies an id in the Dex of a provider ("namespace/name").
 func OwnerKey(provider, id string) string { return provider + "/" + id }
