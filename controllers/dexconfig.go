@@ -85,7 +85,15 @@ func deleteFromDex(ctx context.Context, c client.Client, pool *dex.Pool, rec rec
 		return err
 	}
 	dc, err := dexClientFor(ctx, c, pool, p)
+	if errors.Is(err, errTLSSecret) {
+		// The Secret is gone or broken (deleted together with the namespace, say): delete with
+		// the connection made from it while it was good, if there is one.
+		if pooled, ok := pool.Existing(providerKey(p)); ok {
+			dc, err = pooled, nil
+		}
+	}
 	if err != nil {
+		setCondition(obj, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonDexUnavailable, fmt.Sprintf("cannot delete %s %s from Dex yet: %v; retrying", what, id, err))
 		return err
 	}
 	if err := del(dc); err != nil && !dex.IsNotFound(err) {

@@ -179,3 +179,36 @@ func TestProviderWaitsForItsClients(t *testing.T) {
 	g.Eventually(dexClient(dapi, id), waitTimeout).Should(BeNil(), "the client's finalizer still reaches Dex through the deleting provider")
 	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, pkey, &dexv1.OIDCProvider{})) }, waitTimeout).Should(BeTrue())
 }
+
+// A namespace deleted as a whole takes the provider's TLS Secret with it at once; the clients'
+// finalizers still delete them from Dex, with the connection made while the Secret was there, and
+// then the provider goes.
+func TestDeletionAfterTheTLSSecretIsGone(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	m := mtlsDex.TLS()
+	dapi := dexAPI(t, mtlsDex)
+	ns := newNamespace(t)
+	secret := tlsSecret(ns, "dex-grpc", m.CACert, m.ClientCert, m.ClientKey)
+	g.Expect(k8s.Create(ctx, secret)).To(Succeed())
+	pkey := createProvider(t, ns, "dex", mtlsDex.IssuerURL(), &dexv1.DexAdminSpec{
+		GRPCAddress: mtlsDex.GRPCAddress(),
+		TLS:         &dexv1.DexTLSSpec{SecretRef: dexv1.LocalObjectReference{Name: "dex-grpc"}},
+	})
+	c := &dexv1.DexStaticClient{
+		ObjectMeta: metav1.ObjectMeta{Name: "tofu", Namespace: ns},
+		Spec:       dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, Public: true, RedirectURIs: []string{"https://app.example.com/cb"}},
+	}
+	g.Expect(k8s.Create(ctx, c)).To(Succeed())
+	id := ns + "-tofu"
+	g.Eventually(dexClient(dapi, id), waitTimeout).ShouldNot(BeNil())
+
+	g.Expect(k8s.Delete(ctx, secret)).To(Succeed())
+	// The manager has seen the Secret go.
+	g.Eventually(providerCondition(pkey, dexv1.ConditionDexReachable), waitTimeout).Should(HaveField("Reason", dexv1.ReasonDexTLSSecretInvalid))
+	g.Expect(k8s.Delete(ctx, c)).To(Succeed())
+	g.Expect(k8s.Delete(ctx, &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: pkey.Namespace, Name: pkey.Name}})).To(Succeed())
+	g.Eventually(dexClient(dapi, id), waitTimeout).Should(BeNil())
+	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(c), c)) }, waitTimeout).Should(BeTrue())
+	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, pkey, &dexv1.OIDCProvider{})) }, waitTimeout).Should(BeTrue())
+}

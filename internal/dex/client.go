@@ -138,6 +138,18 @@ func (p *Pool) Get(provider string, cfg Config) (Client, error) {
 	return e.cl, nil
 }
 
+// Existing returns provider's current client, whatever configuration it was made with: deletions
+// use it when the configuration can no longer be read (the TLS Secret was deleted, e.g. together
+// with the namespace), since its credentials are the last good ones.
+func (p *Pool) Existing(provider string) (Client, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e, ok := p.conns[provider]; ok {
+		return e.cl, true
+	}
+	return nil, false
+}
+
 // Forget closes and drops the connection of provider (when the OIDCProvider is deleted).
 func (p *Pool) Forget(provider string) {
 	p.mu.Lock()
