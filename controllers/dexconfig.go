@@ -90,6 +90,11 @@ func deleteFromDex(ctx context.Context, c client.Client, pool *dex.Pool, rec rec
 		// the connection made from it while it was good, if there is one.
 		if pooled, ok := pool.Existing(providerKey(p)); ok {
 			dc, err = pooled, nil
+		} else if going, nsErr := namespaceTerminating(ctx, c, p.Namespace); nsErr == nil && going {
+			// Nobody can put the Secret back into a namespace being deleted: waiting would keep
+			// this object, the provider and the namespace forever.
+			rec.Eventf(obj, corev1.EventTypeWarning, dexv1.ReasonDexUnavailable, "the Dex TLS Secret of OIDCProvider %s went with its namespace, which is being deleted; %s %s could not be deleted from Dex", key, what, id)
+			return nil
 		}
 	}
 	if err != nil {
@@ -102,6 +107,18 @@ func deleteFromDex(ctx context.Context, c client.Client, pool *dex.Pool, rec rec
 	}
 	rec.Eventf(obj, corev1.EventTypeNormal, "Deleted", "Deleted %s %s from Dex", what, id)
 	return nil
+}
+
+// namespaceTerminating reports whether namespace ns is being deleted (false when it is gone).
+func namespaceTerminating(ctx context.Context, c client.Reader, ns string) (bool, error) {
+	var n corev1.Namespace
+	if err := c.Get(ctx, types.NamespacedName{Name: ns}, &n); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("failed to get namespace %s: %w", ns, err)
+	}
+	return !n.DeletionTimestamp.IsZero(), nil
 }
 
 // sameDexKeys returns the keys of the providers sharing the Dex of the provider at ref (just ref's

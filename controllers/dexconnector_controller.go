@@ -86,6 +86,9 @@ func (r *DexConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			func(dc dex.Client, id string) error { return dc.DeleteConnector(ctx, id) })
 	}
 	p, err := tenancy.ResolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef)
+	if err == nil && !connectorOwnership.claimed(c, c.Spec.ConnectorID) {
+		err = providerTakesNewEntries(p)
+	}
 	if err == nil {
 		err = r.reconcileOwnership(ctx, c, p)
 	}

@@ -87,6 +87,9 @@ func (r *DexStaticClientReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err == nil {
 		err = tenancy.CheckClientIDPrefix(p, c.Namespace, id)
 	}
+	if err == nil && !claimed(c, id) {
+		err = providerTakesNewEntries(p)
+	}
 	if err == nil {
 		err = r.reconcileOwnership(ctx, c, p, id)
 	}

@@ -50,6 +50,9 @@ type OIDCProviderReconciler struct {
 	Pool     *dex.Pool
 	// Keys is the shared signing-key cache the registry server verifies with.
 	Keys *oidc.Cache
+	// APIReader reads from the API server, bypassing the cache: a deleted provider checks there
+	// that no dependent registered just now before it lets go.
+	APIReader client.Reader
 
 	// HealthInterval is how often a reachable Dex is checked again (default 30s).
 	HealthInterval time.Duration
@@ -114,89 +117,134 @@ func (r *OIDCProviderReconciler) reconcileFinalizer(ctx context.Context, p *dexv
 	} else {
 		controllerutil.RemoveFinalizer(p, ProviderFinalizer)
 	}
-	if err := patchMetadata(ctx, r.Client, p, client.MergeFrom(orig)); err != nil {
+	if err := patchMetadata(ctx, r.Client, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("failed to update the finalizer of OIDCProvider %s: %w", providerKey(p), err)
 	}
 	return nil
 }
 
+// providerTakesNewEntries refuses a first registration through a provider that is being deleted
+// (it would hold the deletion up), or whose finalizer is not in place yet (it could be deleted
+// without waiting for the new entry, which would then be orphaned in Dex).
+func providerTakesNewEntries(p *dexv1.OIDCProvider) error {
+	if !p.DeletionTimestamp.IsZero() {
+		return newBlocked(dexv1.ReasonProviderDeleting, fmt.Sprintf("spec.providerRef: OIDCProvider %s is being deleted and takes no new clients or connectors; refer to another provider", providerKey(p)))
+	}
+	if !controllerutil.ContainsFinalizer(p, ProviderFinalizer) {
+		return fmt.Errorf("OIDCProvider %s is not set up yet (its finalizer %s is missing); retrying", providerKey(p), ProviderFinalizer)
+	}
+	return nil
+}
+
 // finalize releases a deleted provider once no client or connector registered through it is
-// left (like Kubernetes' PVC protection); until then it says what it waits for.
+// left (like Kubernetes' PVC protection); until then it says what it waits for. A provider
+// without spec.dex has nothing to wait for. When the provider's namespace is being deleted, only
+// the dependents in that namespace are waited for: the namespace must go away, and the others
+// are named in a Warning event (their entries stay in Dex when they are deleted later).
 func (r *OIDCProviderReconciler) finalize(ctx context.Context, p *dexv1.OIDCProvider) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(p, ProviderFinalizer) {
 		r.Pool.Forget(providerKey(p))
 		return ctrl.Result{}, nil
 	}
-	waiting, err := r.registeredDependents(ctx, p)
+	nsGoing, err := namespaceTerminating(ctx, r.Client, p.Namespace)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	var waiting, abandoned []string
+	if p.Spec.Dex != nil {
+		all, err := r.registeredDependents(ctx, r.Client, p)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if len(all) == 0 && r.APIReader != nil {
+			// The cache may not have seen a claim made just now: ask the API server before letting go.
+			if all, err = r.registeredDependents(ctx, r.APIReader, p); err != nil {
+				return ctrl.Result{}, err
+			}
+		}
+		for _, d := range all {
+			if !nsGoing || d.Namespace == p.Namespace {
+				waiting = append(waiting, d.String())
+			} else {
+				abandoned = append(abandoned, d.String())
+			}
+		}
+	}
 	if len(waiting) > 0 {
 		before := p.DeepCopy()
-		shown := waiting
-		if len(shown) > 5 {
-			shown = append(shown[:5:5], fmt.Sprintf("and %d more", len(waiting)-5))
-		}
-		msg := fmt.Sprintf("waiting for %d DexStaticClients and DexConnectors registered in this Dex to be deleted first (%s): their finalizers remove them from Dex through this provider", len(waiting), strings.Join(shown, ", "))
+		msg := fmt.Sprintf("waiting for %d DexStaticClients and DexConnectors registered in this Dex to be deleted first (%s): their finalizers remove them from Dex through this provider", len(waiting), firstFew(waiting))
 		setCondition(p, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonDeleting, msg)
 		p.Status.Phase, p.Status.Message = dexv1.PhasePending, msg
-		if !statusConditionsEqual(before.Status.Conditions, p.Status.Conditions) {
+		p.Status.ObservedGeneration = p.Generation
+		if was := meta.FindStatusCondition(before.Status.Conditions, dexv1.ConditionReady); was == nil || was.Reason != dexv1.ReasonDeleting {
 			r.Recorder.Event(p, corev1.EventTypeNormal, dexv1.ReasonDeleting, msg)
-			if err := r.Status().Patch(ctx, p, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
-				return ctrl.Result{}, fmt.Errorf("failed to patch OIDCProvider status: %w", err)
-			}
+		}
+		if err := r.Status().Patch(ctx, p, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, fmt.Errorf("failed to patch OIDCProvider status: %w", err)
 		}
 		// The deletion of each dependent wakes this provider; the requeue is a safety net.
 		return ctrl.Result{RequeueAfter: r.healthInterval()}, nil
 	}
+	if len(abandoned) > 0 {
+		r.Recorder.Eventf(p, corev1.EventTypeWarning, dexv1.ReasonDeleting, "namespace %s is being deleted: releasing the provider although %d objects in other namespaces still refer to it (%s); their entries stay in Dex when they are deleted", p.Namespace, len(abandoned), firstFew(abandoned))
+	}
 	orig := p.DeepCopy()
 	controllerutil.RemoveFinalizer(p, ProviderFinalizer)
-	if err := patchMetadata(ctx, r.Client, p, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+	if err := patchMetadata(ctx, r.Client, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, fmt.Errorf("failed to release the finalizer of OIDCProvider %s: %w", providerKey(p), err)
 	}
 	r.Pool.Forget(providerKey(p))
 	return ctrl.Result{}, nil
 }
 
-// registeredDependents lists (as namespace/name) the clients and connectors that refer to p and
-// still hold their finalizer, i.e. may have an entry in its Dex.
-func (r *OIDCProviderReconciler) registeredDependents(ctx context.Context, p *dexv1.OIDCProvider) ([]string, error) {
+// firstFew joins up to five names, then says how many more there are.
+func firstFew(names []string) string {
+	if len(names) <= 5 {
+		return strings.Join(names, ", ")
+	}
+	return strings.Join(names[:5], ", ") + fmt.Sprintf(" and %d more", len(names)-5)
+}
+
+// dependent is a client or connector that refers to a provider.
+type dependent struct{ Kind, Namespace, Name string }
+
+func (d dependent) String() string { return d.Kind + " " + d.Namespace + "/" + d.Name }
+
+// registeredDependents lists the clients and connectors that refer to p and still hold their
+// finalizer, i.e. may have an entry in its Dex. With the cache it uses the provider indexes; with
+// the API server (no field index there) it filters a full list.
+func (r *OIDCProviderReconciler) registeredDependents(ctx context.Context, reader client.Reader, p *dexv1.OIDCProvider) ([]dependent, error) {
 	key := providerKey(p)
-	var out []string
+	var opts []client.ListOption
+	if reader == client.Reader(r.Client) {
+		opts = []client.ListOption{client.MatchingFields{indexClientProvider: key}}
+	}
+	var out []dependent
 	var clients dexv1.DexStaticClientList
-	if err := r.List(ctx, &clients, client.MatchingFields{indexClientProvider: key}); err != nil {
+	if err := reader.List(ctx, &clients, opts...); err != nil {
 		return nil, fmt.Errorf("failed to list DexStaticClients of OIDCProvider %s: %w", key, err)
 	}
 	for i := range clients.Items {
-		if c := &clients.Items[i]; controllerutil.ContainsFinalizer(c, ClientFinalizer) {
-			out = append(out, "DexStaticClient "+c.Namespace+"/"+c.Name)
+		c := &clients.Items[i]
+		if tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String() == key && controllerutil.ContainsFinalizer(c, ClientFinalizer) {
+			out = append(out, dependent{"DexStaticClient", c.Namespace, c.Name})
 		}
 	}
+	if reader == client.Reader(r.Client) {
+		opts = []client.ListOption{client.MatchingFields{indexConnectorProvider: key}}
+	}
 	var connectors dexv1.DexConnectorList
-	if err := r.List(ctx, &connectors, client.MatchingFields{indexConnectorProvider: key}); err != nil {
+	if err := reader.List(ctx, &connectors, opts...); err != nil {
 		return nil, fmt.Errorf("failed to list DexConnectors of OIDCProvider %s: %w", key, err)
 	}
 	for i := range connectors.Items {
-		if c := &connectors.Items[i]; controllerutil.ContainsFinalizer(c, ConnectorFinalizer) {
-			out = append(out, "DexConnector "+c.Namespace+"/"+c.Name)
+		c := &connectors.Items[i]
+		if tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String() == key && controllerutil.ContainsFinalizer(c, ConnectorFinalizer) {
+			out = append(out, dependent{"DexConnector", c.Namespace, c.Name})
 		}
 	}
-	slices.Sort(out)
+	slices.SortFunc(out, func(a, b dependent) int { return strings.Compare(a.String(), b.String()) })
 	return out, nil
-}
-
-// statusConditionsEqual compares conditions by type, status, reason and message.
-func statusConditionsEqual(a, b []metav1.Condition) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for _, ca := range a {
-		cb := meta.FindStatusCondition(b, ca.Type)
-		if cb == nil || cb.Status != ca.Status || cb.Reason != ca.Reason || cb.Message != ca.Message {
-			return false
-		}
-	}
-	return true
 }
 
 // reconcileDexReachable makes DexReachable say whether Dex's gRPC API answers.

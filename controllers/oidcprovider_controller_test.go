@@ -175,6 +175,15 @@ func TestProviderWaitsForItsClients(t *testing.T) {
 	g.Consistently(func() error { return k8s.Get(ctx, pkey, &dexv1.OIDCProvider{}) }, time.Second, 100*time.Millisecond).Should(Succeed(), "the provider waits for its client")
 	g.Expect(dexClient(dapi, id)(g)).NotTo(BeNil())
 
+	// Meanwhile it takes no new client.
+	late := &dexv1.DexStaticClient{
+		ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: ns},
+		Spec:       dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, Public: true, RedirectURIs: []string{"https://app.example.com/cb"}},
+	}
+	g.Expect(k8s.Create(ctx, late)).To(Succeed())
+	g.Eventually(clientCondition(client.ObjectKeyFromObject(late), dexv1.ConditionRegistered), waitTimeout).Should(reason(dexv1.ReasonProviderDeleting))
+	g.Expect(dexClient(dapi, ns+"-late")(g)).To(BeNil())
+
 	g.Expect(k8s.Delete(ctx, c)).To(Succeed())
 	g.Eventually(dexClient(dapi, id), waitTimeout).Should(BeNil(), "the client's finalizer still reaches Dex through the deleting provider")
 	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, pkey, &dexv1.OIDCProvider{})) }, waitTimeout).Should(BeTrue())
@@ -211,4 +220,41 @@ func TestDeletionAfterTheTLSSecretIsGone(t *testing.T) {
 	g.Eventually(dexClient(dapi, id), waitTimeout).Should(BeNil())
 	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(c), c)) }, waitTimeout).Should(BeTrue())
 	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, pkey, &dexv1.OIDCProvider{})) }, waitTimeout).Should(BeTrue())
+}
+
+// When the provider's own namespace is being deleted, the provider waits only for the clients of
+// that namespace: the namespace must be able to go.
+func TestProviderInTerminatingNamespace(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	dapi := dexAPI(t, plainDex)
+	nsP := providerFor(t, plainDex, func(d *dexv1.DexAdminSpec) {
+		d.AllowedNamespaces = &dexv1.AllowedNamespaces{From: dexv1.NamespacesFromAll}
+	})
+	nsQ := newNamespace(t)
+	pkey := client.ObjectKey{Namespace: nsP, Name: "dex"}
+	mk := func(ns string) *dexv1.DexStaticClient {
+		c := &dexv1.DexStaticClient{
+			ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
+			Spec:       dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex", Namespace: nsP}, Public: true, RedirectURIs: []string{"https://app.example.com/cb"}},
+		}
+		g.Expect(k8s.Create(ctx, c)).To(Succeed())
+		g.Eventually(dexClient(dapi, ns+"-app"), waitTimeout).ShouldNot(BeNil())
+		return c
+	}
+	cP, _ := mk(nsP), mk(nsQ)
+
+	// envtest runs no namespace controller: the namespace stays Terminating, its objects stay.
+	g.Expect(k8s.Delete(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: nsP}})).To(Succeed())
+	g.Expect(k8s.Delete(ctx, &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: nsP, Name: "dex"}})).To(Succeed())
+	g.Eventually(providerCondition(pkey, dexv1.ConditionReady), waitTimeout).Should(And(
+		reason(dexv1.ReasonDeleting),
+		HaveField("Message", ContainSubstring("DexStaticClient "+nsP+"/app")),
+		HaveField("Message", Not(ContainSubstring(nsQ)))))
+
+	g.Expect(k8s.Delete(ctx, cP)).To(Succeed())
+	g.Eventually(dexClient(dapi, nsP+"-app"), waitTimeout).Should(BeNil())
+	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, pkey, &dexv1.OIDCProvider{})) }, waitTimeout).Should(BeTrue(),
+		"released although a client in another namespace still refers to it")
+	g.Expect(dexClient(dapi, nsQ+"-app")(g)).NotTo(BeNil(), "the other namespace's client is left alone")
 }

@@ -30,6 +30,7 @@ func SetupWithManager(mgr ctrl.Manager, pool *dex.Pool, keys *oidc.Cache, o Opti
 	if err := (&OIDCProviderReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("dexterity-oidcprovider"),
 		Pool: pool, Keys: keys, HealthInterval: o.ProviderHealthInterval, MaxRetryDelay: o.MaxRetryDelay,
+		APIReader: mgr.GetAPIReader(),
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up OIDCProvider controller: %w", err)
 	}

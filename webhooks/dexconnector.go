@@ -48,7 +48,7 @@ func (v *DexConnectorValidator) ValidateUpdate(_ context.Context, oldObj, obj ru
 	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("expected DexConnectors, got %T and %T", oldObj, obj)
 	}
-	if noUpdateCheck(c, o.Spec, c.Spec) {
+	if noUpdateCheck(o.Spec, c.Spec) {
 		return nil, nil
 	}
 	return nil, invalid("DexConnector", c.Name, ValidateDexConnector(c))

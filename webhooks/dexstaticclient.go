@@ -49,7 +49,7 @@ func (v *DexStaticClientValidator) ValidateUpdate(_ context.Context, oldObj, obj
 	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("expected DexStaticClients, got %T and %T", oldObj, obj)
 	}
-	if noUpdateCheck(c, o.Spec, c.Spec) {
+	if noUpdateCheck(o.Spec, c.Spec) {
 		return nil, nil
 	}
 	warns, errs := ValidateDexStaticClient(c)

@@ -36,7 +36,7 @@ func (v *GroupBindingValidator) ValidateUpdate(ctx context.Context, oldObj, obj 
 	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("expected GroupBindings, got %T and %T", oldObj, obj)
 	}
-	if noUpdateCheck(b, o.Spec, b.Spec) {
+	if noUpdateCheck(o.Spec, b.Spec) {
 		return nil, nil
 	}
 	return v.ValidateCreate(ctx, obj)

@@ -40,7 +40,7 @@ func (v *OIDCProviderValidator) ValidateUpdate(ctx context.Context, oldObj, obj 
 	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("expected OIDCProviders, got %T and %T", oldObj, obj)
 	}
-	if noUpdateCheck(p, o.Spec, p.Spec) {
+	if noUpdateCheck(o.Spec, p.Spec) {
 		return nil, nil
 	}
 	return v.ValidateCreate(ctx, obj)

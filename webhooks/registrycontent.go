@@ -46,7 +46,7 @@ func (v *ModuleValidator) ValidateUpdate(ctx context.Context, oldObj, obj runtim
 	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("expected Modules, got %T and %T", oldObj, obj)
 	}
-	if noUpdateCheck(m, o.ModuleAddress(), m.ModuleAddress()) {
+	if noUpdateCheck(o.ModuleAddress(), m.ModuleAddress()) {
 		return nil, nil
 	}
 	return v.ValidateCreate(ctx, obj)
@@ -87,7 +87,7 @@ func (v *ProviderValidator) ValidateUpdate(ctx context.Context, oldObj, obj runt
 	if !ok1 || !ok2 {
 		return nil, fmt.Errorf("expected Providers, got %T and %T", oldObj, obj)
 	}
-	if noUpdateCheck(p, o.ProviderAddress(), p.ProviderAddress()) {
+	if noUpdateCheck(o.ProviderAddress(), p.ProviderAddress()) {
 		return nil, nil
 	}
 	return v.ValidateCreate(ctx, obj)

@@ -11,7 +11,6 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -44,13 +43,12 @@ func SetupWithManager(mgr ctrl.Manager) error {
 	return nil
 }
 
-// noUpdateCheck reports whether an update is admitted without validation: the object is being
-// deleted, or its spec did not change (a metadata or status change, such as the operator's own
-// finalizer and ownership patches, or a user's labels). Validating those again would let a rule
-// added since the object was stored, or another object's later state, block the object's
-// finalizers and leave it Terminating.
-func noUpdateCheck(obj metav1.Object, oldSpec, newSpec any) bool {
-	return !obj.GetDeletionTimestamp().IsZero() || equality.Semantic.DeepEqual(oldSpec, newSpec)
+// noUpdateCheck reports whether an update is admitted without validation: its spec did not change
+// (a metadata or status change, such as the operator's own finalizer and ownership patches, or a
+// user's labels). Validating those again would let a rule added since the object was stored, or
+// another object's later state, block the object's finalizers and leave it Terminating.
+func noUpdateCheck(oldSpec, newSpec any) bool {
+	return equality.Semantic.DeepEqual(oldSpec, newSpec)
 }
 
 // sameDexSet is the set of providers sharing p's Dex (p included): ids are unique per Dex.
@@ -88,6 +86,9 @@ func admissionProvider(ctx context.Context, c client.Reader, ns string, ref dexv
 		return nil, nil, nil
 	case err != nil:
 		return nil, nil, err
+	case !p.DeletionTimestamp.IsZero():
+		return nil, field.ErrorList{field.Forbidden(field.NewPath("spec", "providerRef"),
+			fmt.Sprintf("OIDCProvider %s/%s is being deleted and takes no new clients or connectors; refer to another provider", p.Namespace, p.Name))}, nil
 	}
 	return p, nil, nil
 }

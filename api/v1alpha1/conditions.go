@@ -45,6 +45,9 @@ const (
 	ReasonProviderNotFound = "ProviderNotFound"
 	// ReasonProviderNotManaged means providerRef names an OIDCProvider without spec.dex.
 	ReasonProviderNotManaged = "ProviderNotManaged"
+	// ReasonProviderDeleting means providerRef names an OIDCProvider that is being deleted: it
+	// takes no new clients or connectors.
+	ReasonProviderDeleting = "ProviderDeleting"
 	// ReasonNamespaceNotAllowed means the provider's spec.dex.allowedNamespaces excludes this namespace.
 	ReasonNamespaceNotAllowed = "NamespaceNotAllowed"
 	// ReasonClientIDPrefixMismatch means the client id does not start with the provider's prefix.

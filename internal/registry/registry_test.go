@@ -447,3 +447,25 @@ func TestReadyOnceKeysWereTried(t *testing.T) {
 	released = true
 	g.Eventually(func() error { return server.ReadyCheck(nil) }, 30*time.Second).Should(Succeed())
 }
+
+// A provider being deleted (it may wait for its clients a long time) serves its host no more:
+// 404 with the usual hint, not 503 for keys that were dropped.
+func TestDeletingProviderServesNoHost(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	tt := newTenant(t, tenantOptions{})
+	tt.eventuallyCode(t, "/.well-known/terraform.json", "", http.StatusOK)
+	p := &dexv1.OIDCProvider{}
+	g.Expect(k8s.Get(ctx, clientKey(tt.ns, "dex"), p)).To(Succeed())
+	p.Finalizers = append(p.Finalizers, "test.dexterity.dev/hold")
+	g.Expect(k8s.Update(ctx, p)).To(Succeed())
+	t.Cleanup(func() {
+		if err := k8s.Get(ctx, clientKey(tt.ns, "dex"), p); err == nil {
+			p.Finalizers = nil
+			_ = k8s.Update(ctx, p)
+		}
+	})
+	g.Expect(k8s.Delete(ctx, p)).To(Succeed())
+	body := tt.eventuallyCode(t, "/.well-known/terraform.json", "", http.StatusNotFound)
+	g.Expect(body).To(ContainSubstring("spec.hostnames"))
+}

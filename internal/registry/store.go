@@ -173,6 +173,11 @@ func put[T any](m map[string]map[string]T, ns, name string, v T) {
 func (s *Store) putProvider(p *dexv1.OIDCProvider) {
 	key := p.Namespace + "/" + p.Name
 	s.dropProvider(key)
+	if !p.DeletionTimestamp.IsZero() {
+		// Being deleted (it may wait for its clients): it serves no host any more, and its keys
+		// are dropped, so another provider may take its host names over.
+		return
+	}
 	s.providers[key] = &tenant{key: key, provider: p, version: p.Generation}
 	for _, h := range p.Spec.Hostnames {
 		h = strings.ToLower(h)

@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -120,11 +121,21 @@ func setup(cleanups *[]func()) error {
 type manager struct {
 	bin, kubeconfig, log string
 	probePort            int
-	cmd                  *exec.Cmd
-	logf                 *os.File
+
+	mu      sync.Mutex // kill may run in a goroutine while a failed test's cleanup stops
+	cmd     *exec.Cmd
+	logf    *os.File
+	running bool
+}
+
+// waitReady waits until the running manager answers /readyz.
+func (m *manager) waitReady() error {
+	return harness.WaitHTTPOK(context.Background(), fmt.Sprintf("http://127.0.0.1:%d/readyz", m.probePort), time.Minute)
 }
 
 func (m *manager) start() error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	var err error
 	if m.logf, err = os.OpenFile(m.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600); err != nil {
 		return err
@@ -140,17 +151,30 @@ func (m *manager) start() error {
 	if err := m.cmd.Start(); err != nil {
 		return fmt.Errorf("failed to start the manager: %w", err)
 	}
+	m.running = true
 	return nil
 }
 
 // kill ends the manager with SIGKILL: no cleanup, wherever it is.
 func (m *manager) kill() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.running {
+		return
+	}
+	m.running = false
 	_ = m.cmd.Process.Kill()
 	_ = m.cmd.Wait()
 	_ = m.logf.Close()
 }
 
 func (m *manager) stop() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if !m.running {
+		return
+	}
+	m.running = false
 	_ = m.cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})
 	go func() { _ = m.cmd.Wait(); close(done) }()
@@ -187,15 +211,7 @@ func TestConvergesAfterFaults(t *testing.T) {
 
 	var clients, connectors []string // names created so far (deleted ones stay listed)
 	next := 0
-	for round := range 6 {
-		// The manager dies at a random point of this round's writes.
-		killAfter := time.Duration(50+rnd.IntN(600)) * time.Millisecond
-		killed := make(chan struct{})
-		go func() {
-			time.Sleep(killAfter)
-			mgr.kill()
-			close(killed)
-		}()
+	writes := func(round int) {
 		for range 10 {
 			name := fmt.Sprintf("c%03d", next)
 			next++
@@ -215,24 +231,39 @@ func TestConvergesAfterFaults(t *testing.T) {
 			deleteObject(t, &dexv1.DexStaticClient{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: clients[rnd.IntN(len(clients))]}})
 		}
 		deleteObject(t, &dexv1.DexConnector{ObjectMeta: metav1.ObjectMeta{Namespace: ns.Name, Name: connectors[rnd.IntN(len(connectors))]}})
+	}
+	const rounds = 6
+	for round := range rounds {
+		// Once the manager serves, it dies at a random point while it works on this round's
+		// writes (they take about 100-200 ms to make, and longer to reconcile).
+		g.Expect(mgr.waitReady()).To(Succeed())
+		killAfter := time.Duration(20+rnd.IntN(400)) * time.Millisecond
+		killed := make(chan struct{})
+		go func() {
+			defer close(killed)
+			time.Sleep(killAfter)
+			mgr.kill()
+		}()
+		writes(round)
 		<-killed
-		switch round {
-		case 2: // Dex goes away for a while, and the manager starts while it is gone.
+		if round == 2 { // Dex goes away for a while, and the manager starts while it is gone.
 			g.Expect(dex.Stop()).To(Succeed())
 			g.Expect(mgr.start()).To(Succeed())
 			time.Sleep(2 * time.Second) // the outage itself, not an assertion
 			g.Expect(dex.Start()).To(Succeed())
-		case 4: // The API server is unreachable for a while, as during its restart.
-			g.Expect(mgr.start()).To(Succeed())
-			time.Sleep(time.Duration(200+rnd.IntN(800)) * time.Millisecond)
-			proxy.Cut(3 * time.Second)
-		default:
-			g.Expect(mgr.start()).To(Succeed())
+			continue
 		}
+		g.Expect(mgr.start()).To(Succeed())
 	}
+	// The last manager lives on; the API server becomes unreachable under it, as during its
+	// restart, while it works on more writes.
+	g.Expect(mgr.waitReady()).To(Succeed())
+	writes(rounds)
+	time.Sleep(time.Duration(20+rnd.IntN(200)) * time.Millisecond) // a random point of the work, not an assertion
+	proxy.Cut(3 * time.Second)
 
 	g.Eventually(func(g Gomega) { converged(g, ctx, ns.Name) }, 3*time.Minute, time.Second).Should(Succeed(), func() string { return "manager log:\n" + mgr.logTail() })
-	t.Logf("%d clients and %d connectors created, the manager killed 6 times; converged", len(clients), len(connectors))
+	t.Logf("%d clients and %d connectors created, the manager killed %d times, Dex stopped once, the API server cut off once; converged", len(clients), len(connectors), rounds)
 }
 
 // converged checks that every object is Ready for its current generation and that Dex holds
@@ -277,6 +308,7 @@ func converged(g Gomega, ctx context.Context, ns string) {
 	for _, k := range kl.Items {
 		g.Expect(k.DeletionTimestamp.IsZero()).To(BeTrue(), "%s is still being deleted", k.Name)
 		g.Expect(meta.IsStatusConditionTrue(k.Status.Conditions, dexv1.ConditionReady)).To(BeTrue(), "%s not Ready: %v", k.Name, k.Status.Conditions)
+		g.Expect(k.Status.ObservedGeneration).To(Equal(k.Generation), k.Name)
 		wantConn[k.Spec.ConnectorID] = true
 	}
 	conns, err := dapi.ListConnectors(ctx, &api.ListConnectorReq{})

@@ -15,10 +15,11 @@ type TCPProxy struct {
 	target string
 	ln     net.Listener
 
-	mu    sync.Mutex
-	conns map[net.Conn]struct{}
-	until time.Time // connections are refused until then
-	wg    sync.WaitGroup
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	until  time.Time // connections are refused until then
+	closed bool
+	wg     sync.WaitGroup
 }
 
 // StartTCPProxy listens on a free loopback port and forwards to target.
@@ -48,11 +49,17 @@ func (p *TCPProxy) Cut(d time.Duration) {
 
 // Close stops the proxy and closes every connection.
 func (p *TCPProxy) Close() error {
+	p.mu.Lock()
+	p.closed = true
+	p.mu.Unlock()
 	err := p.ln.Close()
 	p.Cut(0)
 	p.wg.Wait()
 	return err
 }
+
+// refusing reports whether new connections are refused now (p.mu held).
+func (p *TCPProxy) refusing() bool { return p.closed || time.Now().Before(p.until) }
 
 func (p *TCPProxy) serve() {
 	defer p.wg.Done()
@@ -62,10 +69,11 @@ func (p *TCPProxy) serve() {
 			if errors.Is(err, net.ErrClosed) {
 				return
 			}
+			time.Sleep(10 * time.Millisecond) // a transient accept error: do not spin
 			continue
 		}
 		p.mu.Lock()
-		down := time.Now().Before(p.until)
+		down := p.refusing()
 		p.mu.Unlock()
 		if down {
 			_ = in.Close()
@@ -76,7 +84,14 @@ func (p *TCPProxy) serve() {
 			_ = in.Close()
 			continue
 		}
+		// Cut or Close may have happened while dialling: check again before registering.
 		p.mu.Lock()
+		if p.refusing() {
+			p.mu.Unlock()
+			_ = in.Close()
+			_ = out.Close()
+			continue
+		}
 		p.conns[in], p.conns[out] = struct{}{}, struct{}{}
 		p.mu.Unlock()
 		p.wg.Add(2)
