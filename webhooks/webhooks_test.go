@@ -278,6 +278,28 @@ func TestDexStaticClientRules(t *testing.T) {
 		g.Expect(k8s.Update(ctx, c)).To(Succeed())
 		g.Expect(apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(c), c))).To(BeTrue())
 	})
+	t.Run("provider being deleted", func(t *testing.T) {
+		g := NewWithT(t)
+		p := provider(platform, "going", func(s *dexv1.OIDCProviderSpec) {
+			s.Dex.AllowedNamespaces = &dexv1.AllowedNamespaces{From: dexv1.NamespacesFromAll}
+		})
+		p.Finalizers = []string{"test.dexterity.dev/hold"}
+		g.Expect(k8s.Create(ctx, p)).To(Succeed())
+		g.Expect(k8s.Delete(ctx, p)).To(Succeed())
+		g.Eventually(func() error {
+			c := dsc(teamA, "", "", nil)
+			c.GenerateName = "late-"
+			c.Spec.ProviderRef = dexv1.ObjectRef{Name: "going", Namespace: platform}
+			err := k8s.Create(ctx, c)
+			if err == nil {
+				_ = k8s.Delete(ctx, c)
+			}
+			return err
+		}, 10*time.Second, 100*time.Millisecond).Should(MatchError(And(ContainSubstring("spec.providerRef: Forbidden"), ContainSubstring("is being deleted"))))
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(p), p)).To(Succeed())
+		p.Finalizers = nil
+		g.Expect(k8s.Update(ctx, p)).To(Succeed())
+	})
 	t.Run("public client without redirect URIs warns", func(t *testing.T) {
 		g := NewWithT(t)
 		warnings.take()
