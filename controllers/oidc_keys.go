@@ -120,7 +120,7 @@ func (s *KeyCacheSync) SetupWithManager(mgr ctrl.Manager) error {
 			log.Log.V(1).Info("Not caching keys of OIDCProvider with invalid issuer settings", "provider", key, "error", err.Error())
 		}
 	}
-	_, err = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    sync,
 		UpdateFunc: func(_, n any) { sync(n) },
 		DeleteFunc: func(obj any) {
@@ -135,5 +135,6 @@ func (s *KeyCacheSync) SetupWithManager(mgr ctrl.Manager) error {
 	if err != nil {
 		return fmt.Errorf("failed to watch OIDCProviders for the key cache: %w", err)
 	}
+	s.Keys.SetSynced(reg.HasSynced)
 	return mgr.Add(s.Keys)
 }

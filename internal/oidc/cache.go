@@ -26,6 +26,7 @@ type Cache struct {
 	mu        sync.Mutex
 	entries   map[string]*cacheEntry
 	listeners []func(key string)
+	synced    func() bool // whether whatever fills the cache has seen every provider
 	runCtx    context.Context // set by Start; nil before Start
 	stopped   bool
 	wg        sync.WaitGroup
@@ -99,6 +100,23 @@ func (c *Cache) removeLocked(key string) {
 	}
 	delete(c.entries, key)
 	forgetMetrics(key)
+}
+
+// SetSynced records how to tell whether whatever fills the cache (the OIDCProvider informer's
+// handler) has seen every provider.
+func (c *Cache) SetSynced(fn func() bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.synced = fn
+}
+
+// Synced reports whether the cache holds every provider it was told about; true when nobody
+// said how to tell.
+func (c *Cache) Synced() bool {
+	c.mu.Lock()
+	fn := c.synced
+	c.mu.Unlock()
+	return fn == nil || fn()
 }
 
 // OnChange registers fn to be called, from the refresh goroutine, after every background

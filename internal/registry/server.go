@@ -94,7 +94,7 @@ func (s *Server) Handler() http.Handler { return s.mux }
 // replica could verify its tokens), and neither does one whose issuer settings are invalid (its
 // OIDCProvider reports why).
 func (s *Server) ReadyCheck(*http.Request) error {
-	if !s.store.Synced() {
+	if !s.store.Synced() || !s.opts.Keys.Synced() {
 		return errors.New("registry: the informer caches have not synced yet")
 	}
 	for _, key := range s.store.oidcTenants() {
