@@ -26,7 +26,7 @@ type Cache struct {
 	mu        sync.Mutex
 	entries   map[string]*cacheEntry
 	listeners []func(key string)
-	synced    func() bool // whether whatever fills the cache has seen every provider
+	synced    func() bool     // whether whatever fills the cache has seen every provider
 	runCtx    context.Context // set by Start; nil before Start
 	stopped   bool
 	wg        sync.WaitGroup
