@@ -43,15 +43,10 @@ func (v *DexConnectorValidator) ValidateCreate(ctx context.Context, obj runtime.
 // cross-object rules are not checked again, because what they depend on in this object (its
 // namespace, spec.providerRef and spec.connectorId) cannot change.
 func (v *DexConnectorValidator) ValidateUpdate(_ context.Context, oldObj, obj runtime.Object) (admission.Warnings, error) {
-	o, ok1 := oldObj.(*dexv1.DexConnector)
-	c, ok2 := obj.(*dexv1.DexConnector)
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("expected DexConnectors, got %T and %T", oldObj, obj)
-	}
-	if noUpdateCheck(o.Spec, c.Spec) {
-		return nil, nil
-	}
-	return nil, invalid("DexConnector", c.Name, ValidateDexConnector(c))
+	return checkChanged(oldObj, obj, func(c *dexv1.DexConnector) any { return c.Spec },
+		func(c *dexv1.DexConnector) (admission.Warnings, error) {
+			return nil, invalid("DexConnector", c.Name, ValidateDexConnector(c))
+		})
 }
 
 // ValidateDelete implements admission.CustomValidator.

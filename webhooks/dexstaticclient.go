@@ -44,16 +44,11 @@ func (v *DexStaticClientValidator) ValidateCreate(ctx context.Context, obj runti
 // namespace, spec.providerRef and spec.clientId) cannot change, and another object's later state
 // must not block this one's updates (such as the release of its finalizer).
 func (v *DexStaticClientValidator) ValidateUpdate(_ context.Context, oldObj, obj runtime.Object) (admission.Warnings, error) {
-	o, ok1 := oldObj.(*dexv1.DexStaticClient)
-	c, ok2 := obj.(*dexv1.DexStaticClient)
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("expected DexStaticClients, got %T and %T", oldObj, obj)
-	}
-	if noUpdateCheck(o.Spec, c.Spec) {
-		return nil, nil
-	}
-	warns, errs := ValidateDexStaticClient(c)
-	return warns, invalid("DexStaticClient", c.Name, errs)
+	return checkChanged(oldObj, obj, func(c *dexv1.DexStaticClient) any { return c.Spec },
+		func(c *dexv1.DexStaticClient) (admission.Warnings, error) {
+			warns, errs := ValidateDexStaticClient(c)
+			return warns, invalid("DexStaticClient", c.Name, errs)
+		})
 }
 
 // ValidateDelete implements admission.CustomValidator.

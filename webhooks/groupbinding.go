@@ -31,15 +31,8 @@ func (v *GroupBindingValidator) ValidateCreate(_ context.Context, obj runtime.Ob
 
 // ValidateUpdate implements admission.CustomValidator: a changed spec is checked.
 func (v *GroupBindingValidator) ValidateUpdate(ctx context.Context, oldObj, obj runtime.Object) (admission.Warnings, error) {
-	o, ok1 := oldObj.(*dexv1.GroupBinding)
-	b, ok2 := obj.(*dexv1.GroupBinding)
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("expected GroupBindings, got %T and %T", oldObj, obj)
-	}
-	if noUpdateCheck(o.Spec, b.Spec) {
-		return nil, nil
-	}
-	return v.ValidateCreate(ctx, obj)
+	return checkChanged(oldObj, obj, func(b *dexv1.GroupBinding) any { return b.Spec },
+		func(b *dexv1.GroupBinding) (admission.Warnings, error) { return v.ValidateCreate(ctx, b) })
 }
 
 // ValidateDelete implements admission.CustomValidator.

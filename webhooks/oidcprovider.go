@@ -35,15 +35,8 @@ func (v *OIDCProviderValidator) ValidateCreate(_ context.Context, obj runtime.Ob
 
 // ValidateUpdate implements admission.CustomValidator: a changed spec is checked.
 func (v *OIDCProviderValidator) ValidateUpdate(ctx context.Context, oldObj, obj runtime.Object) (admission.Warnings, error) {
-	o, ok1 := oldObj.(*dexv1.OIDCProvider)
-	p, ok2 := obj.(*dexv1.OIDCProvider)
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("expected OIDCProviders, got %T and %T", oldObj, obj)
-	}
-	if noUpdateCheck(o.Spec, p.Spec) {
-		return nil, nil
-	}
-	return v.ValidateCreate(ctx, obj)
+	return checkChanged(oldObj, obj, func(p *dexv1.OIDCProvider) any { return p.Spec },
+		func(p *dexv1.OIDCProvider) (admission.Warnings, error) { return v.ValidateCreate(ctx, p) })
 }
 
 // ValidateDelete implements admission.CustomValidator.

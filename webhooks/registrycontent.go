@@ -41,15 +41,8 @@ func (v *ModuleValidator) ValidateCreate(ctx context.Context, obj runtime.Object
 // ValidateUpdate implements admission.CustomValidator: the address is checked again only when it
 // changed.
 func (v *ModuleValidator) ValidateUpdate(ctx context.Context, oldObj, obj runtime.Object) (admission.Warnings, error) {
-	o, ok1 := oldObj.(*dexv1.Module)
-	m, ok2 := obj.(*dexv1.Module)
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("expected Modules, got %T and %T", oldObj, obj)
-	}
-	if noUpdateCheck(o.ModuleAddress(), m.ModuleAddress()) {
-		return nil, nil
-	}
-	return v.ValidateCreate(ctx, obj)
+	return checkChanged(oldObj, obj, func(m *dexv1.Module) any { return strings.ToLower(m.ModuleAddress()) },
+		func(m *dexv1.Module) (admission.Warnings, error) { return v.ValidateCreate(ctx, m) })
 }
 
 // ValidateDelete implements admission.CustomValidator.
@@ -82,15 +75,8 @@ func (v *ProviderValidator) ValidateCreate(ctx context.Context, obj runtime.Obje
 // ValidateUpdate implements admission.CustomValidator: the address is checked again only when it
 // changed.
 func (v *ProviderValidator) ValidateUpdate(ctx context.Context, oldObj, obj runtime.Object) (admission.Warnings, error) {
-	o, ok1 := oldObj.(*dexv1.Provider)
-	p, ok2 := obj.(*dexv1.Provider)
-	if !ok1 || !ok2 {
-		return nil, fmt.Errorf("expected Providers, got %T and %T", oldObj, obj)
-	}
-	if noUpdateCheck(o.ProviderAddress(), p.ProviderAddress()) {
-		return nil, nil
-	}
-	return v.ValidateCreate(ctx, obj)
+	return checkChanged(oldObj, obj, func(p *dexv1.Provider) any { return strings.ToLower(p.ProviderAddress()) },
+		func(p *dexv1.Provider) (admission.Warnings, error) { return v.ValidateCreate(ctx, p) })
 }
 
 // ValidateDelete implements admission.CustomValidator.

@@ -11,9 +11,11 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/tenancy"
@@ -43,12 +45,21 @@ func SetupWithManager(mgr ctrl.Manager) error {
 	return nil
 }
 
-// noUpdateCheck reports whether an update is admitted without validation: its spec did not change
-// (a metadata or status change, such as the operator's own finalizer and ownership patches, or a
-// user's labels). Validating those again would let a rule added since the object was stored, or
-// another object's later state, block the object's finalizers and leave it Terminating.
-func noUpdateCheck(oldSpec, newSpec any) bool {
-	return equality.Semantic.DeepEqual(oldSpec, newSpec)
+// checkChanged validates an update with check only when what check validates (of: the spec, or a
+// registry address) changed. Metadata and status changes, such as the operator's own finalizer
+// and ownership patches or a user's labels, are never refused: a rule added since the object was
+// stored, or another object's later state, must not block its finalizers and leave it Terminating.
+func checkChanged[T runtime.Object](oldObj, obj runtime.Object, of func(T) any, check func(T) (admission.Warnings, error)) (admission.Warnings, error) {
+	o, ok1 := oldObj.(T)
+	n, ok2 := obj.(T)
+	if !ok1 || !ok2 {
+		var want T
+		return nil, fmt.Errorf("expected two %T, got %T and %T", want, oldObj, obj)
+	}
+	if equality.Semantic.DeepEqual(of(o), of(n)) {
+		return nil, nil
+	}
+	return check(n)
 }
 
 // sameDexSet is the set of providers sharing p's Dex (p included): ids are unique per Dex.
