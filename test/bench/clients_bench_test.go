@@ -370,22 +370,21 @@ func waitProviderReady(b *testing.B, ns string) {
 // time at which it saw the last one, or the zero time on timeout. Each client is looked up until found, in order, starting where the previous poll
 // stopped: about n + polls GetClient calls in all, so the poll itself hardly loads Dex.
 func waitAllInDex(ns string, n int, timeout time.Duration) time.Time {
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
 	next := 0
-	for ctx.Err() == nil {
+	// The poll interval (20 ms) is the resolution of the measurement.
+	err := wait.PollUntilContextTimeout(context.Background(), 20*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		for next < n {
 			if _, err := dapi.GetClient(ctx, &api.GetClientReq{Id: fmt.Sprintf("%s-c%04d", ns, next)}); err != nil {
-				break
+				return false, nil
 			}
 			next++
 		}
-		if next == n {
-			return time.Now()
-		}
-		time.Sleep(20 * time.Millisecond) // poll interval: the resolution of the measurement
+		return true, nil
+	})
+	if err != nil {
+		return time.Time{}
 	}
-	return time.Time{}
+	return time.Now()
 }
 
 // waitAllReady waits until n DexStaticClients in ns are Ready. It lists once and then follows a

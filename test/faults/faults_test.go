@@ -237,19 +237,17 @@ func TestConvergesAfterFaults(t *testing.T) {
 		// Once the manager serves, it dies at a random point while it works on this round's
 		// writes (they take about 100-200 ms to make, and longer to reconcile).
 		g.Expect(mgr.waitReady()).To(Succeed())
-		killAfter := time.Duration(20+rnd.IntN(400)) * time.Millisecond
-		killed := make(chan struct{})
-		go func() {
-			defer close(killed)
-			time.Sleep(killAfter)
-			mgr.kill()
-		}()
+		killed := after(time.Duration(20+rnd.IntN(400))*time.Millisecond, mgr.kill)
 		writes(round)
-		<-killed
-		if round == 2 { // Dex goes away for a while, and the manager starts while it is gone.
+		killed()
+		if round == 2 { // Dex goes away, and the manager starts while it is gone and notices.
 			g.Expect(dex.Stop()).To(Succeed())
 			g.Expect(mgr.start()).To(Succeed())
-			time.Sleep(2 * time.Second) // the outage itself, not an assertion
+			g.Eventually(func(g Gomega) {
+				p := &dexv1.OIDCProvider{}
+				g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns.Name, Name: "dex"}, p)).To(Succeed())
+				g.Expect(meta.IsStatusConditionFalse(p.Status.Conditions, dexv1.ConditionDexReachable)).To(BeTrue())
+			}, time.Minute, 100*time.Millisecond).Should(Succeed(), "the restarted manager reports Dex unreachable")
 			g.Expect(dex.Start()).To(Succeed())
 			continue
 		}
@@ -258,12 +256,20 @@ func TestConvergesAfterFaults(t *testing.T) {
 	// The last manager lives on; the API server becomes unreachable under it, as during its
 	// restart, while it works on more writes.
 	g.Expect(mgr.waitReady()).To(Succeed())
+	cut := after(time.Duration(20+rnd.IntN(200))*time.Millisecond, func() { proxy.Cut(3 * time.Second) })
 	writes(rounds)
-	time.Sleep(time.Duration(20+rnd.IntN(200)) * time.Millisecond) // a random point of the work, not an assertion
-	proxy.Cut(3 * time.Second)
+	cut()
 
 	g.Eventually(func(g Gomega) { converged(g, ctx, ns.Name) }, 3*time.Minute, time.Second).Should(Succeed(), func() string { return "manager log:\n" + mgr.logTail() })
 	t.Logf("%d clients and %d connectors created, the manager killed %d times, Dex stopped once, the API server cut off once; converged", len(clients), len(connectors), rounds)
+}
+
+// after runs fn once d has passed, at whatever point the test is then, and returns a func that
+// waits until fn has run.
+func after(d time.Duration, fn func()) (wait func()) {
+	done := make(chan struct{})
+	time.AfterFunc(d, func() { defer close(done); fn() })
+	return func() { <-done }
 }
 
 // converged checks that every object is Ready for its current generation and that Dex holds
