@@ -46,6 +46,21 @@ func dexClientFor(ctx context.Context, c client.Reader, pool *dex.Pool, p *dexv1
 	return dc, nil
 }
 
+// dexClientForReconcile is dexClientFor for the client and connector reconcilers: a problem with
+// the provider's TLS Secret is a blocked DexUnavailable (it waits for the user, and the Secret's
+// watch brings the object back); any other error is returned, so the workqueue backs off.
+func dexClientForReconcile(ctx context.Context, c client.Reader, pool *dex.Pool, p *dexv1.OIDCProvider) (dex.Client, error) {
+	dc, err := dexClientFor(ctx, c, pool, p)
+	if err == nil {
+		return dc, nil
+	}
+	var b *blocked
+	if errors.As(err, &b) || !errors.Is(err, errTLSSecret) {
+		return nil, err
+	}
+	return nil, newBlocked(dexv1.ReasonDexUnavailable, fmt.Sprintf("OIDCProvider %s cannot connect to Dex: %v", providerKey(p), err))
+}
+
 func dexConfigFor(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) (dex.Config, error) {
 	d := p.Spec.Dex
 	cfg := dex.Config{Address: d.GRPCAddress, Insecure: d.Insecure}

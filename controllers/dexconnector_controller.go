@@ -207,15 +207,9 @@ func (r *DexConnectorReconciler) renderConfig(ctx context.Context, c *dexv1.DexC
 // reconcileDexConnector compares the connector in Dex with the desired one and writes only what
 // differs. UpdateConnector always gets the full type, name and config (Dex requires it).
 func (r *DexConnectorReconciler) reconcileDexConnector(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider, cfg []byte) error {
-	dc, err := dexClientFor(ctx, r.Client, r.Pool, p)
+	dc, err := dexClientForReconcile(ctx, r.Client, r.Pool, p)
 	if err != nil {
-		// As for clients: a TLS Secret problem waits for the Secret (its watch brings us back);
-		// anything else is retried with backoff.
-		var b *blocked
-		if errors.As(err, &b) || !errors.Is(err, errTLSSecret) {
-			return err
-		}
-		return newBlocked(dexv1.ReasonDexUnavailable, fmt.Sprintf("OIDCProvider %s cannot connect to Dex: %v", providerKey(p), err))
+		return err
 	}
 	id := c.Spec.ConnectorID
 	all, err := dc.ListConnectors(ctx)

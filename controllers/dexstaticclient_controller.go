@@ -224,13 +224,9 @@ func (r *DexStaticClientReconciler) generateSecret(ctx context.Context, c *dexv1
 
 // reconcileDexClient compares the client in Dex with the desired one and writes only what differs.
 func (r *DexStaticClientReconciler) reconcileDexClient(ctx context.Context, c *dexv1.DexStaticClient, p *dexv1.OIDCProvider, id, secret string) error {
-	dc, err := dexClientFor(ctx, r.Client, r.Pool, p)
+	dc, err := dexClientForReconcile(ctx, r.Client, r.Pool, p)
 	if err != nil {
-		var b *blocked
-		if errors.As(err, &b) || !errors.Is(err, errTLSSecret) {
-			return err
-		}
-		return newBlocked(dexv1.ReasonDexUnavailable, fmt.Sprintf("OIDCProvider %s cannot connect to Dex: %v", providerKey(p), err))
+		return err
 	}
 	actual, err := dc.GetClient(ctx, id)
 	if err != nil && !dex.IsNotFound(err) {
