@@ -86,4 +86,12 @@ const (
 	ReasonKeysFetchFailed = "KeysFetchFailed"
 	// ReasonCompileError means a GroupBinding expression does not compile to a boolean.
 	ReasonCompileError = "CompileError"
+	// ReasonExpressionTooCostly means a GroupBinding expression is over the cost bound (it could
+	// build unbounded strings or lists, or nests loops too deep); the message names the part.
+	ReasonExpressionTooCostly = "ExpressionTooCostly"
+	// ReasonEvaluationDeadline means evaluating a GroupBinding expression ran past its deadline
+	// (the request was denied).
+	ReasonEvaluationDeadline = "EvaluationDeadline"
+	// ReasonHostnameConflict means another OIDCProvider already serves a host in spec.hostnames.
+	ReasonHostnameConflict = "HostnameConflict"
 )
