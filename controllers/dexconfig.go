@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -64,6 +65,9 @@ func dexClientForReconcile(ctx context.Context, c client.Reader, pool *dex.Pool,
 func dexConfigFor(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) (dex.Config, error) {
 	d := p.Spec.Dex
 	cfg := dex.Config{Address: d.GRPCAddress, Insecure: d.Insecure}
+	if d.Insecure && !loopbackAddress(d.GRPCAddress) {
+		return cfg, newBlocked(dexv1.ReasonInvalidSpec, fmt.Sprintf("spec.dex.insecure: OIDCProvider %s uses plaintext gRPC to %s, which is not a loopback address; plaintext is allowed only with localhost, 127.0.0.0/8 or ::1: set spec.dex.tls.secretRef instead", providerKey(p), d.GRPCAddress))
+	}
 	if d.Insecure || d.TLS == nil {
 		return cfg, nil
 	}
@@ -82,6 +86,19 @@ func dexConfigFor(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) (
 		return cfg, fmt.Errorf("%w: spec.dex.tls.secretRef: Secret %s/%s has only one of tls.crt and tls.key; set both for mutual TLS, or neither", errTLSSecret, p.Namespace, name)
 	}
 	return cfg, nil
+}
+
+// loopbackAddress reports whether host:port addr names a loopback host.
+func loopbackAddress(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // deleteFromDex removes an object's entry (a client or connector, named what/id) from the Dex of

@@ -33,6 +33,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/connector"
 	"dexterity.dev/dexterity/internal/dex"
@@ -42,9 +43,9 @@ import (
 const (
 	// ConnectorFinalizer keeps a DexConnector until its connector is deleted from Dex.
 	ConnectorFinalizer = "dexterity.dev/dex-connector"
-	// AnnotationRegisteredConnectorID records, before the first write to Dex, the connector id
-	// this object owns in Dex.
-	AnnotationRegisteredConnectorID = "dexterity.dev/registered-connector-id"
+	// LegacyAnnotationRegisteredConnectorID is where versions before DexEntryClaims recorded the
+	// connector id an object owned; see LegacyAnnotationRegisteredClientID.
+	LegacyAnnotationRegisteredConnectorID = "dexterity.dev/registered-connector-id"
 	// ProbeClientID is the public client Dexterity registers in each Dex it administers to probe
 	// connectors (GET <issuer>/auth/<connector> needs a valid authorization request).
 	ProbeClientID = "dexterity-connector-probe"
@@ -52,6 +53,7 @@ const (
 	ProbeRedirectURI = "http://127.0.0.1/dexterity-connector-probe"
 
 	indexConnectorOwnerKey = "dexterity.dev/connector-owner-key"
+	indexConnectorID       = "dexterity.dev/connector-id"
 	indexConnectorSecret   = "dexterity.dev/connector-secret"
 	indexConnectorProvider = "dexterity.dev/connector-provider"
 )
@@ -61,6 +63,8 @@ type DexConnectorReconciler struct {
 	client.Client
 	Recorder record.EventRecorder
 	Pool     *dex.Pool
+	// APIReader reads from the API server, bypassing the cache (claims made just now).
+	APIReader client.Reader
 
 	// ResyncPeriod is the (jittered) period of drift repair (default 10m).
 	ResyncPeriod time.Duration
@@ -81,23 +85,22 @@ func (r *DexConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	before := c.DeepCopy()
 	defer func() { r.patchStatus(ctx, c, before, &retErr) }()
 
+	id := c.Spec.ConnectorID
 	if !c.DeletionTimestamp.IsZero() {
-		return connectorOwnership.finalize(ctx, r.Client, r.Pool, r.Recorder, c, c.Spec.ProviderRef,
+		return connectorOwnership.finalize(ctx, r.Client, r.APIReader, r.Pool, r.Recorder, c, c.Spec.ProviderRef, id,
 			func(dc dex.Client, id string) error { return dc.DeleteConnector(ctx, id) })
 	}
-	p, err := tenancy.ResolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef)
-	if err == nil && !connectorOwnership.claimed(c, c.Spec.ConnectorID) {
-		err = providerTakesNewEntries(p)
-	}
+	p, err := tenancy.ResolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef, tenancy.Connectors)
+	var held *claimsv1.DexEntryClaim
 	if err == nil {
-		err = r.reconcileOwnership(ctx, c, p)
+		held, err = r.reconcileOwnership(ctx, c, p)
 	}
 	var cfg []byte
 	if err == nil {
 		cfg, err = r.renderConfig(ctx, c)
 	}
 	if err == nil {
-		err = r.reconcileDexConnector(ctx, c, p, cfg)
+		err = r.reconcileDexConnector(ctx, c, p, cfg, held)
 	}
 	if err != nil {
 		return r.blockedOrError(c, err)
@@ -126,33 +129,47 @@ func (r *DexConnectorReconciler) blockedOrError(c *dexv1.DexConnector, err error
 }
 
 // reconcileOwnership: one owner per connector id in a Dex (see DexStaticClient).
-func (r *DexConnectorReconciler) reconcileOwnership(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider) error {
+func (r *DexConnectorReconciler) reconcileOwnership(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider) (*claimsv1.DexEntryClaim, error) {
 	id := c.Spec.ConnectorID
+	held, err := connectorOwnership.current(ctx, r.Client, p, id)
+	if err != nil || ownedBy(held, c) {
+		return held, err
+	}
+	if held != nil {
+		return nil, r.lose(ctx, c, p, held.Spec.Owner.Namespace, held.Spec.Owner.Name)
+	}
+	if !connectorOwnership.legacyOwned(ctx, c, id) {
+		if err := providerTakesNewEntries(p); err != nil {
+			return nil, err
+		}
+	}
 	providers, err := tenancy.SameDex(ctx, r.Client, p)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	var winner metav1.Object = c
 	for _, key := range providers {
 		var peers dexv1.DexConnectorList
 		if err := r.List(ctx, &peers, client.MatchingFields{indexConnectorOwnerKey: tenancy.OwnerKey(key, id)}); err != nil {
-			return fmt.Errorf("failed to list DexConnectors for connector id %s: %w", id, err)
+			return nil, fmt.Errorf("failed to list DexConnectors for connector id %s: %w", id, err)
 		}
 		for i := range peers.Items {
-			if o := &peers.Items[i]; o.UID != c.UID && tenancy.Precedes(o, winner, AnnotationRegisteredConnectorID, id) {
-				winner = o
+			if o := &peers.Items[i]; o.UID != c.UID && connectorOwnership.legacyOwned(ctx, o, id) {
+				return nil, r.lose(ctx, c, p, o.Namespace, o.Name)
 			}
 		}
 	}
-	if winner == metav1.Object(c) {
-		return nil
-	}
-	if connectorOwnership.claimed(c, id) {
-		if err := connectorOwnership.release(ctx, r.Client, c); err != nil {
+	return nil, nil
+}
+
+// lose reports a conflict with the owner of the connector id, dropping a finalizer this object no
+// longer needs.
+func (r *DexConnectorReconciler) lose(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider, ns, name string) error {
+	if !connectorOwnership.legacyOwned(ctx, c, c.Spec.ConnectorID) {
+		if err := connectorOwnership.releaseFinalizer(ctx, r.Client, c); err != nil {
 			return err
 		}
 	}
-	return newBlocked(dexv1.ReasonConnectorIDConflict, fmt.Sprintf("connector id %q in the Dex of OIDCProvider %s is owned by DexConnector %s/%s; choose another spec.connectorId", id, providerKey(p), winner.GetNamespace(), winner.GetName()))
+	return connectorOwnership.conflict(p, c.Spec.ConnectorID, ns, name)
 }
 
 // renderConfig checks spec.config (no literal secrets), injects the Secret values and checks the
@@ -206,7 +223,7 @@ func (r *DexConnectorReconciler) renderConfig(ctx context.Context, c *dexv1.DexC
 
 // reconcileDexConnector compares the connector in Dex with the desired one and writes only what
 // differs. UpdateConnector always gets the full type, name and config (Dex requires it).
-func (r *DexConnectorReconciler) reconcileDexConnector(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider, cfg []byte) error {
+func (r *DexConnectorReconciler) reconcileDexConnector(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider, cfg []byte, held *claimsv1.DexEntryClaim) error {
 	dc, err := dexClientForReconcile(ctx, r.Client, r.Pool, p)
 	if err != nil {
 		return err
@@ -222,11 +239,11 @@ func (r *DexConnectorReconciler) reconcileDexConnector(ctx context.Context, c *d
 			actual = a
 		}
 	}
-	claimedHere := connectorOwnership.claimed(c, id)
-	if actual != nil && !claimedHere {
+	ours := ownedBy(held, c) || connectorOwnership.legacyOwned(ctx, c, id)
+	if actual != nil && !ours {
 		return newBlocked(dexv1.ReasonConnectorExistsInDex, fmt.Sprintf("connector id %q already exists in Dex (from Dex's config file or created by hand) and is left untouched; choose another spec.connectorId", id))
 	}
-	if err := connectorOwnership.claim(ctx, r.Client, c, id); err != nil {
+	if err := connectorOwnership.claim(ctx, r.Client, r.APIReader, c, p, id, held); err != nil {
 		return err
 	}
 	name := c.Spec.DisplayName
@@ -360,6 +377,11 @@ func (r *DexConnectorReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
+	if err := idx.IndexField(ctx, &dexv1.DexConnector{}, indexConnectorID, func(o client.Object) []string {
+		return []string{o.(*dexv1.DexConnector).Spec.ConnectorID}
+	}); err != nil {
+		return err
+	}
 	if err := idx.IndexField(ctx, &dexv1.DexConnector{}, indexConnectorSecret, func(o client.Object) []string {
 		var out []string
 		for _, s := range o.(*dexv1.DexConnector).Spec.Secrets {
@@ -380,8 +402,9 @@ func (r *DexConnectorReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		maxDelay = 30 * time.Second
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&dexv1.DexConnector{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}))).
+		For(&dexv1.DexConnector{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}, finalizerDropped{ConnectorFinalizer}))).
 		Watches(&dexv1.DexConnector{}, handler.Funcs{DeleteFunc: r.enqueuePeersOnDelete}).
+		Watches(&claimsv1.DexEntryClaim{}, handler.Funcs{DeleteFunc: waitersOnClaimDelete(r, claimsv1.EntryConnector, &dexv1.DexConnectorList{}, indexConnectorID)}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.connectorsForSecret)).
 		Watches(&dexv1.OIDCProvider{}, handler.EnqueueRequestsFromMapFunc(r.connectorsForProvider), builder.WithPredicates(providerChanged{})).
 		WithOptions(controller.Options{

@@ -28,6 +28,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
+	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/clientspec"
 	"dexterity.dev/dexterity/internal/dex"
@@ -38,12 +39,13 @@ const (
 	// ClientFinalizer keeps a DexStaticClient until its client is deleted from Dex. It is added
 	// only to the object that owns the client id, right before the first write to Dex.
 	ClientFinalizer = "dexterity.dev/dex-client"
-	// AnnotationRegisteredClientID records, before the first write to Dex, the client id this
-	// object owns in Dex. It survives a crash between that write and the status update, so a
-	// restarted manager still knows the client is ours.
-	AnnotationRegisteredClientID = "dexterity.dev/registered-client-id"
+	// LegacyAnnotationRegisteredClientID is where versions before DexEntryClaims recorded the
+	// client id an object owned. It is never trusted on its own (a tenant can write it): an object
+	// whose status confirms it is carried over to a claim, and the annotation is dropped.
+	LegacyAnnotationRegisteredClientID = "dexterity.dev/registered-client-id"
 
 	indexClientOwnerKey = "dexterity.dev/client-owner-key"
+	indexClientID       = "dexterity.dev/client-id"
 	indexClientSecret   = "dexterity.dev/client-secret"
 	indexClientProvider = "dexterity.dev/client-provider"
 )
@@ -53,6 +55,8 @@ type DexStaticClientReconciler struct {
 	client.Client
 	Recorder record.EventRecorder
 	Pool     *dex.Pool
+	// APIReader reads from the API server, bypassing the cache (claims made just now).
+	APIReader client.Reader
 
 	// ResyncPeriod is the (jittered) period of drift repair (default 10m).
 	ResyncPeriod time.Duration
@@ -78,20 +82,18 @@ func (r *DexStaticClientReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	before := c.DeepCopy()
 	defer func() { r.patchStatus(ctx, c, before, &retErr) }()
 
+	id := c.EffectiveClientID()
 	if !c.DeletionTimestamp.IsZero() {
-		return clientOwnership.finalize(ctx, r.Client, r.Pool, r.Recorder, c, c.Spec.ProviderRef,
+		return clientOwnership.finalize(ctx, r.Client, r.APIReader, r.Pool, r.Recorder, c, c.Spec.ProviderRef, id,
 			func(dc dex.Client, id string) error { return dc.DeleteClient(ctx, id) })
 	}
-	id := c.EffectiveClientID()
-	p, err := tenancy.ResolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef)
+	p, err := tenancy.ResolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef, tenancy.Clients)
 	if err == nil {
 		err = tenancy.CheckClientIDPrefix(p, c.Namespace, id)
 	}
-	if err == nil && !claimed(c, id) {
-		err = providerTakesNewEntries(p)
-	}
+	var held *claimsv1.DexEntryClaim
 	if err == nil {
-		err = r.reconcileOwnership(ctx, c, p, id)
+		held, err = r.reconcileOwnership(ctx, c, p, id)
 	}
 	if err != nil {
 		return r.blockedOrError(c, dexv1.ConditionRegistered, err)
@@ -100,7 +102,7 @@ func (r *DexStaticClientReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	if err != nil {
 		return r.blockedOrError(c, dexv1.ConditionSecretReady, err)
 	}
-	if err := r.reconcileDexClient(ctx, c, p, id, secret); err != nil {
+	if err := r.reconcileDexClient(ctx, c, p, id, secret, held); err != nil {
 		return r.blockedOrError(c, dexv1.ConditionRegistered, err)
 	}
 	return ctrl.Result{RequeueAfter: jitter(r.resyncPeriod())}, nil
@@ -124,44 +126,51 @@ func (r *DexStaticClientReconciler) blockedOrError(c *dexv1.DexStaticClient, con
 	return ctrl.Result{}, err
 }
 
-// reconcileOwnership makes sure this object is the one owner of the client id in its Dex. The
-// owner is the object that holds the claim annotation, else the oldest (then by namespace/name).
-// A loser never writes to Dex; if it held a claim (a lost race), it drops the claim.
-func (r *DexStaticClientReconciler) reconcileOwnership(ctx context.Context, c *dexv1.DexStaticClient, p *dexv1.OIDCProvider, id string) error {
+// reconcileOwnership returns the claim this object holds on its client id (nil when it holds
+// none yet), or a ClientIDConflict when another object holds it or, until it is carried over,
+// owns it under the legacy annotation. An object without a claim may claim the id only through
+// a provider that takes new entries.
+func (r *DexStaticClientReconciler) reconcileOwnership(ctx context.Context, c *dexv1.DexStaticClient, p *dexv1.OIDCProvider, id string) (*claimsv1.DexEntryClaim, error) {
+	held, err := clientOwnership.current(ctx, r.Client, p, id)
+	if err != nil || ownedBy(held, c) {
+		return held, err
+	}
+	if held != nil {
+		return nil, r.lose(ctx, c, p, id, held.Spec.Owner.Namespace, held.Spec.Owner.Name)
+	}
+	if !clientOwnership.legacyOwned(ctx, c, id) {
+		if err := providerTakesNewEntries(p); err != nil {
+			return nil, err
+		}
+	}
 	providers, err := tenancy.SameDex(ctx, r.Client, p)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	winner := c
 	for _, key := range providers {
 		var peers dexv1.DexStaticClientList
 		if err := r.List(ctx, &peers, client.MatchingFields{indexClientOwnerKey: tenancy.OwnerKey(key, id)}); err != nil {
-			return fmt.Errorf("failed to list DexStaticClients for client id %s: %w", id, err)
+			return nil, fmt.Errorf("failed to list DexStaticClients for client id %s: %w", id, err)
 		}
 		for i := range peers.Items {
-			if o := &peers.Items[i]; o.UID != c.UID && ownsBefore(o, winner, id) {
-				winner = o
+			if o := &peers.Items[i]; o.UID != c.UID && clientOwnership.legacyOwned(ctx, o, id) {
+				return nil, r.lose(ctx, c, p, id, o.Namespace, o.Name)
 			}
 		}
 	}
-	if winner == c {
-		return nil
-	}
-	if clientOwnership.claimed(c, id) {
-		if err := clientOwnership.release(ctx, r.Client, c); err != nil {
+	return nil, nil
+}
+
+// lose reports a conflict with the owner of id, dropping a finalizer this object no longer needs.
+func (r *DexStaticClientReconciler) lose(ctx context.Context, c *dexv1.DexStaticClient, p *dexv1.OIDCProvider, id, ns, name string) error {
+	if !clientOwnership.legacyOwned(ctx, c, id) {
+		if err := clientOwnership.releaseFinalizer(ctx, r.Client, c); err != nil {
 			return err
 		}
 		c.Status.ClientID = ""
 	}
-	return newBlocked(dexv1.ReasonClientIDConflict, fmt.Sprintf("client id %q in the Dex of OIDCProvider %s is owned by DexStaticClient %s/%s; choose another spec.clientId (this object never writes to Dex while it conflicts)", id, providerKey(p), winner.Namespace, winner.Name))
+	return clientOwnership.conflict(p, id, ns, name)
 }
-
-// ownsBefore reports whether a takes precedence over b for client id.
-func ownsBefore(a, b *dexv1.DexStaticClient, id string) bool {
-	return tenancy.Precedes(a, b, AnnotationRegisteredClientID, id)
-}
-
-func claimed(c *dexv1.DexStaticClient, id string) bool { return clientOwnership.claimed(c, id) }
 
 // reconcileSecret returns the client secret ("" for public clients), generating the Secret when
 // asked to. A missing Secret blocks: Dex is left untouched.
@@ -223,7 +232,7 @@ func (r *DexStaticClientReconciler) generateSecret(ctx context.Context, c *dexv1
 }
 
 // reconcileDexClient compares the client in Dex with the desired one and writes only what differs.
-func (r *DexStaticClientReconciler) reconcileDexClient(ctx context.Context, c *dexv1.DexStaticClient, p *dexv1.OIDCProvider, id, secret string) error {
+func (r *DexStaticClientReconciler) reconcileDexClient(ctx context.Context, c *dexv1.DexStaticClient, p *dexv1.OIDCProvider, id, secret string, held *claimsv1.DexEntryClaim) error {
 	dc, err := dexClientForReconcile(ctx, r.Client, r.Pool, p)
 	if err != nil {
 		return err
@@ -232,10 +241,11 @@ func (r *DexStaticClientReconciler) reconcileDexClient(ctx context.Context, c *d
 	if err != nil && !dex.IsNotFound(err) {
 		return err
 	}
-	if actual != nil && !claimed(c, id) && !c.Spec.AdoptExisting {
+	ours := ownedBy(held, c) || clientOwnership.legacyOwned(ctx, c, id)
+	if actual != nil && !ours && !c.Spec.AdoptExisting {
 		return newBlocked(dexv1.ReasonClientExistsInDex, fmt.Sprintf("client id %q already exists in Dex and was not registered by Dexterity; it is left untouched. Set spec.adoptExisting=true to take it over, or choose another spec.clientId", id))
 	}
-	if err := clientOwnership.claim(ctx, r.Client, c, id); err != nil {
+	if err := clientOwnership.claim(ctx, r.Client, r.APIReader, c, p, id, held); err != nil {
 		return err
 	}
 	desired := clientspec.Desired(c, id, secret)
@@ -337,6 +347,11 @@ func (r *DexStaticClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}); err != nil {
 		return err
 	}
+	if err := idx.IndexField(ctx, &dexv1.DexStaticClient{}, indexClientID, func(o client.Object) []string {
+		return []string{o.(*dexv1.DexStaticClient).EffectiveClientID()}
+	}); err != nil {
+		return err
+	}
 	if err := idx.IndexField(ctx, &dexv1.DexStaticClient{}, indexClientSecret, func(o client.Object) []string {
 		if c := o.(*dexv1.DexStaticClient); c.Spec.SecretRef != nil {
 			return []string{c.Spec.SecretRef.Name}
@@ -360,8 +375,9 @@ func (r *DexStaticClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		workers = 16
 	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(&dexv1.DexStaticClient{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}))).
+		For(&dexv1.DexStaticClient{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}, finalizerDropped{ClientFinalizer}))).
 		Watches(&dexv1.DexStaticClient{}, handler.Funcs{DeleteFunc: r.enqueuePeersOnDelete}).
+		Watches(&claimsv1.DexEntryClaim{}, handler.Funcs{DeleteFunc: waitersOnClaimDelete(r, claimsv1.EntryClient, &dexv1.DexStaticClientList{}, indexClientID)}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clientsForSecret)).
 		Watches(&dexv1.OIDCProvider{}, handler.EnqueueRequestsFromMapFunc(r.clientsForProvider), builder.WithPredicates(providerChanged{})).
 		WithOptions(controller.Options{
@@ -392,6 +408,32 @@ func (r *DexStaticClientReconciler) clientsForSecret(ctx context.Context, o clie
 
 func (r *DexStaticClientReconciler) clientsForProvider(ctx context.Context, o client.Object) []reconcile.Request {
 	return requestsFromList(ctx, r, &dexv1.DexStaticClientList{}, client.MatchingFields{indexClientProvider: client.ObjectKeyFromObject(o).String()})
+}
+
+// waitersOnClaimDelete wakes the objects of a kind that wait for the id of a deleted claim (they
+// lost the race for it and may now claim it).
+func waitersOnClaimDelete(c client.Reader, kind claimsv1.EntryKind, list client.ObjectList, idIndex string) func(context.Context, event.TypedDeleteEvent[client.Object], workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+	return func(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		cl, ok := e.Object.(*claimsv1.DexEntryClaim)
+		if !ok || cl.Spec.EntryKind != kind {
+			return
+		}
+		for _, req := range requestsFromList(ctx, c, list.DeepCopyObject().(client.ObjectList), client.MatchingFields{idIndex: cl.Spec.EntryID}) {
+			q.Add(req)
+		}
+	}
+}
+
+// finalizerDropped passes updates that remove the operator's finalizer from an object that is not
+// being deleted, so that it is put back.
+type finalizerDropped struct{ finalizer string }
+
+func (f finalizerDropped) Create(event.CreateEvent) bool   { return false }
+func (f finalizerDropped) Delete(event.DeleteEvent) bool   { return false }
+func (f finalizerDropped) Generic(event.GenericEvent) bool { return false }
+func (f finalizerDropped) Update(e event.UpdateEvent) bool {
+	return e.ObjectNew.GetDeletionTimestamp().IsZero() &&
+		controllerutil.ContainsFinalizer(e.ObjectOld, f.finalizer) && !controllerutil.ContainsFinalizer(e.ObjectNew, f.finalizer)
 }
 
 // deletionStarted passes updates that set the deletion timestamp.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -16,9 +17,11 @@ import (
 	"k8s.io/client-go/util/retry"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/tenancy"
 	"dexterity.dev/dexterity/test/harness"
 )
 
@@ -288,7 +291,7 @@ func TestClientIDOwnership(t *testing.T) {
 	})
 }
 
-// The manager may die between its first write to Dex and the status update. The claim it wrote
+// The manager may die between its first write to Dex and the status update. The claim it made
 // before that write makes the restarted manager treat the client as its own.
 func TestClaimSurvivesCrashBeforeStatus(t *testing.T) {
 	g := NewWithT(t)
@@ -300,16 +303,26 @@ func TestClaimSurvivesCrashBeforeStatus(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 
 	c := &dexv1.DexStaticClient{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: "crashed", Namespace: ns,
-			Annotations: map[string]string{controllers.AnnotationRegisteredClientID: id},
-			Finalizers:  []string{controllers.ClientFinalizer},
-		},
-		Spec: dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, Public: true, DisplayName: "finished", RedirectURIs: []string{"https://x.example.com/cb"}},
+		ObjectMeta: metav1.ObjectMeta{Name: "crashed", Namespace: ns, Finalizers: []string{controllers.ClientFinalizer}},
+		Spec:       dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, Public: true, DisplayName: "finished", RedirectURIs: []string{"https://x.example.com/cb"}},
 	}
 	g.Expect(k8s.Create(ctx, c)).To(Succeed())
+	// What the operator wrote before it died: the claim, naming this object's UID.
+	g.Expect(k8s.Create(ctx, claimFor(c, plainDex.GRPCAddress(), id))).To(Succeed())
 	g.Eventually(clientCondition(client.ObjectKeyFromObject(c), dexv1.ConditionReady), waitTimeout).Should(readyTrue())
 	g.Eventually(dexClient(dapi, id), waitTimeout).Should(HaveField("Name", "finished"))
+}
+
+// claimFor is the DexEntryClaim the operator makes for c's client id in the Dex at addr.
+func claimFor(c *dexv1.DexStaticClient, addr, id string) *claimsv1.DexEntryClaim {
+	return &claimsv1.DexEntryClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: controllers.ClaimName(claimsv1.EntryClient, addr, id), Labels: map[string]string{controllers.LabelClaimOwnerUID: string(c.UID)}},
+		Spec: claimsv1.DexEntryClaimSpec{
+			EntryKind: claimsv1.EntryClient, EntryID: id, DexAddress: strings.ToLower(addr),
+			Owner:    claimsv1.ClaimOwner{Kind: "DexStaticClient", Namespace: c.Namespace, Name: c.Name, UID: c.UID},
+			Provider: claimsv1.ClaimProvider{Namespace: tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).Namespace, Name: c.Spec.ProviderRef.Name},
+		},
+	}
 }
 
 func TestProviderPolicies(t *testing.T) {

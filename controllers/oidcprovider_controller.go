@@ -12,6 +12,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -26,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 	"sigs.k8s.io/controller-runtime/pkg/source"
 
+	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/oidc"
@@ -86,8 +88,16 @@ func (r *OIDCProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 
 	before := p.DeepCopy()
+	hostConflict, err := r.hostnameConflicts(ctx, p)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
 	defer func() {
 		summarizeProvider(p)
+		if hostConflict != "" {
+			setCondition(p, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonHostnameConflict, hostConflict)
+			p.Status.Phase, p.Status.Message = dexv1.PhaseFailed, hostConflict
+		}
 		// Conditions always describe the current generation, failures included.
 		p.Status.ObservedGeneration = p.Generation
 		recordReadyTransition(r.Recorder, p, before.Status.Conditions)
@@ -121,6 +131,57 @@ func (r *OIDCProviderReconciler) reconcileFinalizer(ctx context.Context, p *dexv
 		return fmt.Errorf("failed to update the finalizer of OIDCProvider %s: %w", providerKey(p), err)
 	}
 	return nil
+}
+
+// hostnameConflicts says which of p's registry host names an older provider serves (first come,
+// first served), or "" when p serves all of them.
+func (r *OIDCProviderReconciler) hostnameConflicts(ctx context.Context, p *dexv1.OIDCProvider) (string, error) {
+	if len(p.Spec.Hostnames) == 0 {
+		return "", nil
+	}
+	var all dexv1.OIDCProviderList
+	if err := r.List(ctx, &all); err != nil {
+		return "", fmt.Errorf("failed to list OIDCProviders: %w", err)
+	}
+	var parts []string
+	for _, c := range tenancy.HostnameConflicts(p, all.Items) {
+		parts = append(parts, fmt.Sprintf("%q is served by OIDCProvider %s", c.Host, c.Holder))
+	}
+	if len(parts) == 0 {
+		return "", nil
+	}
+	return fmt.Sprintf("spec.hostnames: registry host %s (first come, first served); this provider does not serve it: remove it from spec.hostnames, or have that provider give it up", strings.Join(parts, ", ")), nil
+}
+
+// providersSharingHosts maps a provider to the other providers listing one of its host names, so
+// that a provider waiting for a host takes it when the holder lets go.
+func (r *OIDCProviderReconciler) providersSharingHosts(ctx context.Context, o client.Object) []reconcile.Request {
+	p, ok := o.(*dexv1.OIDCProvider)
+	if !ok || len(p.Spec.Hostnames) == 0 {
+		return nil
+	}
+	hosts := map[string]bool{}
+	for _, h := range p.Spec.Hostnames {
+		hosts[tenancy.NormalizeHostname(h)] = true
+	}
+	var all dexv1.OIDCProviderList
+	if err := r.List(ctx, &all); err != nil {
+		return nil
+	}
+	var out []reconcile.Request
+	for i := range all.Items {
+		q := &all.Items[i]
+		if q.Namespace == p.Namespace && q.Name == p.Name {
+			continue
+		}
+		for _, h := range q.Spec.Hostnames {
+			if hosts[tenancy.NormalizeHostname(h)] {
+				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(q)})
+				break
+			}
+		}
+	}
+	return out
 }
 
 // providerTakesNewEntries refuses a first registration through a provider that is being deleted
@@ -243,6 +304,26 @@ func (r *OIDCProviderReconciler) registeredDependents(ctx context.Context, reade
 			out = append(out, dependent{"DexConnector", c.Namespace, c.Name})
 		}
 	}
+	// Claims whose owner is gone without its finalizer (the DexEntryClaim controller deletes
+	// their entries through this provider).
+	seen := map[string]bool{}
+	for _, d := range out {
+		seen[d.String()] = true
+	}
+	if reader == client.Reader(r.Client) {
+		opts = []client.ListOption{client.MatchingFields{indexClaimProvider: key}}
+	}
+	var claims claimsv1.DexEntryClaimList
+	if err := reader.List(ctx, &claims, opts...); err != nil {
+		return nil, fmt.Errorf("failed to list the claims of OIDCProvider %s: %w", key, err)
+	}
+	for _, cl := range claims.Items {
+		d := dependent{cl.Spec.Owner.Kind, cl.Spec.Owner.Namespace, cl.Spec.Owner.Name}
+		if cl.Spec.Provider.Namespace+"/"+cl.Spec.Provider.Name == key && !seen[d.String()] {
+			seen[d.String()] = true
+			out = append(out, d)
+		}
+	}
 	slices.SortFunc(out, func(a, b dependent) int { return strings.Compare(a.String(), b.String()) })
 	return out, nil
 }
@@ -255,6 +336,11 @@ func (r *OIDCProviderReconciler) reconcileDexReachable(ctx context.Context, p *d
 		return nil
 	}
 	dc, err := dexClientFor(ctx, r.Client, r.Pool, p)
+	var b *blocked
+	if errors.As(err, &b) {
+		setCondition(p, dexv1.ConditionDexReachable, metav1.ConditionFalse, b.Reason, b.Message)
+		return reconcile.TerminalError(err)
+	}
 	if errors.Is(err, errTLSSecret) {
 		setCondition(p, dexv1.ConditionDexReachable, metav1.ConditionFalse, dexv1.ReasonDexTLSSecretInvalid, err.Error())
 		// Terminal until the Secret changes; the Secret watch brings us back.
@@ -359,13 +445,17 @@ func (r *OIDCProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
 			q.Add(reconcile.Request{NamespacedName: tenancy.RefKey(o.Namespace, o.Spec.ProviderRef)})
 		case *dexv1.DexConnector:
 			q.Add(reconcile.Request{NamespacedName: tenancy.RefKey(o.Namespace, o.Spec.ProviderRef)})
+		case *claimsv1.DexEntryClaim:
+			q.Add(reconcile.Request{NamespacedName: types.NamespacedName{Namespace: o.Spec.Provider.Namespace, Name: o.Spec.Provider.Name}})
 		}
 	}}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&dexv1.OIDCProvider{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.providersForSecret)).
+		Watches(&dexv1.OIDCProvider{}, handler.EnqueueRequestsFromMapFunc(r.providersSharingHosts), builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}))).
 		Watches(&dexv1.DexStaticClient{}, dependentGone).
 		Watches(&dexv1.DexConnector{}, dependentGone).
+		Watches(&claimsv1.DexEntryClaim{}, dependentGone).
 		WatchesRawSource(source.Channel(refreshed, &handler.TypedEnqueueRequestForObject[*dexv1.OIDCProvider]{})).
 		WithOptions(controller.Options{
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, maxDelay),

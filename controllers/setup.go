@@ -20,7 +20,7 @@ type Options struct {
 	MaxRetryDelay time.Duration
 }
 
-// SetupWithManager registers the key-cache sync (every replica) and the four controllers
+// SetupWithManager registers the key-cache sync (every replica) and the five controllers
 // (leader only) on mgr, sharing one Dex connection pool and one key cache. The manager binary,
 // the tests and the benchmarks all wire the operator through here.
 func SetupWithManager(mgr ctrl.Manager, pool *dex.Pool, keys *oidc.Cache, o Options) error {
@@ -34,15 +34,25 @@ func SetupWithManager(mgr ctrl.Manager, pool *dex.Pool, keys *oidc.Cache, o Opti
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up OIDCProvider controller: %w", err)
 	}
+	setClaimsCRDReader(mgr.GetAPIReader())
+	if err := setupClaimIndexes(mgr); err != nil {
+		return err
+	}
+	if err := (&DexEntryClaimReconciler{
+		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorderFor("dexterity-dexentryclaim"),
+		Pool: pool,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up DexEntryClaim controller: %w", err)
+	}
 	if err := (&DexStaticClientReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("dexterity-dexstaticclient"),
-		Pool: pool, ResyncPeriod: o.ResyncPeriod, MaxRetryDelay: o.MaxRetryDelay,
+		Pool: pool, APIReader: mgr.GetAPIReader(), ResyncPeriod: o.ResyncPeriod, MaxRetryDelay: o.MaxRetryDelay,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up DexStaticClient controller: %w", err)
 	}
 	if err := (&DexConnectorReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("dexterity-dexconnector"),
-		Pool: pool, ResyncPeriod: o.ResyncPeriod, MaxRetryDelay: o.MaxRetryDelay,
+		Pool: pool, APIReader: mgr.GetAPIReader(), ResyncPeriod: o.ResyncPeriod, MaxRetryDelay: o.MaxRetryDelay,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up DexConnector controller: %w", err)
 	}

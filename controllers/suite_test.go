@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -27,11 +28,12 @@ import (
 
 // Shared by the tests of this package: one envtest, one manager, a plain Dex and an mTLS Dex.
 var (
-	k8s      client.Client
-	plainDex *harness.Dex
-	mtlsDex  *harness.Dex
-	pool     *dex.Pool
-	keys     *oidc.Cache
+	k8s        client.Client
+	restConfig *rest.Config
+	plainDex   *harness.Dex
+	mtlsDex    *harness.Dex
+	pool       *dex.Pool
+	keys       *oidc.Cache
 )
 
 // resyncPeriod of drift repair in these tests.
@@ -55,6 +57,7 @@ func runSuite(m *testing.M) int {
 	}
 	defer func() { _ = env.Stop() }()
 	k8s = env.Client
+	restConfig = env.Config
 
 	dir, err := os.MkdirTemp("", "dexterity-controllers-")
 	if err != nil {

@@ -99,7 +99,7 @@ func ValidateDexConnector(c *dexv1.DexConnector) field.ErrorList {
 
 func (v *DexConnectorValidator) crossObject(ctx context.Context, c *dexv1.DexConnector) (field.ErrorList, error) {
 	spec := field.NewPath("spec")
-	p, errs, err := admissionProvider(ctx, v.Client, c.Namespace, c.Spec.ProviderRef)
+	p, errs, err := admissionProvider(ctx, v.Client, c.Namespace, c.Spec.ProviderRef, tenancy.Connectors)
 	if p == nil || err != nil {
 		return errs, err
 	}

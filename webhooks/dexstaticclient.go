@@ -95,7 +95,7 @@ func redirectProblem(raw string) string {
 // crossObject applies the provider's policies and the one-owner-per-id rule.
 func (v *DexStaticClientValidator) crossObject(ctx context.Context, c *dexv1.DexStaticClient) (field.ErrorList, error) {
 	spec := field.NewPath("spec")
-	p, errs, err := admissionProvider(ctx, v.Client, c.Namespace, c.Spec.ProviderRef)
+	p, errs, err := admissionProvider(ctx, v.Client, c.Namespace, c.Spec.ProviderRef, tenancy.Clients)
 	if p == nil || err != nil {
 		return errs, err
 	}

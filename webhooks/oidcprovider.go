@@ -7,36 +7,84 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/tenancy"
 )
 
 // +kubebuilder:webhook:path=/validate-dexterity-dev-v1alpha1-oidcprovider,mutating=false,failurePolicy=fail,sideEffects=None,groups=dexterity.dev,resources=oidcproviders,verbs=create;update,versions=v1alpha1,name=voidcprovider.dexterity.dev,admissionReviewVersions=v1
 
-// OIDCProviderValidator validates OIDCProviders.
-type OIDCProviderValidator struct{}
+// OIDCProviderValidator validates OIDCProviders: the single-object rules, and registry host
+// names another provider already serves.
+type OIDCProviderValidator struct {
+	Client client.Reader
+}
 
 var _ admission.CustomValidator = &OIDCProviderValidator{}
 
 // ValidateCreate implements admission.CustomValidator.
-func (v *OIDCProviderValidator) ValidateCreate(_ context.Context, obj runtime.Object) (admission.Warnings, error) {
+func (v *OIDCProviderValidator) ValidateCreate(ctx context.Context, obj runtime.Object) (admission.Warnings, error) {
 	p, ok := obj.(*dexv1.OIDCProvider)
 	if !ok {
 		return nil, fmt.Errorf("expected an OIDCProvider, got %T", obj)
 	}
 	w, errs := ValidateOIDCProvider(p)
-	return w, invalid("OIDCProvider", p.Name, errs)
+	more, err := v.hostnames(ctx, p, nil)
+	if err != nil {
+		return w, err
+	}
+	return w, invalid("OIDCProvider", p.Name, append(errs, more...))
 }
 
-// ValidateUpdate implements admission.CustomValidator: a changed spec is checked.
+// ValidateUpdate implements admission.CustomValidator: a changed spec is checked; of the host
+// names, only those added by this update (a host it already lists stays its own problem, reported
+// in its status, and must not block unrelated changes).
 func (v *OIDCProviderValidator) ValidateUpdate(ctx context.Context, oldObj, obj runtime.Object) (admission.Warnings, error) {
 	return checkChanged(oldObj, obj, func(p *dexv1.OIDCProvider) any { return p.Spec },
-		func(p *dexv1.OIDCProvider) (admission.Warnings, error) { return v.ValidateCreate(ctx, p) })
+		func(p *dexv1.OIDCProvider) (admission.Warnings, error) {
+			w, errs := ValidateOIDCProvider(p)
+			old, _ := oldObj.(*dexv1.OIDCProvider)
+			more, err := v.hostnames(ctx, p, old)
+			if err != nil {
+				return w, err
+			}
+			return w, invalid("OIDCProvider", p.Name, append(errs, more...))
+		})
+}
+
+// hostnames refuses host names in spec.hostnames that another provider already serves (first
+// come, first served), except those old already listed.
+func (v *OIDCProviderValidator) hostnames(ctx context.Context, p, old *dexv1.OIDCProvider) (field.ErrorList, error) {
+	if v.Client == nil || len(p.Spec.Hostnames) == 0 {
+		return nil, nil
+	}
+	var all dexv1.OIDCProviderList
+	if err := v.Client.List(ctx, &all); err != nil {
+		return nil, fmt.Errorf("failed to list OIDCProviders: %w", err)
+	}
+	had := map[string]bool{}
+	if old != nil {
+		for _, h := range old.Spec.Hostnames {
+			had[tenancy.NormalizeHostname(h)] = true
+		}
+	}
+	var errs field.ErrorList
+	for _, c := range tenancy.HostnameConflicts(p, all.Items) {
+		if had[c.Host] {
+			continue
+		}
+		i := slices.IndexFunc(p.Spec.Hostnames, func(h string) bool { return tenancy.NormalizeHostname(h) == c.Host })
+		errs = append(errs, field.Forbidden(field.NewPath("spec", "hostnames").Index(i),
+			fmt.Sprintf("registry host %q is already served by OIDCProvider %s (first come, first served); remove it from spec.hostnames, or have that provider give it up first", c.Host, c.Holder)))
+	}
+	return errs, nil
 }
 
 // ValidateDelete implements admission.CustomValidator.
@@ -82,6 +130,12 @@ func ValidateOIDCProvider(p *dexv1.OIDCProvider) (admission.Warnings, field.Erro
 		}
 		if u, err := url.Parse(f.val); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, field.Invalid(spec.Child(f.name), f.val, "must be an absolute http(s) URL, e.g. https://dex.example.com/dex/"+strings.TrimSuffix(f.name, "Url")))
+		}
+	}
+	if d := s.Dex; d != nil && d.Insecure {
+		if host, _, err := net.SplitHostPort(d.GRPCAddress); err != nil || !isLoopback(host) {
+			errs = append(errs, field.Invalid(spec.Child("dex", "insecure"), true,
+				fmt.Sprintf("plaintext gRPC is allowed only with a loopback spec.dex.grpcAddress (localhost, 127.0.0.1, ::1), not %q: anyone on the network path could administer this Dex; remove spec.dex.insecure and set spec.dex.tls.secretRef (Secret with ca.crt, tls.crt and tls.key for mutual TLS)", d.GRPCAddress)))
 		}
 	}
 	if s.CABundle != "" {

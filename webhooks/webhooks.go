@@ -24,7 +24,7 @@ import (
 // SetupWithManager registers the validating webhooks of all four kinds.
 func SetupWithManager(mgr ctrl.Manager) error {
 	c := mgr.GetClient()
-	if err := ctrl.NewWebhookManagedBy(mgr).For(&dexv1.OIDCProvider{}).WithValidator(&OIDCProviderValidator{}).Complete(); err != nil {
+	if err := ctrl.NewWebhookManagedBy(mgr).For(&dexv1.OIDCProvider{}).WithValidator(&OIDCProviderValidator{Client: c}).Complete(); err != nil {
 		return fmt.Errorf("failed to register OIDCProvider webhook: %w", err)
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr).For(&dexv1.DexStaticClient{}).WithValidator(&DexStaticClientValidator{Client: c}).Complete(); err != nil {
@@ -87,8 +87,8 @@ func invalid(kind, name string, errs field.ErrorList) error {
 // does not allow is a Forbidden error on spec.providerRef; a provider that does not exist (yet) or
 // does not administer Dex is no admission error (the controller reports it and waits), and then
 // the returned provider is nil.
-func admissionProvider(ctx context.Context, c client.Reader, ns string, ref dexv1.ObjectRef) (*dexv1.OIDCProvider, field.ErrorList, error) {
-	p, err := tenancy.ResolveProvider(ctx, c, ns, ref)
+func admissionProvider(ctx context.Context, c client.Reader, ns string, ref dexv1.ObjectRef, use tenancy.Use) (*dexv1.OIDCProvider, field.ErrorList, error) {
+	p, err := tenancy.ResolveProvider(ctx, c, ns, ref, use)
 	var b *tenancy.Blocked
 	switch {
 	case errors.As(err, &b) && b.Reason == dexv1.ReasonNamespaceNotAllowed:

@@ -159,15 +159,23 @@ type DexAdminSpec struct {
 	// +optional
 	TLS *DexTLSSpec `json:"tls,omitempty"`
 
-	// insecure uses plaintext gRPC (loopback and development only).
+	// insecure uses plaintext gRPC; admitted only with a loopback grpcAddress (localhost,
+	// 127.0.0.0/8, ::1), for development.
 	// +kubebuilder:default=false
 	// +optional
 	Insecure bool `json:"insecure,omitempty"`
 
-	// allowedNamespaces says which namespaces may attach clients and connectors to this Dex.
+	// allowedNamespaces says which namespaces may attach DexStaticClients to this Dex.
 	// +kubebuilder:default={from: Same}
 	// +optional
 	AllowedNamespaces *AllowedNamespaces `json:"allowedNamespaces,omitempty"`
+
+	// connectorNamespaces says which namespaces may attach DexConnectors to this Dex (default
+	// Same). A connector decides who everyone logging in through this Dex is, so admitting a
+	// namespace's clients (allowedNamespaces) never admits its connectors.
+	// +kubebuilder:default={from: Same}
+	// +optional
+	ConnectorNamespaces *AllowedNamespaces `json:"connectorNamespaces,omitempty"`
 
 	// clientIdPrefix is an optional policy for tenant client ids, e.g. "{namespace}-" requires
 	// every client id to start with its namespace and a dash.

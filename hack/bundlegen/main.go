@@ -860,7 +860,8 @@ func (b *builder) rbac(accounts map[string]bool, roles, clusterRoles, roleBindin
 }
 
 // examples sets alm-examples to the dexterity.dev objects of config/samples, without namespaces
-// (the console creates them in the namespace the user is in), sorted by kind and name.
+// (the console creates them in the namespace the user is in), sorted by kind and name. Internal
+// kinds (the CSV's internal-objects annotation) need no example.
 func (b *builder) examples(samples []object) error {
 	var ex []object
 	for _, o := range samples {
@@ -884,8 +885,14 @@ func (b *builder) examples(samples []object) error {
 		items = append(items, o.Map)
 		kinds[o.Kind] = true
 	}
+	var internal []string
+	if raw := b.csv.Annotations["operators.operatorframework.io/internal-objects"]; raw != "" {
+		if err := json.Unmarshal([]byte(raw), &internal); err != nil {
+			return fmt.Errorf("CSV base: operators.operatorframework.io/internal-objects is not a JSON list of CRD names: %w", err)
+		}
+	}
 	for _, d := range b.csv.Spec.CustomResourceDefinitions.Owned {
-		if !kinds[d.Kind] {
+		if !kinds[d.Kind] && !slices.Contains(internal, d.Name) {
 			return fmt.Errorf("config/samples has no %s: every owned kind needs an example (alm-examples)", d.Kind)
 		}
 	}

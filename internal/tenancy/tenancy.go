@@ -35,9 +35,27 @@ func RefKey(ns string, ref dexv1.ObjectRef) types.NamespacedName {
 	return types.NamespacedName{Namespace: ns, Name: ref.Name}
 }
 
+// Use is what a tenant object attaches to a provider's Dex: a client or a connector. Each has its
+// own namespace policy.
+type Use int
+
+const (
+	// Clients are DexStaticClients (spec.dex.allowedNamespaces).
+	Clients Use = iota
+	// Connectors are DexConnectors (spec.dex.connectorNamespaces).
+	Connectors
+)
+
+func (u Use) policy(d *dexv1.DexAdminSpec) (*dexv1.AllowedNamespaces, string, string) {
+	if u == Connectors {
+		return d.ConnectorNamespaces, "spec.dex.connectorNamespaces", "DexConnectors"
+	}
+	return d.AllowedNamespaces, "spec.dex.allowedNamespaces", "DexStaticClients"
+}
+
 // ResolveProvider returns the OIDCProvider that a tenant object in namespace ns refers to, after
-// checking that it administers a Dex and that ns may attach objects to it.
-func ResolveProvider(ctx context.Context, c client.Reader, ns string, ref dexv1.ObjectRef) (*dexv1.OIDCProvider, error) {
+// checking that it administers a Dex and that ns may attach objects of this use to it.
+func ResolveProvider(ctx context.Context, c client.Reader, ns string, ref dexv1.ObjectRef, use Use) (*dexv1.OIDCProvider, error) {
 	key := RefKey(ns, ref)
 	p := &dexv1.OIDCProvider{}
 	if err := c.Get(ctx, key, p); err != nil {
@@ -49,19 +67,21 @@ func ResolveProvider(ctx context.Context, c client.Reader, ns string, ref dexv1.
 	if p.Spec.Dex == nil {
 		return nil, &Blocked{dexv1.ReasonProviderNotManaged, fmt.Sprintf("spec.providerRef: OIDCProvider %s has no spec.dex, so Dexterity does not administer its Dex; add spec.dex to it or refer to another provider", key)}
 	}
-	allowed, err := NamespaceAllowed(ctx, c, p, ns)
+	allowed, err := NamespaceAllowed(ctx, c, p, ns, use)
 	if err != nil {
 		return nil, err
 	}
 	if !allowed {
-		return nil, &Blocked{dexv1.ReasonNamespaceNotAllowed, fmt.Sprintf("namespace %s may not use OIDCProvider %s (spec.dex.allowedNamespaces of the provider); ask its owner to allow this namespace", ns, key)}
+		_, field, what := use.policy(p.Spec.Dex)
+		return nil, &Blocked{dexv1.ReasonNamespaceNotAllowed, fmt.Sprintf("namespace %s may not attach %s to OIDCProvider %s (%s of the provider); ask its owner to allow this namespace", ns, what, key, field)}
 	}
 	return p, nil
 }
 
-// NamespaceAllowed applies the provider's spec.dex.allowedNamespaces to namespace ns.
-func NamespaceAllowed(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider, ns string) (bool, error) {
-	an := p.Spec.Dex.AllowedNamespaces
+// NamespaceAllowed applies the provider's namespace policy for use (spec.dex.allowedNamespaces
+// or spec.dex.connectorNamespaces; both default to Same) to namespace ns.
+func NamespaceAllowed(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider, ns string, use Use) (bool, error) {
+	an, field, _ := use.policy(p.Spec.Dex)
 	from := dexv1.NamespacesFromSame
 	if an != nil && an.From != "" {
 		from = an.From
@@ -75,7 +95,7 @@ func NamespaceAllowed(ctx context.Context, c client.Reader, p *dexv1.OIDCProvide
 		}
 		sel, err := metav1.LabelSelectorAsSelector(an.Selector)
 		if err != nil {
-			return false, &Blocked{dexv1.ReasonNamespaceNotAllowed, fmt.Sprintf("OIDCProvider %s/%s has an invalid spec.dex.allowedNamespaces.selector: %v", p.Namespace, p.Name, err)}
+			return false, &Blocked{dexv1.ReasonNamespaceNotAllowed, fmt.Sprintf("OIDCProvider %s/%s has an invalid %s.selector: %v", p.Namespace, p.Name, field, err)}
 		}
 		var n corev1.Namespace
 		if err := c.Get(ctx, types.NamespacedName{Name: ns}, &n); err != nil {

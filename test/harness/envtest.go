@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -12,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
+	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 )
 
@@ -21,6 +23,8 @@ var Scheme = runtime.NewScheme()
 func init() {
 	utilruntime.Must(clientgoscheme.AddToScheme(Scheme))
 	utilruntime.Must(dexv1.AddToScheme(Scheme))
+	utilruntime.Must(claimsv1.AddToScheme(Scheme))
+	utilruntime.Must(apiextensionsv1.AddToScheme(Scheme)) // the claims CRD's creation time
 }
 
 // Env is a real kube-apiserver + etcd (envtest) with Dexterity's CRDs installed.

@@ -1,0 +1,303 @@
+package controllers
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"sync"
+
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+
+	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/dex"
+)
+
+// Ownership of Dex entries.
+//
+// The proof that an object owns a client or connector id in a Dex is a DexEntryClaim: a
+// cluster-scoped object that only the operator writes (tenants hold no role on it), named after
+// (entry kind, Dex address, id) and holding the owner's UID. Creating it is atomic, so the first
+// object to claim an id owns it; a recreated object with the same name is another owner. Nothing
+// a tenant writes on its own objects (annotations, labels, finalizers) makes the operator create,
+// overwrite, adopt or delete an entry: only the claim does.
+//
+// Order of writes, crash-safe at every point: claim, then the finalizer on the object, then Dex.
+// On deletion: Dex, then the claim, then the finalizer. A claim whose owner is gone (its finalizer
+// removed by hand, or the object deleted before its finalizer landed) is garbage: the
+// DexEntryClaim controller deletes its entry from Dex, then the claim.
+
+const (
+	// LabelClaimOwnerUID on a DexEntryClaim is its owner's UID (for listing an object's claims
+	// from the API server).
+	LabelClaimOwnerUID = "claims.dexterity.dev/owner-uid"
+
+	indexClaimOwnerUID = "spec.owner.uid"
+	indexClaimProvider = "spec.provider"
+)
+
+// entryOwnership is how one kind of object (DexStaticClient, DexConnector) owns its entries.
+type entryOwnership struct {
+	what      string // "client" or "connector", for messages
+	kind      claimsv1.EntryKind
+	ownerKind string
+	finalizer string
+	// legacyAnnotation is the annotation older versions recorded the claim in. It is never
+	// trusted on its own: see legacyOwned.
+	legacyAnnotation string
+	// registered reports whether the object's status (which tenants cannot write) says that the
+	// operator registered id in Dex.
+	registered func(obj client.Object, id string) bool
+}
+
+var (
+	clientOwnership = entryOwnership{
+		what: "client", kind: claimsv1.EntryClient, ownerKind: "DexStaticClient",
+		finalizer: ClientFinalizer, legacyAnnotation: LegacyAnnotationRegisteredClientID,
+		registered: func(obj client.Object, id string) bool {
+			c, ok := obj.(*dexv1.DexStaticClient)
+			return ok && c.Status.ClientID == id
+		},
+	}
+	connectorOwnership = entryOwnership{
+		what: "connector", kind: claimsv1.EntryConnector, ownerKind: "DexConnector",
+		finalizer: ConnectorFinalizer, legacyAnnotation: LegacyAnnotationRegisteredConnectorID,
+		registered: func(obj client.Object, id string) bool {
+			c, ok := obj.(*dexv1.DexConnector)
+			if !ok {
+				return false
+			}
+			r := findCondition(c.Status.Conditions, dexv1.ConditionRegistered)
+			return r.Status == metav1.ConditionTrue && r.Reason == dexv1.ReasonReconciled
+		},
+	}
+)
+
+// ClaimName is the name of the DexEntryClaim of an entry: one name per (kind, Dex, id), so that
+// two claims on one id cannot both be created.
+func ClaimName(kind claimsv1.EntryKind, dexAddress, id string) string {
+	h := sha256.Sum256([]byte(strings.ToLower(dexAddress) + "\x00" + id))
+	return strings.ToLower(string(kind)) + "-" + hex.EncodeToString(h[:20])
+}
+
+// dexAddress is the Dex a provider administers, as ownership compares it.
+func dexAddress(p *dexv1.OIDCProvider) string { return strings.ToLower(p.Spec.Dex.GRPCAddress) }
+
+// current returns the claim on id in p's Dex, or nil.
+func (o entryOwnership) current(ctx context.Context, r client.Reader, p *dexv1.OIDCProvider, id string) (*claimsv1.DexEntryClaim, error) {
+	cl := &claimsv1.DexEntryClaim{}
+	err := r.Get(ctx, types.NamespacedName{Name: ClaimName(o.kind, dexAddress(p), id)}, cl)
+	switch {
+	case apierrors.IsNotFound(err):
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("failed to get the claim on %s id %s: %w", o.what, id, err)
+	}
+	return cl, nil
+}
+
+// ownedBy reports whether claim cl belongs to obj (same UID: a recreated object is not its owner).
+func ownedBy(cl *claimsv1.DexEntryClaim, obj client.Object) bool {
+	return cl != nil && cl.Spec.Owner.UID == obj.GetUID()
+}
+
+// legacyOwned reports whether obj owns id under the annotation of older versions: the annotation
+// names the object's own (immutable) id, the status (which only the operator writes) says the
+// operator registered it, and the object is older than the DexEntryClaim CRD, i.e. it was created
+// before the upgrade installed claims (objects created since were never owned that way, so not
+// even a tenant allowed to write status can forge it). Such objects are carried over to a claim
+// on their next reconcile.
+func (o entryOwnership) legacyOwned(ctx context.Context, obj client.Object, id string) bool {
+	if obj.GetAnnotations()[o.legacyAnnotation] != id || !controllerutil.ContainsFinalizer(obj, o.finalizer) || !o.registered(obj, id) {
+		return false
+	}
+	cutoff, ok := claimsSince(ctx)
+	created := obj.GetCreationTimestamp()
+	return ok && created.Before(&cutoff)
+}
+
+// ClaimsCRDName is the name of the DexEntryClaim CRD; its creation time is when claims arrived.
+const ClaimsCRDName = "dexentryclaims.claims.dexterity.dev"
+
+// claimsInstalled is when the DexEntryClaim CRD was created (read once).
+var claimsInstalled struct {
+	sync.Mutex
+	reader client.Reader
+	at     metav1.Time
+	ok     bool
+}
+
+// setClaimsCRDReader sets where claimsSince reads the CRD from.
+func setClaimsCRDReader(r client.Reader) {
+	claimsInstalled.Lock()
+	defer claimsInstalled.Unlock()
+	claimsInstalled.reader, claimsInstalled.ok = r, false
+}
+
+// claimsSince returns the creation time of the DexEntryClaim CRD.
+func claimsSince(ctx context.Context) (metav1.Time, bool) {
+	claimsInstalled.Lock()
+	defer claimsInstalled.Unlock()
+	if claimsInstalled.ok || claimsInstalled.reader == nil {
+		return claimsInstalled.at, claimsInstalled.ok
+	}
+	crd := &apiextensionsv1.CustomResourceDefinition{}
+	if err := claimsInstalled.reader.Get(ctx, types.NamespacedName{Name: ClaimsCRDName}, crd); err != nil {
+		log.FromContext(ctx).Error(err, "Failed to read the DexEntryClaim CRD; objects of older versions are not carried over until it can be read")
+		return metav1.Time{}, false
+	}
+	claimsInstalled.at, claimsInstalled.ok = crd.CreationTimestamp, true
+	return claimsInstalled.at, true
+}
+
+// conflict is the blocked error of an object that does not own id because holder does.
+func (o entryOwnership) conflict(p *dexv1.OIDCProvider, id, holderNamespace, holderName string) error {
+	reason := dexv1.ReasonClientIDConflict
+	field := "spec.clientId"
+	if o.kind == claimsv1.EntryConnector {
+		reason, field = dexv1.ReasonConnectorIDConflict, "spec.connectorId"
+	}
+	return newBlocked(reason, fmt.Sprintf("%s id %q in the Dex of OIDCProvider %s is owned by %s %s/%s; choose another %s (this object never writes to Dex while it conflicts)", o.what, id, providerKey(p), o.ownerKind, holderNamespace, holderName, field))
+}
+
+// claim makes obj the owner of id in p's Dex: it creates the claim (unless obj holds it already)
+// and adds the finalizer, before any write to Dex. A claim held by another object is a conflict.
+// A legacy annotation is dropped in the same patch as the finalizer.
+func (o entryOwnership) claim(ctx context.Context, c client.Client, api client.Reader, obj client.Object, p *dexv1.OIDCProvider, id string, held *claimsv1.DexEntryClaim) error {
+	if !ownedBy(held, obj) {
+		cl := &claimsv1.DexEntryClaim{
+			ObjectMeta: metav1.ObjectMeta{
+				Name:   ClaimName(o.kind, dexAddress(p), id),
+				Labels: map[string]string{LabelClaimOwnerUID: string(obj.GetUID()), "app.kubernetes.io/managed-by": "dexterity"},
+			},
+			Spec: claimsv1.DexEntryClaimSpec{
+				EntryKind: o.kind, EntryID: id, DexAddress: dexAddress(p),
+				Owner:    claimsv1.ClaimOwner{Kind: o.ownerKind, Namespace: obj.GetNamespace(), Name: obj.GetName(), UID: obj.GetUID()},
+				Provider: claimsv1.ClaimProvider{Namespace: p.Namespace, Name: p.Name},
+			},
+		}
+		err := c.Create(ctx, cl)
+		if apierrors.IsAlreadyExists(err) {
+			// Claimed meanwhile (the cache had not seen it): read the holder from the API server.
+			if err := api.Get(ctx, client.ObjectKeyFromObject(cl), cl); err != nil {
+				return fmt.Errorf("failed to read the claim on %s id %s: %w", o.what, id, err)
+			}
+			if !ownedBy(cl, obj) {
+				return o.conflict(p, id, cl.Spec.Owner.Namespace, cl.Spec.Owner.Name)
+			}
+		} else if err != nil {
+			return fmt.Errorf("failed to claim %s id %s: %w", o.what, id, err)
+		}
+	}
+	_, hasLegacy := obj.GetAnnotations()[o.legacyAnnotation]
+	if controllerutil.ContainsFinalizer(obj, o.finalizer) && !hasLegacy {
+		return nil
+	}
+	orig := obj.DeepCopyObject().(client.Object)
+	controllerutil.AddFinalizer(obj, o.finalizer)
+	if hasLegacy {
+		ann := obj.GetAnnotations()
+		delete(ann, o.legacyAnnotation)
+		obj.SetAnnotations(ann)
+	}
+	if err := patchMetadata(ctx, c, obj, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+		return fmt.Errorf("failed to add the finalizer for %s id %s: %w", o.what, id, err)
+	}
+	return nil
+}
+
+// releaseFinalizer drops the finalizer of an object that owns nothing (it lost the race for its id).
+func (o entryOwnership) releaseFinalizer(ctx context.Context, c client.Client, obj client.Object) error {
+	if !controllerutil.ContainsFinalizer(obj, o.finalizer) {
+		return nil
+	}
+	orig := obj.DeepCopyObject().(client.Object)
+	controllerutil.RemoveFinalizer(obj, o.finalizer)
+	if err := patchMetadata(ctx, c, obj, client.MergeFrom(orig)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to release the %s finalizer: %w", o.what, err)
+	}
+	return nil
+}
+
+// claimsOf lists the claims obj owns: from the cache, and from the API server when the cache has
+// none (a claim made just now may not have reached it).
+func (o entryOwnership) claimsOf(ctx context.Context, c client.Reader, api client.Reader, obj client.Object) ([]claimsv1.DexEntryClaim, error) {
+	var list claimsv1.DexEntryClaimList
+	if err := c.List(ctx, &list, client.MatchingFields{indexClaimOwnerUID: string(obj.GetUID())}); err != nil {
+		return nil, fmt.Errorf("failed to list the claims of %s %s/%s: %w", o.ownerKind, obj.GetNamespace(), obj.GetName(), err)
+	}
+	if len(list.Items) == 0 && api != nil {
+		if err := api.List(ctx, &list, client.MatchingLabels{LabelClaimOwnerUID: string(obj.GetUID())}); err != nil {
+			return nil, fmt.Errorf("failed to list the claims of %s %s/%s: %w", o.ownerKind, obj.GetNamespace(), obj.GetName(), err)
+		}
+	}
+	out := list.Items[:0]
+	for _, cl := range list.Items {
+		if cl.Spec.Owner.UID == obj.GetUID() && cl.Spec.EntryKind == o.kind {
+			out = append(out, cl)
+		}
+	}
+	return out, nil
+}
+
+// finalize deletes from Dex exactly the entries obj provably owns (its claims, or a legacy claim
+// the status confirms), then the claims, then releases the finalizer. While Dex is unavailable the
+// finalizer stays and the delete is retried.
+func (o entryOwnership) finalize(ctx context.Context, c client.Client, api client.Reader, pool *dex.Pool, rec record.EventRecorder, obj conditionsObject, ref dexv1.ObjectRef, id string, del func(dc dex.Client, id string) error) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(obj, o.finalizer) {
+		return ctrl.Result{}, nil
+	}
+	setCondition(obj, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonDeleting, "deleting the "+o.what+" from Dex")
+	claims, err := o.claimsOf(ctx, c, api, obj)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	for i := range claims {
+		cl := &claims[i]
+		pref := dexv1.ObjectRef{Namespace: cl.Spec.Provider.Namespace, Name: cl.Spec.Provider.Name}
+		if err := deleteFromDex(ctx, c, pool, rec, obj, pref, o.what, cl.Spec.EntryID, func(dc dex.Client) error { return del(dc, cl.Spec.EntryID) }); err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := deleteClaim(ctx, c, cl); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	if len(claims) == 0 && o.legacyOwned(ctx, obj, id) {
+		if err := deleteFromDex(ctx, c, pool, rec, obj, ref, o.what, id, func(dc dex.Client) error { return del(dc, id) }); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+	return ctrl.Result{}, o.releaseFinalizer(ctx, c, obj)
+}
+
+// deleteClaim deletes exactly this claim (by UID), so that a claim made by a new owner since is
+// left alone.
+func deleteClaim(ctx context.Context, c client.Client, cl *claimsv1.DexEntryClaim) error {
+	err := c.Delete(ctx, cl, client.Preconditions{UID: &cl.UID})
+	if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+		return fmt.Errorf("failed to delete claim %s: %w", cl.Name, err)
+	}
+	return nil
+}
+
+// patchMetadata patches annotations and finalizers. The patch is sent from a copy so that the
+// response does not overwrite the status this reconcile has computed so far; only the new
+// resourceVersion is taken over.
+func patchMetadata(ctx context.Context, c client.Client, obj client.Object, patch client.Patch) error {
+	cp := obj.DeepCopyObject().(client.Object)
+	if err := c.Patch(ctx, cp, patch); err != nil {
+		return err
+	}
+	obj.SetResourceVersion(cp.GetResourceVersion())
+	return nil
+}

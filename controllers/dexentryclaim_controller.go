@@ -1,0 +1,182 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/log"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/dex"
+)
+
+// DexEntryClaimReconciler collects orphaned claims: a claim whose owner is gone (deleted without
+// its finalizer having run, e.g. removed by hand) still names an entry in Dex that nobody owns.
+// It deletes that entry from Dex, then the claim. Claims of living owners are left alone.
+type DexEntryClaimReconciler struct {
+	client.Client
+	// APIReader confirms with the API server that an owner is gone before anything is deleted.
+	APIReader client.Reader
+	Recorder  record.EventRecorder
+	Pool      *dex.Pool
+	// RetryPeriod is how often a claim whose Dex no provider reaches any more is looked at again.
+	RetryPeriod time.Duration
+}
+
+// +kubebuilder:rbac:groups=claims.dexterity.dev,resources=dexentryclaims,verbs=get;list;watch;create;delete
+// The claims CRD's creation time tells objects of older versions (carried over) from newer ones.
+// +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get,resourceNames=dexentryclaims.claims.dexterity.dev
+
+// Reconcile deletes an orphaned claim's entry from Dex, then the claim.
+func (r *DexEntryClaimReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	cl := &claimsv1.DexEntryClaim{}
+	if err := r.Get(ctx, req.NamespacedName, cl); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if alive, err := r.ownerAlive(ctx, r.Client, cl); err != nil || alive {
+		return ctrl.Result{}, err
+	}
+	// Confirm with the API server: the cache may lag behind a just-created owner.
+	fresh := &claimsv1.DexEntryClaim{}
+	if err := r.APIReader.Get(ctx, req.NamespacedName, fresh); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if fresh.UID != cl.UID {
+		return ctrl.Result{}, nil
+	}
+	if alive, err := r.ownerAlive(ctx, r.APIReader, fresh); err != nil || alive {
+		return ctrl.Result{}, err
+	}
+	logger := log.FromContext(ctx).WithValues("entryKind", cl.Spec.EntryKind, "entryId", cl.Spec.EntryID,
+		"owner", cl.Spec.Owner.Namespace+"/"+cl.Spec.Owner.Name)
+	p, err := r.providerFor(ctx, cl)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if p == nil {
+		logger.Info("No OIDCProvider reaches the Dex of an orphaned claim; its entry stays in Dex for now", "dexAddress", cl.Spec.DexAddress)
+		r.Recorder.Eventf(cl, corev1.EventTypeWarning, dexv1.ReasonProviderNotFound, "No OIDCProvider administers Dex %s any more; %s %s stays there until one does", cl.Spec.DexAddress, strings.ToLower(string(cl.Spec.EntryKind)), cl.Spec.EntryID)
+		return ctrl.Result{RequeueAfter: r.retryPeriod()}, nil
+	}
+	dc, err := dexClientFor(ctx, r.Client, r.Pool, p)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	if cl.Spec.EntryKind == claimsv1.EntryConnector {
+		err = dc.DeleteConnector(ctx, cl.Spec.EntryID)
+	} else {
+		err = dc.DeleteClient(ctx, cl.Spec.EntryID)
+	}
+	if err != nil && !dex.IsNotFound(err) {
+		return ctrl.Result{}, fmt.Errorf("failed to delete orphaned %s %s from Dex: %w", strings.ToLower(string(cl.Spec.EntryKind)), cl.Spec.EntryID, err)
+	}
+	logger.Info("Deleted an orphaned entry from Dex: its owner is gone")
+	r.Recorder.Eventf(cl, corev1.EventTypeNormal, "Deleted", "Deleted %s %s from Dex: %s %s/%s that owned it is gone", strings.ToLower(string(cl.Spec.EntryKind)), cl.Spec.EntryID, cl.Spec.Owner.Kind, cl.Spec.Owner.Namespace, cl.Spec.Owner.Name)
+	return ctrl.Result{}, deleteClaim(ctx, r.Client, fresh)
+}
+
+// ownerAlive reports whether the claim's owner exists (same UID) and is not on its way out without
+// our finalizer (its own finalizer deletes the entry then).
+func (r *DexEntryClaimReconciler) ownerAlive(ctx context.Context, reader client.Reader, cl *claimsv1.DexEntryClaim) (bool, error) {
+	var obj client.Object
+	var finalizer string
+	switch cl.Spec.Owner.Kind {
+	case "DexConnector":
+		obj, finalizer = &dexv1.DexConnector{}, ConnectorFinalizer
+	default:
+		obj, finalizer = &dexv1.DexStaticClient{}, ClientFinalizer
+	}
+	err := reader.Get(ctx, types.NamespacedName{Namespace: cl.Spec.Owner.Namespace, Name: cl.Spec.Owner.Name}, obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("failed to get the owner of claim %s: %w", cl.Name, err)
+	}
+	if obj.GetUID() != cl.Spec.Owner.UID {
+		return false, nil
+	}
+	return obj.GetDeletionTimestamp().IsZero() || controllerutil.ContainsFinalizer(obj, finalizer), nil
+}
+
+// providerFor returns the provider the claim was made through, or another one administering the
+// same Dex; nil when none does.
+func (r *DexEntryClaimReconciler) providerFor(ctx context.Context, cl *claimsv1.DexEntryClaim) (*dexv1.OIDCProvider, error) {
+	p := &dexv1.OIDCProvider{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: cl.Spec.Provider.Namespace, Name: cl.Spec.Provider.Name}, p)
+	if err == nil && p.Spec.Dex != nil && dexAddress(p) == cl.Spec.DexAddress {
+		return p, nil
+	}
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("failed to get OIDCProvider %s/%s: %w", cl.Spec.Provider.Namespace, cl.Spec.Provider.Name, err)
+	}
+	var all dexv1.OIDCProviderList
+	if err := r.List(ctx, &all); err != nil {
+		return nil, fmt.Errorf("failed to list OIDCProviders: %w", err)
+	}
+	for i := range all.Items {
+		if o := &all.Items[i]; o.Spec.Dex != nil && dexAddress(o) == cl.Spec.DexAddress {
+			return o, nil
+		}
+	}
+	return nil, nil
+}
+
+func (r *DexEntryClaimReconciler) retryPeriod() time.Duration {
+	if r.RetryPeriod > 0 {
+		return r.RetryPeriod
+	}
+	return 5 * time.Minute
+}
+
+// SetupWithManager registers the controller; the claims' indexes are registered by
+// setupClaimIndexes.
+func (r *DexEntryClaimReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	ownerGone := handler.Funcs{DeleteFunc: func(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+		for _, req := range requestsFromList(ctx, r, &claimsv1.DexEntryClaimList{}, client.MatchingFields{indexClaimOwnerUID: string(e.Object.GetUID())}) {
+			q.Add(req)
+		}
+	}}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&claimsv1.DexEntryClaim{}).
+		Watches(&dexv1.DexStaticClient{}, ownerGone).
+		Watches(&dexv1.DexConnector{}, ownerGone).
+		WithOptions(controller.Options{
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, 30*time.Second),
+		}).
+		Named("dexentryclaim").
+		Complete(r)
+}
+
+// setupClaimIndexes indexes claims by owner UID, by provider and by entry (kind and id).
+func setupClaimIndexes(mgr ctrl.Manager) error {
+	idx := mgr.GetFieldIndexer()
+	ctx := context.Background()
+	if err := idx.IndexField(ctx, &claimsv1.DexEntryClaim{}, indexClaimOwnerUID, func(o client.Object) []string {
+		return []string{string(o.(*claimsv1.DexEntryClaim).Spec.Owner.UID)}
+	}); err != nil {
+		return fmt.Errorf("failed to index claims by owner: %w", err)
+	}
+	if err := idx.IndexField(ctx, &claimsv1.DexEntryClaim{}, indexClaimProvider, func(o client.Object) []string {
+		cl := o.(*claimsv1.DexEntryClaim)
+		return []string{cl.Spec.Provider.Namespace + "/" + cl.Spec.Provider.Name}
+	}); err != nil {
+		return fmt.Errorf("failed to index claims by provider: %w", err)
+	}
+	return nil
+}
