@@ -113,8 +113,8 @@ func ownedBy(cl *claimsv1.DexEntryClaim, obj client.Object) bool {
 
 // legacyOwned reports whether obj owns id under the annotation of older versions: the annotation
 // names the object's own (immutable) id, the status (which only the operator writes) says the
-// operator registered it, and the object is older than the DexEntryClaim CRD, i.e. it was created
-// before the upgrade installed claims (objects created since were never owned that way, so not
+// operator registered it, and the object is not younger than the DexEntryClaim CRD, i.e. it was
+// created before the upgrade installed claims (objects created since were never owned that way, so not
 // even a tenant allowed to write status can forge it). Such objects are carried over to a claim
 // on their next reconcile.
 func (o entryOwnership) legacyOwned(ctx context.Context, obj client.Object, id string) bool {
@@ -123,7 +123,7 @@ func (o entryOwnership) legacyOwned(ctx context.Context, obj client.Object, id s
 	}
 	cutoff, ok := claimsSince(ctx)
 	created := obj.GetCreationTimestamp()
-	return ok && created.Before(&cutoff)
+	return ok && !cutoff.Before(&created) // timestamps have whole seconds: the same second counts
 }
 
 // ClaimsCRDName is the name of the DexEntryClaim CRD; its creation time is when claims arrived.

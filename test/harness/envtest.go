@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -46,6 +47,9 @@ type EnvOptions struct {
 	EtcdDataDir string
 	// Profiling serves kube-apiserver's /debug/pprof (the benchmarks' API-server profile).
 	Profiling bool
+	// WithoutCRDs names files of config/crd/bases not to install (an install of an older version,
+	// for upgrade tests; install them later with InstallCRD).
+	WithoutCRDs []string
 }
 
 // StartEnv starts kube-apiserver and etcd from <repo>/bin (built by `make tools`; override with
@@ -66,7 +70,7 @@ func StartEnv(opts EnvOptions) (*Env, error) {
 	}
 	env := &envtest.Environment{
 		BinaryAssetsDirectory: assets,
-		CRDDirectoryPaths:     []string{filepath.Join(root, "config", "crd", "bases")},
+		CRDDirectoryPaths:     crdPaths(root, opts.WithoutCRDs),
 		ErrorIfCRDPathMissing: true,
 		Scheme:                Scheme,
 		WebhookInstallOptions: opts.WebhookInstallOptions,
@@ -99,6 +103,32 @@ func StartEnv(opts EnvOptions) (*Env, error) {
 		return nil, fmt.Errorf("failed to create client: %w", err)
 	}
 	return &Env{Environment: env, Config: cfg, Client: c}, nil
+}
+
+// crdPaths is config/crd/bases, or its files but those in without.
+func crdPaths(root string, without []string) []string {
+	dir := filepath.Join(root, "config", "crd", "bases")
+	if len(without) == 0 {
+		return []string{dir}
+	}
+	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+	out := files[:0]
+	for _, f := range files {
+		if !slices.Contains(without, filepath.Base(f)) {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// InstallCRD installs the CRD of config/crd/bases/<file> and waits until it is served.
+func (e *Env) InstallCRD(file string) error {
+	root, err := repoRoot()
+	if err != nil {
+		return err
+	}
+	_, err = envtest.InstallCRDs(e.Config, envtest.CRDInstallOptions{Paths: []string{filepath.Join(root, "config", "crd", "bases", file)}, ErrorIfPathMissing: true, Scheme: Scheme})
+	return err
 }
 
 // Stop stops kube-apiserver and etcd.
