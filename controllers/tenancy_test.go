@@ -3,12 +3,14 @@ package controllers_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	api "github.com/dexidp/dex/api/v2"
 	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -276,4 +278,30 @@ func TestConnectorNamespacesDefaultSame(t *testing.T) {
 	p.Spec.Dex.ConnectorNamespaces = &dexv1.AllowedNamespaces{From: dexv1.NamespacesFromAll}
 	g.Expect(k8s.Patch(ctx, p, client.MergeFrom(orig))).To(Succeed())
 	g.Eventually(dexConnector(dapi, id), waitTimeout).ShouldNot(BeNil())
+}
+
+// Attack 4 (the provider side): a newer provider in a namespace that sorts earlier does not take
+// over a registry host another provider serves; it reports HostnameConflict until the holder goes.
+func TestHostnamesFirstComeFirstServed(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	host := fmt.Sprintf("registry-%d.example.com", time.Now().UnixNano())
+	holderNS := newNamespace(t)
+	holder := createOIDCProvider(t, holderNS, dexv1.OIDCProviderSpec{IssuerURL: plainDex.IssuerURL(), ClientID: harness.HarnessClientID, Hostnames: []string{host}})
+	g.Eventually(providerCondition(holder, dexv1.ConditionReady), waitTimeout).Should(readyTrue())
+	// Creation timestamps have whole seconds, and a tie goes by namespace/name: let the newcomer
+	// be created in a later second than the holder.
+	time.Sleep(time.Until(getProvider(t, holder).CreationTimestamp.Add(time.Second)))
+
+	early := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("aaa-%d", time.Now().UnixNano())}}
+	g.Expect(k8s.Create(ctx, early)).To(Succeed())
+	newcomer := createOIDCProvider(t, early.Name, dexv1.OIDCProviderSpec{IssuerURL: plainDex.IssuerURL(), ClientID: harness.HarnessClientID, Hostnames: []string{strings.ToUpper(host)}})
+	g.Eventually(providerCondition(newcomer, dexv1.ConditionReady), waitTimeout).Should(And(
+		reason(dexv1.ReasonHostnameConflict),
+		HaveField("Message", ContainSubstring(holder.String())),
+	))
+	g.Consistently(providerCondition(holder, dexv1.ConditionReady), time.Second, 200*time.Millisecond).Should(readyTrue())
+
+	g.Expect(k8s.Delete(ctx, &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: holder.Namespace, Name: holder.Name}})).To(Succeed())
+	g.Eventually(providerCondition(newcomer, dexv1.ConditionReady), waitTimeout).Should(readyTrue())
 }

@@ -136,7 +136,7 @@ func rejected(t *testing.T, obj, fixed client.Object, parts ...string) {
 func provider(ns, name string, mut func(*dexv1.OIDCProviderSpec)) *dexv1.OIDCProvider {
 	p := &dexv1.OIDCProvider{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
-		Spec:       dexv1.OIDCProviderSpec{IssuerURL: "https://dex.example.com/dex", ClientID: "registry", Dex: &dexv1.DexAdminSpec{GRPCAddress: "dex.dex.svc:5557", Insecure: true}},
+		Spec:       dexv1.OIDCProviderSpec{IssuerURL: "https://dex.example.com/dex", ClientID: "registry", Dex: &dexv1.DexAdminSpec{GRPCAddress: "dex.dex.svc:5557", TLS: &dexv1.DexTLSSpec{SecretRef: dexv1.LocalObjectReference{Name: "dex-grpc"}}}},
 	}
 	if mut != nil {
 		mut(&p.Spec)
@@ -177,6 +177,33 @@ func TestOIDCProviderRules(t *testing.T) {
 			provider(ns, "authz", func(s *dexv1.OIDCProviderSpec) { s.AuthzURL = "dex.example.com/auth" }),
 			provider(ns, "authz", func(s *dexv1.OIDCProviderSpec) { s.AuthzURL = "https://dex.example.com/dex/auth" }),
 			"spec.authzUrl")
+	})
+	t.Run("plaintext gRPC off loopback", func(t *testing.T) {
+		rejected(t,
+			provider(ns, "insecure", func(s *dexv1.OIDCProviderSpec) { s.Dex.TLS, s.Dex.Insecure = nil, true }),
+			provider(ns, "insecure", func(s *dexv1.OIDCProviderSpec) { s.Dex.TLS, s.Dex.Insecure, s.Dex.GRPCAddress = nil, true, "127.0.0.1:5557" }),
+			"spec.dex.insecure", "loopback", "spec.dex.tls.secretRef")
+	})
+	t.Run("a registry host another provider serves", func(t *testing.T) {
+		g := NewWithT(t)
+		other := namespace(t, nil)
+		holder := provider(other, "holder", func(s *dexv1.OIDCProviderSpec) { s.Hostnames = []string{"Registry.Example.com"} })
+		g.Expect(k8s.Create(context.Background(), holder)).To(Succeed())
+		// Creation timestamps have whole seconds, and a tie goes by namespace/name: let the
+		// newcomer be created in a later second than the holder.
+		time.Sleep(time.Until(holder.CreationTimestamp.Add(time.Second)))
+		// An earlier-sorting namespace does not make a newcomer the holder.
+		rejected(t,
+			provider(ns, "aaa-newcomer", func(s *dexv1.OIDCProviderSpec) { s.Hostnames = []string{"other.example.com", "registry.example.com"} }),
+			provider(ns, "aaa-newcomer", func(s *dexv1.OIDCProviderSpec) { s.Hostnames = []string{"other.example.com"} }),
+			"spec.hostnames[1]", "already served by OIDCProvider "+other+"/holder")
+		// Nor can it add the host later.
+		p := &dexv1.OIDCProvider{}
+		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "aaa-newcomer"}, p)).To(Succeed())
+		p.Spec.Hostnames = append(p.Spec.Hostnames, "registry.example.com")
+		err := k8s.Update(context.Background(), p)
+		g.Expect(err).To(HaveOccurred())
+		g.Expect(err.Error()).To(ContainSubstring("already served by"))
 	})
 	t.Run("caBundle with a broken certificate", func(t *testing.T) {
 		rejected(t,
@@ -342,6 +369,16 @@ func TestDexConnectorRules(t *testing.T) {
 	})
 	t.Run("connector id already owned", func(t *testing.T) {
 		rejected(t, conn("gh2", "github", "github", `{"clientID":"b"}`, secret), nil, "spec.connectorId: Duplicate value", ns+"/gh")
+	})
+	t.Run("namespace admitted for clients only", func(t *testing.T) {
+		g := NewWithT(t)
+		platform := namespace(t, nil)
+		g.Expect(k8s.Create(ctx, provider(platform, "shared", func(s *dexv1.OIDCProviderSpec) {
+			s.Dex.AllowedNamespaces = &dexv1.AllowedNamespaces{From: dexv1.NamespacesFromAll}
+		}))).To(Succeed())
+		c := conn("mock", "mock-"+ns, "mockCallback", "")
+		c.Spec.ProviderRef = dexv1.ObjectRef{Name: "shared", Namespace: platform}
+		rejected(t, c, nil, "spec.providerRef: Forbidden", "spec.dex.connectorNamespaces")
 	})
 }
 

@@ -73,7 +73,7 @@ func ResolveProvider(ctx context.Context, c client.Reader, ns string, ref dexv1.
 	}
 	if !allowed {
 		_, field, what := use.policy(p.Spec.Dex)
-		return nil, &Blocked{dexv1.ReasonNamespaceNotAllowed, fmt.Sprintf("namespace %s may not attach %s to OIDCProvider %s (%s of the provider); ask its owner to allow this namespace", ns, what, key, field)}
+		return nil, &Blocked{dexv1.ReasonNamespaceNotAllowed, fmt.Sprintf("namespace %s may not use OIDCProvider %s for %s (%s of the provider); ask its owner to allow this namespace", ns, key, what, field)}
 	}
 	return p, nil
 }
