@@ -181,7 +181,9 @@ func TestOIDCProviderRules(t *testing.T) {
 	t.Run("plaintext gRPC off loopback", func(t *testing.T) {
 		rejected(t,
 			provider(ns, "insecure", func(s *dexv1.OIDCProviderSpec) { s.Dex.TLS, s.Dex.Insecure = nil, true }),
-			provider(ns, "insecure", func(s *dexv1.OIDCProviderSpec) { s.Dex.TLS, s.Dex.Insecure, s.Dex.GRPCAddress = nil, true, "127.0.0.1:5557" }),
+			provider(ns, "insecure", func(s *dexv1.OIDCProviderSpec) {
+				s.Dex.TLS, s.Dex.Insecure, s.Dex.GRPCAddress = nil, true, "127.0.0.1:5557"
+			}),
 			"spec.dex.insecure", "loopback", "spec.dex.tls.secretRef")
 	})
 	t.Run("a registry host another provider serves", func(t *testing.T) {
