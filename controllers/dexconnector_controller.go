@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"reflect"
 	"strings"
+	"sync"
 	"time"
 
 	api "github.com/dexidp/dex/api/v2"
@@ -70,6 +71,9 @@ type DexConnectorReconciler struct {
 	ResyncPeriod time.Duration
 	// MaxRetryDelay caps the backoff of failed reconciles (default 30s).
 	MaxRetryDelay time.Duration
+
+	// probeReady holds the Dex addresses whose probe client is registered.
+	probeReady sync.Map
 }
 
 // +kubebuilder:rbac:groups=dexterity.dev,resources=dexconnectors,verbs=get;list;watch;update;patch
@@ -283,16 +287,19 @@ func sameJSON(a, b []byte) bool {
 func (r *DexConnectorReconciler) reconcileHealth(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider) {
 	dc, err := dexClientFor(ctx, r.Client, r.Pool, p)
 	if err == nil {
-		err = dc.CreateClient(ctx, &api.Client{Id: ProbeClientID, Name: "Dexterity connector probe", Public: true, RedirectUris: []string{ProbeRedirectURI}})
-		if dex.IsAlreadyExists(err) {
-			err = nil
-		}
+		err = r.ensureProbeClient(ctx, dc, p, false)
 	}
 	if err != nil {
 		setCondition(c, dexv1.ConditionConnectorHealthy, metav1.ConditionUnknown, dexv1.ReasonDexUnavailable, fmt.Sprintf("cannot prepare the health probe: %v", err))
 		return
 	}
 	code, err := probeConnector(ctx, p, c.Spec.ConnectorID)
+	if err == nil && code == http.StatusBadRequest {
+		// Maybe the probe client is gone (Dex restarted on memory storage): make sure, and ask again.
+		if err = r.ensureProbeClient(ctx, dc, p, true); err == nil {
+			code, err = probeConnector(ctx, p, c.Spec.ConnectorID)
+		}
+	}
 	switch {
 	case err != nil:
 		setCondition(c, dexv1.ConditionConnectorHealthy, metav1.ConditionUnknown, dexv1.ReasonDexUnavailable, fmt.Sprintf("health probe failed: %v", err))
@@ -303,6 +310,22 @@ func (r *DexConnectorReconciler) reconcileHealth(ctx context.Context, c *dexv1.D
 	default:
 		setCondition(c, dexv1.ConditionConnectorHealthy, metav1.ConditionUnknown, dexv1.ReasonProgressing, fmt.Sprintf("health probe answered HTTP %d", code))
 	}
+}
+
+// ensureProbeClient registers the probe client in p's Dex once per Dex address (again when force
+// is set), so that a steady-state resync writes nothing to Dex.
+func (r *DexConnectorReconciler) ensureProbeClient(ctx context.Context, dc dex.Client, p *dexv1.OIDCProvider, force bool) error {
+	key := dexAddress(p)
+	if _, done := r.probeReady.Load(key); done && !force {
+		return nil
+	}
+	err := dc.CreateClient(ctx, &api.Client{Id: ProbeClientID, Name: "Dexterity connector probe", Public: true, RedirectUris: []string{ProbeRedirectURI}})
+	if err != nil && !dex.IsAlreadyExists(err) {
+		r.probeReady.Delete(key)
+		return err
+	}
+	r.probeReady.Store(key, true)
+	return nil
 }
 
 func probeConnector(ctx context.Context, p *dexv1.OIDCProvider, id string) (int, error) {

@@ -421,10 +421,21 @@ func TestSteadyStateResyncMakesNoWrites(t *testing.T) {
 		}
 		g.Expect(k8s.Create(ctx, c)).To(Succeed())
 	}
+	// Connectors too: their health probe must not write to Dex on every resync.
+	const nConn = 5
+	for i := range nConn {
+		g.Expect(k8s.Create(ctx, newConnector(ns, fmt.Sprintf("m%d", i), fmt.Sprintf("mock-%s-%d", ns, i), "mockCallback", ""))).To(Succeed())
+	}
 	g.Eventually(func(g Gomega) {
 		var list dexv1.DexStaticClientList
 		g.Expect(k8s.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 		for _, c := range list.Items {
+			g.Expect(meta.IsStatusConditionTrue(c.Status.Conditions, dexv1.ConditionReady)).To(BeTrue(), c.Name)
+		}
+		var conns dexv1.DexConnectorList
+		g.Expect(k8s.List(ctx, &conns, client.InNamespace(ns))).To(Succeed())
+		g.Expect(conns.Items).To(HaveLen(nConn))
+		for _, c := range conns.Items {
 			g.Expect(meta.IsStatusConditionTrue(c.Status.Conditions, dexv1.ConditionReady)).To(BeTrue(), c.Name)
 		}
 	}, 2*time.Minute).Should(Succeed())
@@ -436,12 +447,13 @@ func TestSteadyStateResyncMakesNoWrites(t *testing.T) {
 		}
 		return sum
 	}
-	w0, r0 := writes(), dex.CallCount(provider, "GetClient")
+	w0, r0, l0 := writes(), dex.CallCount(provider, "GetClient"), dex.CallCount(provider, "ListConnectors")
 	start := time.Now()
 	// Wait until every object has been resynced at least twice.
 	g.Eventually(func() float64 { return dex.CallCount(provider, "GetClient") - r0 }, 4*resyncPeriod+30*time.Second, 200*time.Millisecond).Should(BeNumerically(">=", 2*n))
 	elapsed := time.Since(start)
-	g.Expect(writes()-w0).To(BeZero(), "no Dex write while nothing changed")
+	g.Expect(writes()-w0).To(BeZero(), "no Dex write while nothing changed (clients and connectors)")
+	g.Expect(dex.CallCount(provider, "ListConnectors")-l0).To(BeNumerically(">=", nConn), "the connectors were resynced too")
 	reads := dex.CallCount(provider, "GetClient") - r0
 	maxResyncs := float64(elapsed)/float64(resyncPeriod*9/10) + 1
 	g.Expect(reads).To(BeNumerically("<=", n*maxResyncs), "at most one read per object per resync")
