@@ -363,6 +363,7 @@ func (r *DexConnectorReconciler) patchStatus(ctx context.Context, c *dexv1.DexCo
 		}
 		summarizeReady(c, dexv1.ConditionRegistered, dexv1.ConditionConnectorHealthy)
 	}
+	setKstatus(c)
 	// Conditions always describe the current generation, failures included (DexUnavailable).
 	c.Status.ObservedGeneration = c.Generation
 	recordReadyTransition(r.Recorder, c, before.Status.Conditions)

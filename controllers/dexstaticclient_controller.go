@@ -297,6 +297,7 @@ func (r *DexStaticClientReconciler) patchStatus(ctx context.Context, c *dexv1.De
 	if c.DeletionTimestamp.IsZero() {
 		summarizeReady(c, dexv1.ConditionSecretReady, dexv1.ConditionRegistered)
 	}
+	setKstatus(c)
 	// Conditions always describe the current generation, failures included (DexUnavailable).
 	c.Status.ObservedGeneration = c.Generation
 	recordReadyTransition(r.Recorder, c, before.Status.Conditions)

@@ -98,6 +98,7 @@ func (r *OIDCProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			setCondition(p, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonHostnameConflict, hostConflict)
 			p.Status.Phase, p.Status.Message = dexv1.PhaseFailed, hostConflict
 		}
+		setKstatus(p)
 		// Conditions always describe the current generation, failures included.
 		p.Status.ObservedGeneration = p.Generation
 		recordReadyTransition(r.Recorder, p, before.Status.Conditions)
@@ -237,6 +238,7 @@ func (r *OIDCProviderReconciler) finalize(ctx context.Context, p *dexv1.OIDCProv
 		setCondition(p, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonDeleting, msg)
 		p.Status.Phase, p.Status.Message = dexv1.PhasePending, msg
 		p.Status.ObservedGeneration = p.Generation
+		setKstatus(p)
 		if was := meta.FindStatusCondition(before.Status.Conditions, dexv1.ConditionReady); was == nil || was.Reason != dexv1.ReasonDeleting {
 			r.Recorder.Event(p, corev1.EventTypeNormal, dexv1.ReasonDeleting, msg)
 		}

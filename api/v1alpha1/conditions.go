@@ -4,6 +4,12 @@ package v1alpha1
 const (
 	// ConditionReady is true when the object is fully reconciled and usable.
 	ConditionReady = "Ready"
+	// ConditionReconciling is true while the operator works on the object or retries (a Dex
+	// outage, a provider not there yet); kstatus reads it as InProgress.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is true when the operator cannot go on without the user (a conflict, a
+	// missing Secret, an invalid spec); kstatus reads it as Failed.
+	ConditionStalled = "Stalled"
 
 	// ConditionDexReachable is true when the operator can call the provider's Dex gRPC API.
 	ConditionDexReachable = "DexReachable"
