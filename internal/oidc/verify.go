@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
@@ -332,4 +334,127 @@ func UnverifiedIssuer(raw string) (string, bool) {
 	}
 	iss, _ := claims.Iss.(string)
 	return iss, true
+}
+
+// Unverified is what a JWT says about itself before any verification: only for routing a token
+// (to a verifier, or to Kubernetes) and for bounding how long an answer about it is cached, never
+// for trusting it.
+type Unverified struct {
+	// Issuer is the "iss" claim ("" when absent or not a string).
+	Issuer string
+	// Expiry is the "exp" claim (zero when absent or not a positive number).
+	Expiry time.Time
+}
+
+// maxUnverifiedExp bounds exp (seconds) so that huge values cannot overflow time arithmetic.
+const maxUnverifiedExp = 1 << 40
+
+// ParseUnverified decodes the header and the claims of a compact JWS without verifying it. ok
+// is false unless raw has three dot-separated base64url parts whose header is a JSON object
+// naming an algorithm and whose payload is a JSON object.
+func ParseUnverified(raw string) (Unverified, bool) {
+	header, payload, ok := splitJWT(raw)
+	if !ok {
+		return Unverified{}, false
+	}
+	var hdr struct {
+		Alg any `json:"alg"`
+	}
+	if !isJSONObject(header) || json.Unmarshal(header, &hdr) != nil {
+		return Unverified{}, false
+	}
+	if alg, _ := hdr.Alg.(string); alg == "" {
+		return Unverified{}, false
+	}
+	var claims struct {
+		Iss any `json:"iss"`
+		Exp any `json:"exp"`
+	}
+	if !isJSONObject(payload) {
+		return Unverified{}, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(payload))
+	dec.UseNumber()
+	if err := dec.Decode(&claims); err != nil || dec.More() {
+		return Unverified{}, false
+	}
+	var u Unverified
+	u.Issuer, _ = claims.Iss.(string)
+	if n, isNumber := claims.Exp.(json.Number); isNumber {
+		if f, err := n.Float64(); err == nil && f > 0 && f < maxUnverifiedExp {
+			u.Expiry = time.Unix(int64(f), 0)
+		}
+	}
+	return u, true
+}
+
+// isJSONObject reports whether b starts (after white space) with '{'.
+func isJSONObject(b []byte) bool {
+	b = bytes.TrimLeft(b, " \t\r\n")
+	return len(b) > 0 && b[0] == '{'
+}
+
+// DexSubject decodes a "sub" claim of Dex: the base64url (unpadded) protobuf of
+// IDTokenSubject{user_id = 1, conn_id = 2}. ok is false when sub is not such an encoding. Dex
+// issues a subject without a connector (connID == "") only to the client_credentials grant, where
+// userID is the client id (server/grants/clientcredentials.go); a user's subject always names the
+// connector the user logged in through.
+func DexSubject(sub string) (userID, connID string, ok bool) {
+	if sub == "" {
+		return "", "", false
+	}
+	b, err := base64.RawURLEncoding.Strict().DecodeString(sub)
+	if err != nil {
+		return "", "", false
+	}
+	var seen [3]bool
+	for len(b) > 0 {
+		tag, n := binary.Uvarint(b)
+		if n <= 0 {
+			return "", "", false
+		}
+		b = b[n:]
+		field, wireType := tag>>3, tag&7
+		switch wireType {
+		case 0: // varint
+			if _, n = binary.Uvarint(b); n <= 0 {
+				return "", "", false
+			}
+			b = b[n:]
+		case 1: // fixed64
+			if len(b) < 8 {
+				return "", "", false
+			}
+			b = b[8:]
+		case 5: // fixed32
+			if len(b) < 4 {
+				return "", "", false
+			}
+			b = b[4:]
+		case 2: // length-delimited
+			l, n := binary.Uvarint(b)
+			if n <= 0 || l > uint64(len(b)-n) {
+				return "", "", false
+			}
+			v := b[n : n+int(l)]
+			b = b[n+int(l):]
+			if field == 1 || field == 2 {
+				if seen[field] || !utf8.Valid(v) {
+					return "", "", false
+				}
+				seen[field] = true
+				if field == 1 {
+					userID = string(v)
+				} else {
+					connID = string(v)
+				}
+			}
+		default:
+			return "", "", false
+		}
+		if field == 0 || ((field == 1 || field == 2) && wireType != 2) {
+			return "", "", false
+		}
+	}
+	return userID, connID, true
 }

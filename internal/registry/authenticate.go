@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"hash/maphash"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
@@ -33,6 +35,12 @@ type principal struct {
 	groups   []string // what GroupBindings see
 	noGroups bool     // an OIDC user token without the groups claim
 	user     *authnv1.UserInfo
+	// clientID is the client of a client identity (path client); clientCredentials is true when
+	// its token came from Dex's client_credentials grant, else the client was found to be a
+	// registered confidential client when the Store's clients were at version checked.
+	clientID          string
+	clientCredentials bool
+	checked           atomic.Int64
 	// decisions memoises GroupBinding decisions of this (cached) principal per namespace
 	// content snapshot and resource, so a repeated token skips expression evaluation too. A
 	// new snapshot (any binding, module or provider changed) is a new key.
@@ -81,8 +89,9 @@ type creator interface {
 	Create(ctx context.Context, obj client.Object, opts ...client.CreateOption) error
 }
 
-// verifiedKey identifies a verified token: the provider, the provider's generation (a changed
-// spec invalidates earlier verifications) and a 128-bit keyed hash of the token.
+// verifiedKey identifies a verified token: the provider object (its UID: a provider deleted and
+// recreated under the same name is another object), the provider's generation (a changed spec
+// invalidates earlier verifications) and a 128-bit keyed hash of the token.
 //
 // The hash is two hash/maphash sums under secret seeds drawn at process start (of the whole
 // token and of its signature), not SHA-256:
@@ -91,9 +100,9 @@ type creator interface {
 // token's key, so a colliding token cannot be crafted; a chance collision has probability
 // 2^-128. The raw token is never stored.
 type verifiedKey struct {
-	tenant  string
-	version int64
-	hash    [2]uint64
+	uid        types.UID
+	generation int64
+	hash       [2]uint64
 }
 
 var tokenSeeds = [2]maphash.Seed{maphash.MakeSeed(), maphash.MakeSeed()}
@@ -182,21 +191,90 @@ func (c *tokenCache) len() int {
 	return len(c.entries)
 }
 
+// remove drops one verification (its client stopped counting as authenticated).
+func (c *tokenCache) remove(k verifiedKey) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, k)
+}
+
+// forget drops every verification made for one generation of one provider object: the provider
+// was deleted, recreated under its name, or its spec changed. (Keys carry the UID and the
+// generation, so such entries would never be used again; this frees them at once.)
+func (c *tokenCache) forget(uid types.UID, generation int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k := range c.entries {
+		if k.uid == uid && k.generation == generation {
+			delete(c.entries, k)
+		}
+	}
+}
+
+// clientDirectory says which Dex clients authenticated to obtain their tokens (the Store).
+type clientDirectory interface {
+	// confidentialClient reports whether clientID is a registered confidential client of the
+	// Dex at dexAddress (lower-cased spec.dex.grpcAddress).
+	confidentialClient(clientID, dexAddress string) bool
+	// clientsChanged returns a number that changes whenever confidentialClient may answer
+	// differently.
+	clientsChanged() int64
+}
+
 // authenticator turns a bearer token into a principal following DESIGN §4's token table.
 type authenticator struct {
-	keys   *oidc.Cache
-	kube   creator
-	tokens *tokenCache
+	keys    *oidc.Cache
+	kube    creator
+	tokens  *tokenCache
+	clients clientDirectory
+	reviews *kubeCache
 }
+
+// maxTokenBytes bounds the bearer tokens the registry looks at; real ones are a few KiB.
+const maxTokenBytes = 64 << 10
 
 // bearerToken returns the token of an "Authorization: Bearer" header, or "".
 func bearerToken(r *http.Request) string {
-	h := r.Header.Get("Authorization")
+	return bearerTokenOf(r.Header.Get("Authorization"))
+}
+
+// bearerTokenOf returns the token of an Authorization header value, or "".
+func bearerTokenOf(h string) string {
 	if len(h) < 7 || !strings.EqualFold(h[:7], "bearer ") {
 		return ""
 	}
 	return strings.TrimSpace(h[7:])
 }
+
+// wellFormed reports whether token is a token68 (RFC 6750's b64token: letters, digits,
+// "-._~+/", then "=" padding) of at most maxTokenBytes. Anything else is garbage, answered 401
+// without asking anybody.
+func wellFormed(token string) bool {
+	if token == "" || len(token) > maxTokenBytes {
+		return false
+	}
+	end := len(token)
+	for end > 1 && token[end-1] == '=' {
+		end--
+	}
+	for i := 0; i < end; i++ {
+		if !token68[token[i]] {
+			return false
+		}
+	}
+	return true
+}
+
+// token68 are the characters of a token68 before its "=" padding.
+var token68 = func() (t [256]bool) {
+	for _, c := range []byte("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~+/") {
+		t[c] = true
+	}
+	return t
+}()
+
+var errGarbage = &authError{status: http.StatusUnauthorized, path: pathNone, reason: string(oidc.ReasonNotJWT),
+	message: "the bearer token is not a JWT of this registry's issuer"}
 
 func (a *authenticator) authenticate(ctx context.Context, t *tenant, token string) (*principal, *authError) {
 	if token == "" {
@@ -205,23 +283,33 @@ func (a *authenticator) authenticate(ctx context.Context, t *tenant, token strin
 	}
 	spec := &t.provider.Spec
 	if t.provider.OIDCEnabled() {
-		// A token verified before under this provider's current spec needs no parsing at all.
-		k := verifiedKey{tenant: t.key, version: t.version, hash: tokenHash(token)}
+		// A token verified before under this provider object's current spec needs no parsing.
+		k := verifiedKey{uid: t.uid, generation: t.generation, hash: tokenHash(token)}
 		if p, ok := a.tokens.get(k); ok {
+			if aerr := a.recheckClient(t, k, p); aerr != nil {
+				return nil, aerr
+			}
 			tokenCacheHits.Inc()
 			return p, nil
 		}
 		// Verify parses the token once and says whether it claims this issuer (wrong_issuer and
 		// not_jwt are checked before the signature); only error paths parse it a second time.
+		// A key-cache provider still configured for an older spec (the key cache follows the
+		// OIDCProvider through its own informer handler) is not used.
 		prov, ok := a.keys.Get(t.key)
+		if ok && !keyCacheCurrent(t, prov) {
+			prov, ok = nil, false
+		}
 		var id *oidc.Identity
 		var err error
 		if ok {
 			id, err = prov.Verify(ctx, token)
 		}
 		iss, isJWT := spec.IssuerURL, true
+		var claimed oidc.Unverified
 		if !ok || err != nil {
-			iss, isJWT = oidc.UnverifiedIssuer(token)
+			claimed, isJWT = oidc.ParseUnverified(token)
+			iss = claimed.Issuer
 		}
 		if isJWT && iss == spec.IssuerURL {
 			// A token claiming this issuer is decided here and never falls back to Kubernetes.
@@ -231,18 +319,23 @@ func (a *authenticator) authenticate(ctx context.Context, t *tenant, token strin
 			}
 			return a.finishOIDC(ctx, t, k, prov, token, id, err)
 		}
-		if spec.AllowServiceAccountFallback {
-			return a.kubernetes(ctx, token)
+		if !isJWT || !wellFormed(token) {
+			// Garbage never reaches Kubernetes (a ServiceAccount token is a JWT).
+			return nil, errGarbage
 		}
-		if !isJWT {
-			return nil, &authError{status: http.StatusUnauthorized, path: pathNone, reason: string(oidc.ReasonNotJWT),
-				message: "the bearer token is not a JWT of this registry's issuer"}
+		if spec.AllowServiceAccountFallback {
+			return a.kubernetes(ctx, token, claimed.Expiry)
 		}
 		return nil, &authError{status: http.StatusUnauthorized, path: pathOIDC, reason: string(oidc.ReasonWrongIssuer),
 			message: "the token was not issued by this registry's issuer"}
 	}
 	if spec.UseBearerToken {
-		return a.kubernetes(ctx, token)
+		if !wellFormed(token) {
+			return nil, &authError{status: http.StatusUnauthorized, path: pathNone, reason: "malformed_token",
+				message: "the bearer token is malformed"}
+		}
+		claimed, _ := oidc.ParseUnverified(token)
+		return a.kubernetes(ctx, token, claimed.Expiry)
 	}
 	return nil, &authError{status: http.StatusUnauthorized, path: pathNone, reason: "no_authentication",
 		message: "this registry accepts no tokens: its OIDCProvider has enabled=false and useBearerToken=false"}
@@ -250,6 +343,72 @@ func (a *authenticator) authenticate(ctx context.Context, t *tenant, token strin
 
 var errKeysNotLoaded = &authError{status: http.StatusServiceUnavailable, path: pathOIDC, reason: "keys_not_loaded",
 	message: "the registry has not loaded its issuer's signing keys yet; retry shortly"}
+
+// keyCacheCurrent reports whether prov, the key cache's provider for t, verifies as t's spec
+// says: the same issuer, audiences and claim mapping. The key cache follows OIDCProviders
+// through its own informer handler, so for a moment after a change (or a delete and a
+// re-create) it may still hold the provider of the older spec, whose audiences must not decide.
+func keyCacheCurrent(t *tenant, prov *oidc.Provider) bool {
+	if t.current.Load() == prov {
+		return true
+	}
+	if !configMatches(prov.Config(), &t.provider.Spec) {
+		return false
+	}
+	t.current.Store(prov)
+	return true
+}
+
+func configMatches(cfg oidc.Config, spec *dexv1.OIDCProviderSpec) bool {
+	aud := spec.Audiences
+	if len(aud) == 0 {
+		aud = []string{spec.ClientID}
+	}
+	if cfg.IssuerURL != spec.IssuerURL || !slices.Equal(cfg.Audiences, aud) ||
+		orDefault(cfg.UsernameClaim, "sub") != orDefault(spec.UsernameClaim, "sub") ||
+		orDefault(cfg.GroupsClaim, "groups") != orDefault(spec.GroupsClaim, "groups") ||
+		cfg.UsernamePrefix != spec.UsernamePrefix || cfg.GroupsPrefix != spec.GroupsPrefix ||
+		len(cfg.RequiredClaims) != len(spec.RequiredClaims) {
+		return false
+	}
+	for i, rc := range spec.RequiredClaims {
+		if cfg.RequiredClaims[i].Name != rc.Name || cfg.RequiredClaims[i].Value != rc.Value {
+			return false
+		}
+	}
+	return true
+}
+
+func orDefault(v, def string) string {
+	if v == "" {
+		return def
+	}
+	return v
+}
+
+// recheckClient checks a cached client identity again when the DexStaticClients changed since
+// it was last checked: a client that is no longer a registered confidential client (made public,
+// deleted) stops being accepted at once.
+func (a *authenticator) recheckClient(t *tenant, k verifiedKey, p *principal) *authError {
+	if p.path != pathClient || p.clientCredentials {
+		return nil
+	}
+	v := a.clients.clientsChanged()
+	if p.checked.Load() == v {
+		return nil
+	}
+	if !a.clients.confidentialClient(p.clientID, t.dexAddress) {
+		a.tokens.remove(k)
+		return unauthenticatedClient(p.clientID)
+	}
+	p.checked.Store(v)
+	return nil
+}
+
+func unauthenticatedClient(clientID string) *authError {
+	return &authError{status: http.StatusUnauthorized, path: pathClient, reason: "unauthenticated_client",
+		message: fmt.Sprintf("invalid token: it was issued to client %q, which did not authenticate (a public client, or a client that is not a registered confidential DexStaticClient of this Dex); use a token of a confidential client", clientID)}
+}
 
 // finishOIDC completes the verification of a token that claims the provider's issuer (id, err
 // are the result of prov.Verify) and caches the principal under k.
@@ -277,13 +436,32 @@ func (a *authenticator) finishOIDC(ctx context.Context, t *tenant, k verifiedKey
 			return nil, &authError{status: http.StatusUnauthorized, path: path, reason: "unknown_client",
 				message: "invalid token: it names no authorized party (azp) and several audiences"}
 		}
+		// Only a client that authenticated becomes client:<id>: a client-credentials token
+		// (Dex issues those to confidential clients only), or a token issued to a registered
+		// confidential client. Anyone can obtain a token through a public client.
 		name := "client:" + clientID
-		p = &principal{path: pathClient, name: name, groups: []string{name}}
+		p = &principal{path: pathClient, name: name, groups: []string{name}, clientID: clientID}
+		if isClientCredentials(id.Subject, clientID) {
+			p.clientCredentials = true
+		} else {
+			v := a.clients.clientsChanged() // before the check: a change meanwhile re-checks
+			if !a.clients.confidentialClient(clientID, t.dexAddress) {
+				return nil, unauthenticatedClient(clientID)
+			}
+			p.checked.Store(v)
+		}
 	} else {
 		p = &principal{path: pathOIDC, name: id.Username, groups: id.Groups, noGroups: !id.HasGroupsClaim}
 	}
 	a.tokens.add(k, p, id.Expiry)
 	return p, nil
+}
+
+// isClientCredentials reports whether sub is the subject Dex gives a client_credentials token of
+// clientID: the client id as the user id, and no connector.
+func isClientCredentials(sub, clientID string) bool {
+	userID, connID, ok := oidc.DexSubject(sub)
+	return ok && connID == "" && userID != "" && userID == clientID
 }
 
 func describeReason(r oidc.Reason) string {
@@ -299,43 +477,56 @@ func describeReason(r oidc.Reason) string {
 	}
 }
 
-// kubernetes authenticates token with a TokenReview. Authorization (SubjectAccessReview) is
-// done per resource by authorizeKubernetes.
-func (a *authenticator) kubernetes(ctx context.Context, token string) (*principal, *authError) {
-	tr := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token}}
-	if err := a.kube.Create(ctx, tr); err != nil {
+// kubernetes authenticates token with a TokenReview (answers cached briefly: kubeCache).
+// Authorization (SubjectAccessReview) is done per resource by authorizeKubernetes. exp is the
+// token's unverified exp (zero when unknown): no answer is cached past it.
+func (a *authenticator) kubernetes(ctx context.Context, token string, exp time.Time) (*principal, *authError) {
+	p, err := a.reviews.tokenReview(ctx, token, exp, func(ctx context.Context) (*principal, error) {
+		tr := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token}}
+		if err := a.kube.Create(ctx, tr); err != nil {
+			return nil, fmt.Errorf("failed to create TokenReview: %w", err)
+		}
+		if !tr.Status.Authenticated {
+			return nil, nil
+		}
+		u := tr.Status.User
+		return &principal{path: pathK8s, name: u.Username, groups: u.Groups, user: &u}, nil
+	})
+	if err != nil {
 		return nil, &authError{status: http.StatusServiceUnavailable, path: pathK8s, reason: "tokenreview_failed",
 			message: "the registry could not check the token with Kubernetes; retry shortly"}
 	}
-	if !tr.Status.Authenticated {
+	if p == nil {
 		return nil, &authError{status: http.StatusUnauthorized, path: pathK8s, reason: "not_authenticated",
 			message: "Kubernetes did not authenticate the token"}
 	}
-	u := tr.Status.User
-	return &principal{path: pathK8s, name: u.Username, groups: u.Groups, user: &u}, nil
+	return p, nil
 }
 
 // authorizeKubernetes asks Kubernetes whether the principal may get the Module or Provider
-// (objectName; "" when no object serves the address) in the tenant's namespace.
+// (objectName; "" when no object serves the address) in the tenant's namespace (answers cached
+// briefly: kubeCache).
 func (a *authenticator) authorizeKubernetes(ctx context.Context, p *principal, ns string, kind resourceKind, objectName string) (bool, string, error) {
 	resource := "modules"
 	if kind == kindProvider {
 		resource = "providers"
 	}
-	extra := map[string]authzv1.ExtraValue{}
-	for k, v := range p.user.Extra {
-		extra[k] = authzv1.ExtraValue(v)
-	}
-	sar := &authzv1.SubjectAccessReview{
-		Spec: authzv1.SubjectAccessReviewSpec{
-			User: p.user.Username, UID: p.user.UID, Groups: p.user.Groups, Extra: extra,
-			ResourceAttributes: &authzv1.ResourceAttributes{
-				Namespace: ns, Verb: "get", Group: dexv1.GroupVersion.Group, Resource: resource, Name: objectName,
+	return a.reviews.accessReview(ctx, p.user, ns, resource, objectName, func(ctx context.Context) (bool, string, error) {
+		extra := map[string]authzv1.ExtraValue{}
+		for k, v := range p.user.Extra {
+			extra[k] = authzv1.ExtraValue(v)
+		}
+		sar := &authzv1.SubjectAccessReview{
+			Spec: authzv1.SubjectAccessReviewSpec{
+				User: p.user.Username, UID: p.user.UID, Groups: p.user.Groups, Extra: extra,
+				ResourceAttributes: &authzv1.ResourceAttributes{
+					Namespace: ns, Verb: "get", Group: dexv1.GroupVersion.Group, Resource: resource, Name: objectName,
+				},
 			},
-		},
-	}
-	if err := a.kube.Create(ctx, sar); err != nil {
-		return false, "", fmt.Errorf("failed to create SubjectAccessReview: %w", err)
-	}
-	return sar.Status.Allowed, sar.Status.Reason, nil
+		}
+		if err := a.kube.Create(ctx, sar); err != nil {
+			return false, "", fmt.Errorf("failed to create SubjectAccessReview: %w", err)
+		}
+		return sar.Status.Allowed, sar.Status.Reason, nil
+	})
 }

@@ -15,7 +15,7 @@ func TestTokenCache(t *testing.T) {
 		c.now = func() time.Time { return now }
 		return c
 	}
-	key := func(tok string) verifiedKey { return verifiedKey{tenant: "ns/dex", version: 1, hash: tokenHash(tok)} }
+	key := func(tok string) verifiedKey { return verifiedKey{uid: "uid-1", generation: 1, hash: tokenHash(tok)} }
 
 	t.Run("never used past exp", func(t *testing.T) {
 		g := NewWithT(t)
@@ -56,7 +56,7 @@ func TestTokenCache(t *testing.T) {
 		c := newCache(10)
 		c.add(key("c"), &principal{}, now.Add(time.Hour))
 		other := key("c")
-		other.version = 2
+		other.generation = 2
 		_, ok := c.get(other)
 		g.Expect(ok).To(BeFalse(), "a changed provider spec verifies again")
 		_, ok = c.get(key("c2"))

@@ -23,12 +23,20 @@ var (
 		Name: "dexterity_registry_token_cache_total",
 		Help: "Lookups of the verified-token cache by result (hit, miss).",
 	}, []string{"result"})
+	kubeCacheTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "dexterity_registry_kube_cache_total",
+		Help: "Lookups of the cache of Kubernetes answers by review (tokenreview, subjectaccessreview) and result (hit, miss).",
+	}, []string{"review", "result"})
 )
 
 // Pre-bound series of the hot path.
 var (
 	tokenCacheHits   = tokenCacheTotal.WithLabelValues("hit")
 	tokenCacheMisses = tokenCacheTotal.WithLabelValues("miss")
+	kubeTokenHits    = kubeCacheTotal.WithLabelValues("tokenreview", "hit")
+	kubeTokenMisses  = kubeCacheTotal.WithLabelValues("tokenreview", "miss")
+	kubeAccessHits   = kubeCacheTotal.WithLabelValues("subjectaccessreview", "hit")
+	kubeAccessMisses = kubeCacheTotal.WithLabelValues("subjectaccessreview", "miss")
 )
 
 // decisionCounter returns the series of one auth decision; the common ones are pre-bound.
@@ -50,5 +58,5 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(requestsTotal, requestDuration, authDecisionsTotal, tokenCacheTotal)
+	metrics.Registry.MustRegister(requestsTotal, requestDuration, authDecisionsTotal, tokenCacheTotal, kubeCacheTotal)
 }

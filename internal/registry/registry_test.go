@@ -9,12 +9,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/dexidp/dex/api/v2"
 	. "github.com/onsi/gomega"
 	authnv1 "k8s.io/api/authentication/v1"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -76,22 +76,27 @@ func TestDiscovery(t *testing.T) {
 // TestTokenTable proves every row of DESIGN §4's token table with real Dex and Kubernetes tokens.
 func TestTokenTable(t *testing.T) {
 	ctx := context.Background()
-	// A second Dex client, as a CI pipeline would use.
-	ciClient := "ci-pipeline"
-	dc, closer, err := dexMain.Client()
-	NewWithT(t).Expect(err).NotTo(HaveOccurred())
-	defer func() { _ = closer.Close() }()
-	_, err = dc.CreateClient(ctx, &api.CreateClientReq{Client: &api.Client{Id: ciClient, Secret: "ci-secret", Name: "CI"}})
-	NewWithT(t).Expect(err).NotTo(HaveOccurred())
-
 	mods := func(tt *testTenant) {
 		tt.create(t,
 			module("network", "team-a", "network", "aws", "1.0.0", "1.1.0"),
 			binding("members", `"team-a" in groups || "client:ci-pipeline" in groups`, []string{"team-a/*"}, nil),
 		)
 	}
-	oidcTenant := newTenant(t, tenantOptions{clientCreds: true})
+	oidcTenant := newTenant(t, tenantOptions{clientCreds: true, providerConfig: withDex})
 	mods(oidcTenant)
+	// A second Dex client, as a CI pipeline would use: a confidential DexStaticClient of the
+	// provider's Dex (only a client that authenticated becomes client:<id>).
+	ciClient := "ci-pipeline"
+	oidcTenant.create(t,
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "ci"}, StringData: map[string]string{"secret": "ci-secret"}},
+		&dexv1.DexStaticClient{ObjectMeta: metav1.ObjectMeta{Name: "ci"}, Spec: dexv1.DexStaticClientSpec{
+			ProviderRef: dexv1.ObjectRef{Name: "dex"}, ClientID: ciClient, SecretRef: &dexv1.SecretKeyRef{Name: "ci", Key: "secret"}}},
+	)
+	NewWithT(t).Eventually(func() bool {
+		c := &dexv1.DexStaticClient{}
+		return k8s.Get(ctx, clientKey(oidcTenant.ns, "ci"), c) == nil && c.Status.ClientID == ciClient &&
+			meta.IsStatusConditionTrue(c.Status.Conditions, dexv1.ConditionRegistered)
+	}, 30*time.Second, 50*time.Millisecond).Should(BeTrue(), "the CI client was never registered in Dex")
 	strict := newTenant(t, tenantOptions{})
 	mods(strict)
 	fallback := newTenant(t, tenantOptions{fallback: true})
@@ -124,7 +129,7 @@ func TestTokenTable(t *testing.T) {
 		NewWithT(t).Expect(body).To(ContainSubstring("audience"))
 	})
 	t.Run("another client's token needs a client binding", func(t *testing.T) {
-		tt := newTenant(t, tenantOptions{clientCreds: true})
+		tt := newTenant(t, tenantOptions{clientCreds: true, providerConfig: withDex})
 		tt.create(t, module("network", "team-a", "network", "aws", "1.0.0"),
 			binding("members", `"team-a" in groups`, []string{"team-a/*"}, nil))
 		body := tt.eventuallyCode(t, versionsPath, ci, http.StatusForbidden)

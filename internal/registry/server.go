@@ -48,6 +48,9 @@ type Options struct {
 	TokenCacheSize int
 	// TokenCacheMaxAge bounds how long a verification is reused (default 5m; never past exp).
 	TokenCacheMaxAge time.Duration
+	// KubeCacheSize bounds each of the caches of TokenReview and SubjectAccessReview answers
+	// (default 4096 entries).
+	KubeCacheSize int
 }
 
 // Server is the registry HTTP server. It runs on every replica (no leader election).
@@ -72,10 +75,14 @@ func New(ctx context.Context, c cache.Informers, o Options) (*Server, error) {
 	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
 		return nil, errors.New("--registry-tls-cert-file and --registry-tls-key-file must be set together")
 	}
+	store := NewStore(o.DefaultProvider)
+	tokens := newTokenCache(o.TokenCacheSize, o.TokenCacheMaxAge)
+	// Verifications belong to one provider object and spec: dropped when it goes or changes.
+	store.forget = tokens.forget
 	s := &Server{
 		opts:  o,
-		store: NewStore(o.DefaultProvider),
-		auth:  &authenticator{keys: o.Keys, kube: o.Kube, tokens: newTokenCache(o.TokenCacheSize, o.TokenCacheMaxAge)},
+		store: store,
+		auth:  &authenticator{keys: o.Keys, kube: o.Kube, tokens: tokens, clients: store, reviews: newKubeCache(o.KubeCacheSize)},
 	}
 	if err := s.store.Watch(ctx, c); err != nil {
 		return nil, err

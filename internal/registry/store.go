@@ -4,12 +4,15 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
 
 	"github.com/expr-lang/expr/vm"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
@@ -17,6 +20,7 @@ import (
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/authz"
+	"dexterity.dev/dexterity/internal/oidc"
 	"dexterity.dev/dexterity/internal/tenancy"
 )
 
@@ -25,9 +29,15 @@ import (
 type tenant struct {
 	key      string // <namespace>/<name>, the oidc.Cache key
 	provider *dexv1.OIDCProvider
-	// version changes whenever the provider's spec changes; cached verifications made under
-	// another version are not used.
-	version int64
+	// uid and generation identify the provider object and its spec: cached verifications made
+	// for another object of the same name (deleted and recreated) or another spec are not used.
+	uid        types.UID
+	generation int64
+	// dexAddress is the lower-cased spec.dex.grpcAddress ("" without spec.dex): the Dex whose
+	// confidential clients count as authenticated clients.
+	dexAddress string
+	// current caches the key-cache provider found to match this spec (keyCacheCurrent).
+	current atomic.Pointer[oidc.Provider]
 }
 
 // binding is a GroupBinding compiled once per generation.
@@ -48,20 +58,32 @@ type namespaceContent struct {
 	providers map[string]*dexv1.Provider
 }
 
-// Store is the registry's read model: OIDCProviders by host, and per namespace the compiled
-// GroupBindings and the Modules and Providers by address. It is fed by the manager's informers
-// (event handlers), so a request never lists anything: it reads maps under a read lock.
+// Store is the registry's read model: OIDCProviders by host, the DexStaticClients (which clients
+// are confidential), and per namespace the compiled GroupBindings and the Modules and Providers
+// by address. It is fed by the manager's informers (event handlers), so a request never lists
+// anything: it reads maps under a read lock.
 type Store struct {
 	defaultProvider string // <namespace>/<name>, may be empty
 
 	mu        sync.RWMutex
-	providers map[string]*tenant // by key
-	hosts     map[string]string  // lower-cased host (with or without port) -> key
+	providers map[string]*tenant         // serving providers (not being deleted), by key
+	listing   map[string]map[string]bool // normalized host -> keys of the serving providers listing it
+	hosts     map[string]string          // normalized host -> key of its holder (first come, first served)
+	dexOf     map[string]string          // key -> lower-cased spec.dex.grpcAddress, for every provider with spec.dex (being deleted too)
+	clients   map[types.NamespacedName]*dexv1.DexStaticClient
+	clientIDs map[string]map[types.NamespacedName]*dexv1.DexStaticClient // status.clientId -> objects
 	bindings  map[string]map[string]*dexv1.GroupBinding
 	modules   map[string]map[string]*dexv1.Module
 	provs     map[string]map[string]*dexv1.Provider
 	content   map[string]*namespaceContent // derived, rebuilt per namespace on change
 	compiled  map[types.UID]*binding
+
+	// clientsVersion changes with every DexStaticClient or spec.dex change: cached client
+	// identities are checked again against the clients after a change.
+	clientsVersion atomic.Int64
+	// forget is called, under mu, for a provider object whose cached verifications must go
+	// (deleted, recreated under its name, or its spec changed).
+	forget func(uid types.UID, generation int64)
 
 	synced    []toolscache.InformerSynced
 	hasSynced atomic.Bool
@@ -73,18 +95,23 @@ func NewStore(defaultProvider string) *Store {
 	return &Store{
 		defaultProvider: defaultProvider,
 		providers:       map[string]*tenant{},
+		listing:         map[string]map[string]bool{},
 		hosts:           map[string]string{},
+		dexOf:           map[string]string{},
+		clients:         map[types.NamespacedName]*dexv1.DexStaticClient{},
+		clientIDs:       map[string]map[types.NamespacedName]*dexv1.DexStaticClient{},
 		bindings:        map[string]map[string]*dexv1.GroupBinding{},
 		modules:         map[string]map[string]*dexv1.Module{},
 		provs:           map[string]map[string]*dexv1.Provider{},
 		content:         map[string]*namespaceContent{},
 		compiled:        map[types.UID]*binding{},
+		forget:          func(types.UID, int64) {},
 	}
 }
 
 // Watch registers the Store's event handlers on the informers of c (the manager's cache).
 func (s *Store) Watch(ctx context.Context, c cache.Informers) error {
-	kinds := []client.Object{&dexv1.OIDCProvider{}, &dexv1.GroupBinding{}, &dexv1.Module{}, &dexv1.Provider{}}
+	kinds := []client.Object{&dexv1.OIDCProvider{}, &dexv1.DexStaticClient{}, &dexv1.GroupBinding{}, &dexv1.Module{}, &dexv1.Provider{}}
 	for _, obj := range kinds {
 		inf, err := c.GetInformer(ctx, obj)
 		if err != nil {
@@ -132,6 +159,8 @@ func (s *Store) upsert(o any) {
 	switch obj := o.(type) {
 	case *dexv1.OIDCProvider:
 		s.putProvider(obj)
+	case *dexv1.DexStaticClient:
+		s.putClient(obj)
 	case *dexv1.GroupBinding:
 		put(s.bindings, obj.Namespace, obj.Name, obj)
 		s.rebuild(obj.Namespace)
@@ -149,7 +178,15 @@ func (s *Store) remove(o any) {
 	defer s.mu.Unlock()
 	switch obj := o.(type) {
 	case *dexv1.OIDCProvider:
-		s.dropProvider(obj.Namespace + "/" + obj.Name)
+		key := obj.Namespace + "/" + obj.Name
+		if _, ok := s.dexOf[key]; ok {
+			delete(s.dexOf, key)
+			s.clientsVersion.Add(1)
+		}
+		s.dropProvider(key)
+	case *dexv1.DexStaticClient:
+		s.dropClient(types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name})
+		s.clientsVersion.Add(1)
 	case *dexv1.GroupBinding:
 		delete(s.bindings[obj.Namespace], obj.Name)
 		delete(s.compiled, obj.UID)
@@ -170,22 +207,49 @@ func put[T any](m map[string]map[string]T, ns, name string, v T) {
 	m[ns][name] = v
 }
 
+// putProvider records a provider and re-evaluates the holders of the hosts it lists (and
+// listed). A provider being deleted (it may wait for its clients) serves nothing, so another
+// provider listing its hosts takes them over.
 func (s *Store) putProvider(p *dexv1.OIDCProvider) {
 	key := p.Namespace + "/" + p.Name
-	s.dropProvider(key)
+	addr := ""
+	if p.Spec.Dex != nil {
+		addr = strings.ToLower(p.Spec.Dex.GRPCAddress)
+	}
+	if cur, ok := s.dexOf[key]; ok != (p.Spec.Dex != nil) || cur != addr {
+		if p.Spec.Dex != nil {
+			s.dexOf[key] = addr
+		} else {
+			delete(s.dexOf, key)
+		}
+		s.clientsVersion.Add(1)
+	}
 	if !p.DeletionTimestamp.IsZero() {
-		// Being deleted (it may wait for its clients): it serves no host any more, and its keys
-		// are dropped, so another provider may take its host names over.
+		s.dropProvider(key)
 		return
 	}
-	s.providers[key] = &tenant{key: key, provider: p, version: p.Generation}
-	for _, h := range p.Spec.Hostnames {
-		h = strings.ToLower(h)
-		// Two providers naming one host: the first by key wins, deterministically.
-		if other, ok := s.hosts[h]; !ok || key < other {
-			s.hosts[h] = key
+	t := &tenant{key: key, provider: p, uid: p.UID, generation: p.Generation, dexAddress: addr}
+	old := s.providers[key]
+	if old != nil {
+		if old.uid == t.uid && old.generation == t.generation {
+			t.current.Store(old.current.Load()) // a status update: the spec is the same
+		} else {
+			s.forget(old.uid, old.generation)
 		}
+		s.unlist(old)
 	}
+	s.providers[key] = t
+	affected := hostnamesOf(p)
+	for _, h := range affected {
+		if s.listing[h] == nil {
+			s.listing[h] = map[string]bool{}
+		}
+		s.listing[h][key] = true
+	}
+	if old != nil {
+		affected = append(affected, hostnamesOf(old.provider)...)
+	}
+	s.reassign(affected)
 }
 
 func (s *Store) dropProvider(key string) {
@@ -194,24 +258,110 @@ func (s *Store) dropProvider(key string) {
 		return
 	}
 	delete(s.providers, key)
-	for _, h := range old.provider.Spec.Hostnames {
-		h = strings.ToLower(h)
-		if s.hosts[h] != key {
-			continue
-		}
-		delete(s.hosts, h)
-		// Hand the host to another provider naming it, if any.
-		for k, t := range s.providers {
-			for _, h2 := range t.provider.Spec.Hostnames {
-				if strings.ToLower(h2) == h {
-					if cur, ok := s.hosts[h]; !ok || k < cur {
-						s.hosts[h] = k
-					}
-				}
-			}
+	s.forget(old.uid, old.generation)
+	s.unlist(old)
+	s.reassign(hostnamesOf(old.provider))
+}
+
+// unlist removes t from the listing index (not from hosts: reassign does that).
+func (s *Store) unlist(t *tenant) {
+	for _, h := range hostnamesOf(t.provider) {
+		delete(s.listing[h], t.key)
+		if len(s.listing[h]) == 0 {
+			delete(s.listing, h)
 		}
 	}
 }
+
+// reassign gives each of hosts to its holder among the serving providers listing it: first come,
+// first served (tenancy.HostnameHolder: the oldest, then by namespace/name).
+func (s *Store) reassign(hosts []string) {
+	for _, h := range hosts {
+		keys := s.listing[h]
+		if len(keys) == 0 {
+			delete(s.hosts, h)
+			continue
+		}
+		candidates := make([]dexv1.OIDCProvider, 0, len(keys))
+		for k := range keys {
+			candidates = append(candidates, *s.providers[k].provider)
+		}
+		holder, ok := tenancy.HostnameHolder(candidates, h)
+		if !ok {
+			delete(s.hosts, h)
+			continue
+		}
+		s.hosts[h] = holder.Namespace + "/" + holder.Name
+	}
+}
+
+// hostnamesOf returns p's spec.hostnames, normalized, without duplicates.
+func hostnamesOf(p *dexv1.OIDCProvider) []string {
+	out := make([]string, 0, len(p.Spec.Hostnames))
+	for _, raw := range p.Spec.Hostnames {
+		h := tenancy.NormalizeHostname(raw)
+		if h != "" && !slices.Contains(out, h) {
+			out = append(out, h)
+		}
+	}
+	return out
+}
+
+func (s *Store) putClient(c *dexv1.DexStaticClient) {
+	nn := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
+	s.dropClient(nn)
+	s.clients[nn] = c
+	if id := c.Status.ClientID; id != "" {
+		if s.clientIDs[id] == nil {
+			s.clientIDs[id] = map[types.NamespacedName]*dexv1.DexStaticClient{}
+		}
+		s.clientIDs[id][nn] = c
+	}
+	s.clientsVersion.Add(1)
+}
+
+func (s *Store) dropClient(nn types.NamespacedName) {
+	old, ok := s.clients[nn]
+	if !ok {
+		return
+	}
+	delete(s.clients, nn)
+	if id := old.Status.ClientID; id != "" {
+		delete(s.clientIDs[id], nn)
+		if len(s.clientIDs[id]) == 0 {
+			delete(s.clientIDs, id)
+		}
+	}
+}
+
+// confidentialClient reports whether clientID is a confidential client of the Dex at dexAddress
+// (lower-cased spec.dex.grpcAddress): a DexStaticClient with spec.public false, not being
+// deleted, registered (status.clientId set, Registered=True for its current generation) through
+// an OIDCProvider whose spec.dex.grpcAddress is dexAddress. Only such a client had to
+// authenticate with its secret to obtain a token; anyone can obtain one through a public client.
+func (s *Store) confidentialClient(clientID, dexAddress string) bool {
+	if clientID == "" || dexAddress == "" {
+		return false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, c := range s.clientIDs[clientID] {
+		if c.Spec.Public || !c.DeletionTimestamp.IsZero() {
+			continue
+		}
+		cond := meta.FindStatusCondition(c.Status.Conditions, dexv1.ConditionRegistered)
+		if cond == nil || cond.Status != metav1.ConditionTrue || cond.ObservedGeneration != c.Generation {
+			continue
+		}
+		if s.dexOf[tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String()] == dexAddress {
+			return true
+		}
+	}
+	return false
+}
+
+// clientsChanged returns a number that changes whenever confidentialClient may answer differently.
+func (s *Store) clientsChanged() int64 { return s.clientsVersion.Load() }
 
 // rebuild recomputes the served content of one namespace: bindings sorted by name (compiled
 // once per generation), and Modules and Providers by address (on duplicates the oldest object,
@@ -248,10 +398,10 @@ func (s *Store) rebuild(ns string) {
 	s.content[ns] = c
 }
 
-// tenantFor returns the provider serving host: the one listing it in spec.hostnames (exact,
-// then without the port), else the default provider.
+// tenantFor returns the provider serving host: the holder of the host (the oldest provider
+// listing it in spec.hostnames; exact, then without the port), else the default provider.
 func (s *Store) tenantFor(host string) *tenant {
-	host = strings.ToLower(host)
+	host = tenancy.NormalizeHostname(host)
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if key, ok := s.hosts[host]; ok {
