@@ -265,7 +265,7 @@ func TestClientIdentities(t *testing.T) {
 	f.store.upsert(&dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "platform", Name: "dex", UID: "uid-p", Generation: 1},
 		Spec: dexv1.OIDCProviderSpec{IssuerURL: is.URL(), ClientID: "x", Dex: &dexv1.DexAdminSpec{GRPCAddress: "dex.example:5557"}}})
 	f.store.upsert(&dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: "other", Name: "dex", UID: "uid-o", Generation: 1},
-		Spec: dexv1.OIDCProviderSpec{IssuerURL: is.URL(), ClientID: "x", Dex: &dexv1.DexAdminSpec{GRPCAddress: "other-dex:5557"}}})
+		Spec: dexv1.OIDCProviderSpec{IssuerURL: "https://other-dex.example/dex", ClientID: "x", Dex: &dexv1.DexAdminSpec{GRPCAddress: "other-dex:5557"}}})
 	client := func(ns, name, id string, public bool, provider dexv1.ObjectRef) *dexv1.DexStaticClient {
 		return &dexv1.DexStaticClient{
 			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, Generation: 1},
@@ -323,9 +323,22 @@ func TestClientIdentities(t *testing.T) {
 		g.Expect(p.groups).To(Equal([]string{"client:" + c.client}), c.name)
 	}
 
+	// A registry provider without spec.dex (a team's registry on the platform's Dex) trusts the
+	// confidential clients registered in the Dex with its issuer, and no others.
+	team := f.tenant(t, testProvider(is.URL(), func(s *dexv1.OIDCProviderSpec) { s.AllowClientCredentials = true }))
+	f.loadKeys(t, is)
+	p, aerr := f.auth.authenticate(ctx, team, cases[0].token)
+	g.Expect(aerr).To(BeNil(), "confidential client of the Dex with this issuer")
+	g.Expect(p.groups).To(Equal([]string{"client:team-a-ci"}))
+	for _, i := range []int{2, 4, 6} { // public, probe, another Dex
+		_, aerr = f.auth.authenticate(ctx, team, cases[i].token)
+		g.Expect(aerr).NotTo(BeNil(), cases[i].name)
+		g.Expect(aerr.status).To(Equal(http.StatusUnauthorized), cases[i].name)
+	}
+
 	// A cached client identity stops working as soon as the client is no longer confidential.
 	tok := cases[0].token
-	_, aerr := f.auth.authenticate(ctx, tt, tok)
+	_, aerr = f.auth.authenticate(ctx, tt, tok)
 	g.Expect(aerr).To(BeNil())
 	public := ci.DeepCopy()
 	public.Spec.Public, public.Generation = true, 2

@@ -214,8 +214,8 @@ func (c *tokenCache) forget(uid types.UID, generation int64) {
 // clientDirectory says which Dex clients authenticated to obtain their tokens (the Store).
 type clientDirectory interface {
 	// confidentialClient reports whether clientID is a registered confidential client of the
-	// Dex at dexAddress (lower-cased spec.dex.grpcAddress).
-	confidentialClient(clientID, dexAddress string) bool
+	// Dex at dexAddress (lower-cased spec.dex.grpcAddress) or with issuer.
+	confidentialClient(clientID, dexAddress, issuer string) bool
 	// clientsChanged returns a number that changes whenever confidentialClient may answer
 	// differently.
 	clientsChanged() int64
@@ -397,7 +397,7 @@ func (a *authenticator) recheckClient(t *tenant, k verifiedKey, p *principal) *a
 	if p.checked.Load() == v {
 		return nil
 	}
-	if !a.clients.confidentialClient(p.clientID, t.dexAddress) {
+	if !a.clients.confidentialClient(p.clientID, t.dexAddress, t.issuer) {
 		a.tokens.remove(k)
 		return unauthenticatedClient(p.clientID)
 	}
@@ -445,7 +445,7 @@ func (a *authenticator) finishOIDC(ctx context.Context, t *tenant, k verifiedKey
 			p.clientCredentials = true
 		} else {
 			v := a.clients.clientsChanged() // before the check: a change meanwhile re-checks
-			if !a.clients.confidentialClient(clientID, t.dexAddress) {
+			if !a.clients.confidentialClient(clientID, t.dexAddress, t.issuer) {
 				return nil, unauthenticatedClient(clientID)
 			}
 			p.checked.Store(v)

@@ -33,9 +33,11 @@ type tenant struct {
 	// for another object of the same name (deleted and recreated) or another spec are not used.
 	uid        types.UID
 	generation int64
-	// dexAddress is the lower-cased spec.dex.grpcAddress ("" without spec.dex): the Dex whose
-	// confidential clients count as authenticated clients.
+	// dexAddress is the lower-cased spec.dex.grpcAddress ("" without spec.dex) and issuer the
+	// normalised spec.issuerUrl: the Dex whose confidential clients count as authenticated
+	// clients is the one at that address, or the one with that issuer.
 	dexAddress string
+	issuer     string
 	// current caches the key-cache provider found to match this spec (keyCacheCurrent).
 	current atomic.Pointer[oidc.Provider]
 }
@@ -69,7 +71,7 @@ type Store struct {
 	providers map[string]*tenant         // serving providers (not being deleted), by key
 	listing   map[string]map[string]bool // normalized host -> keys of the serving providers listing it
 	hosts     map[string]string          // normalized host -> key of its holder (first come, first served)
-	dexOf     map[string]string          // key -> lower-cased spec.dex.grpcAddress, for every provider with spec.dex (being deleted too)
+	dexOf     map[string]dexID           // key -> the Dex of every provider with spec.dex (being deleted too)
 	clients   map[types.NamespacedName]*dexv1.DexStaticClient
 	clientIDs map[string]map[types.NamespacedName]*dexv1.DexStaticClient // status.clientId -> objects
 	bindings  map[string]map[string]*dexv1.GroupBinding
@@ -97,7 +99,7 @@ func NewStore(defaultProvider string) *Store {
 		providers:       map[string]*tenant{},
 		listing:         map[string]map[string]bool{},
 		hosts:           map[string]string{},
-		dexOf:           map[string]string{},
+		dexOf:           map[string]dexID{},
 		clients:         map[types.NamespacedName]*dexv1.DexStaticClient{},
 		clientIDs:       map[string]map[types.NamespacedName]*dexv1.DexStaticClient{},
 		bindings:        map[string]map[string]*dexv1.GroupBinding{},
@@ -216,9 +218,10 @@ func (s *Store) putProvider(p *dexv1.OIDCProvider) {
 	if p.Spec.Dex != nil {
 		addr = strings.ToLower(p.Spec.Dex.GRPCAddress)
 	}
-	if cur, ok := s.dexOf[key]; ok != (p.Spec.Dex != nil) || cur != addr {
+	id := dexID{address: addr, issuer: normalizeIssuer(p.Spec.IssuerURL)}
+	if cur, ok := s.dexOf[key]; ok != (p.Spec.Dex != nil) || cur != id {
 		if p.Spec.Dex != nil {
-			s.dexOf[key] = addr
+			s.dexOf[key] = id
 		} else {
 			delete(s.dexOf, key)
 		}
@@ -228,7 +231,7 @@ func (s *Store) putProvider(p *dexv1.OIDCProvider) {
 		s.dropProvider(key)
 		return
 	}
-	t := &tenant{key: key, provider: p, uid: p.UID, generation: p.Generation, dexAddress: addr}
+	t := &tenant{key: key, provider: p, uid: p.UID, generation: p.Generation, dexAddress: addr, issuer: id.issuer}
 	old := s.providers[key]
 	if old != nil {
 		if old.uid == t.uid && old.generation == t.generation {
@@ -334,13 +337,21 @@ func (s *Store) dropClient(nn types.NamespacedName) {
 	}
 }
 
+// dexID identifies a Dex: its gRPC address (lower-cased) and its issuer (normalised).
+type dexID struct{ address, issuer string }
+
+// normalizeIssuer compares issuers without a trailing slash.
+func normalizeIssuer(u string) string { return strings.TrimSuffix(u, "/") }
+
 // confidentialClient reports whether clientID is a confidential client of the Dex at dexAddress
-// (lower-cased spec.dex.grpcAddress): a DexStaticClient with spec.public false, not being
-// deleted, registered (status.clientId set, Registered=True for its current generation) through
-// an OIDCProvider whose spec.dex.grpcAddress is dexAddress. Only such a client had to
-// authenticate with its secret to obtain a token; anyone can obtain one through a public client.
-func (s *Store) confidentialClient(clientID, dexAddress string) bool {
-	if clientID == "" || dexAddress == "" {
+// (lower-cased spec.dex.grpcAddress) or with issuer: a DexStaticClient with spec.public false,
+// not being deleted, registered (status.clientId set, Registered=True for its current
+// generation) through an OIDCProvider whose spec.dex.grpcAddress is dexAddress or whose
+// spec.issuerUrl is issuer (a registry provider without spec.dex trusts the clients registered
+// in the Dex that issues its tokens). Only such a client had to authenticate with its secret to
+// obtain a token; anyone can obtain one through a public client.
+func (s *Store) confidentialClient(clientID, dexAddress, issuer string) bool {
+	if clientID == "" || (dexAddress == "" && issuer == "") {
 		return false
 	}
 	s.mu.RLock()
@@ -353,7 +364,8 @@ func (s *Store) confidentialClient(clientID, dexAddress string) bool {
 		if cond == nil || cond.Status != metav1.ConditionTrue || cond.ObservedGeneration != c.Generation {
 			continue
 		}
-		if s.dexOf[tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String()] == dexAddress {
+		d, ok := s.dexOf[tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String()]
+		if ok && ((dexAddress != "" && d.address == dexAddress) || (issuer != "" && d.issuer == issuer)) {
 			return true
 		}
 	}
