@@ -17,8 +17,9 @@ import (
 	"dexterity.dev/dexterity/internal/authz"
 )
 
-// GroupBindingReconciler reports whether a GroupBinding's expression compiles (a binding that
-// does not compile denies every registry request that reaches it in name order).
+// GroupBindingReconciler reports whether a GroupBinding's expression compiles within the cost
+// bound (a binding that does not, stored while webhooks were off, denies every registry request
+// that reaches it in name order).
 type GroupBindingReconciler struct {
 	client.Client
 	Recorder record.EventRecorder
@@ -27,7 +28,8 @@ type GroupBindingReconciler struct {
 // +kubebuilder:rbac:groups=dexterity.dev,resources=groupbindings,verbs=get;list;watch
 // +kubebuilder:rbac:groups=dexterity.dev,resources=groupbindings/status,verbs=get;update;patch
 
-// Reconcile compiles the expression and sets Ready with the compile error as message.
+// Reconcile compiles the expression and sets Ready with the compile error as message: reason
+// CompileError, or ExpressionTooCostly for an expression over the cost bound.
 func (r *GroupBindingReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	b := &dexv1.GroupBinding{}
 	if err := r.Get(ctx, req.NamespacedName, b); err != nil {
@@ -35,7 +37,11 @@ func (r *GroupBindingReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	before := b.DeepCopy()
 	if _, err := authz.Compile(b.Spec.Expression); err != nil {
-		setCondition(b, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonCompileError,
+		reason := dexv1.ReasonCompileError
+		if authz.IsTooCostly(err) {
+			reason = dexv1.ReasonExpressionTooCostly
+		}
+		setCondition(b, dexv1.ConditionReady, metav1.ConditionFalse, reason,
 			fmt.Sprintf("spec.expression %v; this binding denies every registry request that reaches it (bindings are evaluated by name) until fixed", err))
 	} else {
 		setCondition(b, dexv1.ConditionReady, metav1.ConditionTrue, dexv1.ReasonReconciled, "expression compiles")

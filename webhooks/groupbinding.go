@@ -15,7 +15,7 @@ import (
 // +kubebuilder:webhook:path=/validate-dexterity-dev-v1alpha1-groupbinding,mutating=false,failurePolicy=fail,sideEffects=None,groups=dexterity.dev,resources=groupbindings,verbs=create;update,versions=v1alpha1,name=vgroupbinding.dexterity.dev,admissionReviewVersions=v1
 
 // GroupBindingValidator checks that a GroupBinding's expression compiles to a boolean over
-// `groups []string`, with the environment the registry uses.
+// `groups []string`, with the environment the registry uses, within the cost bound.
 type GroupBindingValidator struct{}
 
 var _ admission.CustomValidator = &GroupBindingValidator{}
@@ -40,11 +40,15 @@ func (v *GroupBindingValidator) ValidateDelete(context.Context, runtime.Object) 
 	return nil, nil
 }
 
-// ValidateGroupBinding checks one GroupBinding.
+// ValidateGroupBinding checks one GroupBinding: the expression must compile to a boolean and be
+// within the cost bound (the error names the part, its position and why).
 func ValidateGroupBinding(b *dexv1.GroupBinding) field.ErrorList {
 	if _, err := authz.Compile(b.Spec.Expression); err != nil {
-		return field.ErrorList{field.Invalid(field.NewPath("spec", "expression"), b.Spec.Expression,
-			err.Error()+`; write a boolean over groups, e.g. "team-a" in groups`)}
+		hint := `; write a boolean over groups, e.g. "team-a" in groups`
+		if authz.IsTooCostly(err) {
+			hint = fmt.Sprintf(`; GroupBinding expressions must stay cheap for any token (up to %d groups): loop over groups once, e.g. any(groups, # startsWith "team-a:") (docs/groupbinding.md, "Cost bound")`, authz.MaxGroups)
+		}
+		return field.ErrorList{field.Invalid(field.NewPath("spec", "expression"), b.Spec.Expression, err.Error()+hint)}
 	}
 	return nil
 }

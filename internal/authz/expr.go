@@ -1,11 +1,31 @@
 // Package authz compiles and evaluates GroupBinding expressions.
+//
+// An expression's cost is bounded twice. At compile time (cost.go) the type-checked tree is
+// refused when it could build unbounded strings or lists, nests loops over large lists, or is
+// estimated to cost more than maxCost for the largest token (MaxGroups groups). At run time
+// every evaluation has a deadline (DefaultDeadline): the compiled program carries checkpoints,
+// calls of a function the VM makes at the start of every closure iteration and before every
+// costly operation, that stop the VM itself (no goroutine is left running) once the deadline has
+// passed; the VM's memory budget stops what builds too much. A program whose estimate for the
+// caller's groups is a fraction of the deadline runs without checkpoints (see fast).
 package authz
 
 import (
+	"errors"
 	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/checker"
+	"github.com/expr-lang/expr/compiler"
+	"github.com/expr-lang/expr/conf"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/optimizer"
+	"github.com/expr-lang/expr/parser"
 	"github.com/expr-lang/expr/vm"
 )
 
@@ -14,25 +34,285 @@ type Env struct {
 	Groups []string `expr:"groups"`
 }
 
+// evalEnv is the environment programs run in: Env plus the checkpoint function. Expressions are
+// type-checked against Env first, so they cannot name __checkpoint themselves.
+type evalEnv struct {
+	Groups     []string       `expr:"groups"`
+	Checkpoint func(int) bool `expr:"__checkpoint"`
+}
+
+const checkpointName = "__checkpoint"
+
+const (
+	// DefaultDeadline is how long the GroupBinding expressions evaluated for one request may run.
+	DefaultDeadline = 5 * time.Millisecond
+	// checkEvery is the estimated work (ns) between two reads of the clock.
+	checkEvery = 50000
+	// fastCost is the estimated cost (ns) for the caller's groups under which a program runs
+	// without checkpoints (see fast).
+	fastCost = 1000000
+	// memoryBudget is the VM's own budget (elements of ranges, lists, maps and sorted lists).
+	memoryBudget = 1 << 20
+)
+
+// deadline is the deadline of Evaluations that set none (SetDeadline).
+var deadline atomic.Int64
+
+func init() { deadline.Store(int64(DefaultDeadline)) }
+
+// SetDeadline sets the deadline of Evaluations that set none (d <= 0: DefaultDeadline) and
+// returns the previous one. For a manager flag, and for tests that need a deadline independent of
+// the machine's speed.
+func SetDeadline(d time.Duration) time.Duration {
+	if d <= 0 {
+		d = DefaultDeadline
+	}
+	return time.Duration(deadline.Swap(int64(d)))
+}
+
+// Deadline returns the deadline of Evaluations that set none.
+func Deadline() time.Duration { return time.Duration(deadline.Load()) }
+
+// ErrEvaluationDeadline is returned (wrapped) when an evaluation ran past its deadline.
+var ErrEvaluationDeadline = errors.New("evaluation ran past its deadline")
+
+// meta is what Compile knows about a program; it travels as the program's last constant (the
+// bytecode never refers to it) so that callers keep a plain *vm.Program.
+type meta struct {
+	plain     *vm.Program // the same expression without checkpoints
+	zeroCost  float64     // estimated cost without groups
+	smallCost float64     // estimated cost for smallInput
+	maxCost   float64     // estimated cost for maxInput
+}
+
+func metaOf(p *vm.Program) *meta {
+	if n := len(p.Constants); n > 0 {
+		if m, ok := p.Constants[n-1].(*meta); ok {
+			return m
+		}
+	}
+	return nil
+}
+
 // Compile compiles a GroupBinding expression over `groups []string` and requires it to be a
-// boolean. The error carries expr's position (line:column and a caret under the offending token).
+// boolean within the cost bound. A compile error carries expr's position (line:column and a
+// caret under the offending token); an expression over the bound returns a *CostError naming
+// the part, its position and why.
 func Compile(expression string) (*vm.Program, error) {
-	p, err := expr.Compile(expression, expr.Env(Env{}), expr.AsBool())
+	cfg := newConfig(Env{})
+	tree, err := checker.ParseCheck(expression, cfg)
+	if err != nil {
+		var fe *file.Error
+		if errors.As(err, &fe) && strings.Contains(fe.Message, "exceeds maximum allowed nodes") {
+			return nil, &CostError{Part: "the expression", Line: fe.Line, Column: fe.Column + 1,
+				Reason: fmt.Sprintf("has more than %d nodes (names, literals, operators and calls); split it into several GroupBindings", MaxNodes)}
+		}
+		return nil, fmt.Errorf("does not compile to a boolean over groups: %w", err)
+	}
+	full, weights, cerr := analyze(tree.Node, expression, maxInput, true)
+	if cerr != nil {
+		return nil, cerr
+	}
+	small, _, _ := analyze(tree.Node, expression, smallInput, false)
+	zero, _, _ := analyze(tree.Node, expression, params{}, false)
+
+	plain, err := expr.Compile(expression, expr.Env(evalEnv{}), expr.AsBool(), expr.MaxNodes(MaxNodes))
 	if err != nil {
 		return nil, fmt.Errorf("does not compile to a boolean over groups: %w", err)
 	}
-	return p, nil
+	prog := plain
+	if len(weights) > 0 {
+		if prog, err = instrument(tree, weights); err != nil {
+			return nil, fmt.Errorf("failed to add deadline checkpoints: %w", err)
+		}
+	} else {
+		prog = copyProgram(plain)
+	}
+	prog.Constants = append(prog.Constants, &meta{plain: plain, zeroCost: zero.cost, smallCost: small.cost, maxCost: full.cost})
+	return prog, nil
 }
 
-// machines are reusable expr virtual machines: evaluation runs on the registry's hot path.
-var machines = sync.Pool{New: func() any { return &vm.VM{} }}
+func newConfig(env any) *conf.Config {
+	cfg := conf.CreateNew()
+	for _, op := range []expr.Option{expr.Env(env), expr.AsBool(), expr.MaxNodes(MaxNodes)} {
+		op(cfg)
+	}
+	cfg.Check()
+	return cfg
+}
 
-// Evaluate runs a compiled expression for groups. A run-time error means "deny".
-func Evaluate(p *vm.Program, groups []string) (bool, error) {
-	m := machines.Get().(*vm.VM)
-	out, err := m.Run(p, Env{Groups: groups})
+// copyProgram returns p with its own Constants slice (the plain program must not carry meta).
+func copyProgram(p *vm.Program) *vm.Program {
+	c := *p
+	c.Constants = append([]any(nil), p.Constants...)
+	return &c
+}
+
+// instrument adds checkpoints to the checked tree (at the start of every closure body and before
+// every operation the analysis found costly) and compiles it.
+func instrument(tree *parser.Tree, weights map[ast.Node]int) (*vm.Program, error) {
+	ast.Walk(&tree.Node, &checkpoints{weights: weights})
+	cfg := newConfig(evalEnv{})
+	if _, err := checker.Check(tree, cfg); err != nil {
+		return nil, err
+	}
+	if err := optimizer.Optimize(&tree.Node, cfg); err != nil {
+		return nil, err
+	}
+	return compiler.Compile(tree, cfg)
+}
+
+// checkpoints is the visitor that inserts `__checkpoint(weight); ` sequences.
+type checkpoints struct {
+	weights map[ast.Node]int
+}
+
+func (c *checkpoints) Visit(node *ast.Node) {
+	n := *node
+	w, ok := c.weights[n]
+	if !ok {
+		return
+	}
+	if p, isPred := n.(*ast.PredicateNode); isPred {
+		p.Node = withCheckpoint(p.Node, w)
+		return
+	}
+	*node = withCheckpoint(n, w)
+}
+
+func withCheckpoint(n ast.Node, w int) ast.Node {
+	loc := n.Location()
+	callee := &ast.IdentifierNode{Value: checkpointName}
+	callee.SetLocation(loc)
+	arg := &ast.IntegerNode{Value: w}
+	arg.SetLocation(loc)
+	call := &ast.CallNode{Callee: callee, Arguments: []ast.Node{arg}}
+	call.SetLocation(loc)
+	seq := &ast.SequenceNode{Nodes: []ast.Node{call, n}}
+	seq.SetLocation(loc)
+	return seq
+}
+
+// Evaluation is the deadline shared by the expressions evaluated for one request: the registry
+// evaluates a namespace's bindings in one Evaluation, so that many bindings together cannot make
+// a request wait longer than one. The zero value uses Deadline() (DefaultDeadline unless set).
+// Not safe for concurrent use.
+type Evaluation struct {
+	// Deadline is how long the evaluations may run in all (0: the one of SetDeadline,
+	// DefaultDeadline by default).
+	Deadline time.Duration
+	spent    int       // estimated ns since the clock was last read
+	until    time.Time // zero until the clock is first read
+}
+
+// machine is a reusable VM with its environment and checkpoint state: evaluation runs on the
+// registry's hot path.
+type machine struct {
+	vm    vm.VM
+	env   evalEnv
+	spent int
+	until time.Time
+	limit time.Duration
+}
+
+var machines = sync.Pool{New: func() any {
+	m := &machine{}
+	m.vm.MemoryBudget = memoryBudget
+	m.env.Checkpoint = m.checkpoint
+	return m
+}}
+
+// checkpoint is called by instrumented programs with the estimated cost of what follows; it
+// stops the VM (a panic the VM turns into an error) once the deadline has passed.
+func (m *machine) checkpoint(weight int) bool {
+	m.spent += weight
+	if m.spent >= checkEvery {
+		m.spent = 0
+		if m.pastDeadline() {
+			panic(ErrEvaluationDeadline)
+		}
+	}
+	return true
+}
+
+// pastDeadline reads the clock; the deadline starts at the first read, which happens after at
+// most checkEvery of estimated work, so cheap evaluations never read it.
+func (m *machine) pastDeadline() bool {
+	now := time.Now()
+	if m.until.IsZero() {
+		m.until = now.Add(m.limit)
+		return false
+	}
+	return now.After(m.until)
+}
+
+// fast reports whether p may run without checkpoints for groups, and its estimated cost for
+// them: when that estimate is at most fastCost (a fraction of the deadline), checkpoints could
+// not stop it meaningfully earlier. The estimate scales one of the compile-time estimates (for
+// smallInput, or for maxInput) by how much smaller the caller's groups are: every term of the
+// estimate grows at least linearly with the input, so scaling the input by s <= 1 scales the
+// input-dependent part by at most s.
+func (md *meta) fast(groups []string) (int, bool) {
+	longest, total := 0, 0
+	for _, g := range groups {
+		longest = max(longest, len(g))
+		total += len(g)
+	}
+	n := float64(len(groups))
+	var est float64
+	if n <= smallGroups && longest <= smallGroupLen {
+		s := max(n/smallGroups, float64(longest)/smallGroupLen)
+		est = md.zeroCost + s*(md.smallCost-md.zeroCost)
+	} else {
+		s := max(n/MaxGroups, float64(longest)/maxGroupLen, float64(total)/maxGroupBytes)
+		if s > 1 {
+			return 0, false // larger than the bound assumes: checkpoints, always
+		}
+		est = md.zeroCost + s*(md.maxCost-md.zeroCost)
+	}
+	return int(est), est <= fastCost
+}
+
+// Evaluate runs a compiled expression for groups within this Evaluation's deadline. A run-time
+// error means "deny"; running past the deadline returns an error wrapping ErrEvaluationDeadline
+// and counts it in dexterity_groupbinding_evaluation_deadline_total.
+func (e *Evaluation) Evaluate(p *vm.Program, groups []string) (bool, error) {
+	if p == nil {
+		return false, errors.New("failed to evaluate expression: no program")
+	}
+	limit := e.Deadline
+	if limit <= 0 {
+		limit = time.Duration(deadline.Load())
+	}
+	m := machines.Get().(*machine)
+	m.spent, m.until, m.limit = e.spent, e.until, limit
+	prog := p
+	if md := metaOf(p); md != nil {
+		if cost, ok := md.fast(groups); ok {
+			prog = md.plain
+			m.spent += cost
+		}
+	}
+	var out any
+	var err error
+	if m.spent >= checkEvery {
+		m.spent = 0
+		if m.pastDeadline() {
+			err = ErrEvaluationDeadline
+		}
+	}
+	if err == nil {
+		m.env.Groups = groups
+		out, err = m.vm.Run(prog, m.env) // by value: the VM then reads fields without copying them
+		m.env.Groups = nil
+	}
+	e.spent, e.until = m.spent, m.until
 	machines.Put(m)
 	if err != nil {
+		if errors.Is(err, ErrEvaluationDeadline) {
+			evaluationDeadlineTotal.Inc()
+			return false, fmt.Errorf("failed to evaluate expression: %w (%s)", ErrEvaluationDeadline, limit)
+		}
 		return false, fmt.Errorf("failed to evaluate expression: %w", err)
 	}
 	b, ok := out.(bool)
@@ -40,4 +320,16 @@ func Evaluate(p *vm.Program, groups []string) (bool, error) {
 		return false, fmt.Errorf("expression returned %T, not a boolean", out)
 	}
 	return b, nil
+}
+
+// Evaluate runs a compiled expression for groups with a deadline of its own.
+func Evaluate(p *vm.Program, groups []string) (bool, error) {
+	var e Evaluation
+	return e.Evaluate(p, groups)
+}
+
+// IsTooCostly reports whether err (from Compile) is an expression over the cost bound.
+func IsTooCostly(err error) bool {
+	var ce *CostError
+	return errors.As(err, &ce)
 }

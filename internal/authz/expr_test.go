@@ -2,6 +2,7 @@ package authz
 
 import (
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
 )
@@ -39,15 +40,31 @@ func TestCompileAndEvaluate(t *testing.T) {
 }
 
 func FuzzCompile(f *testing.F) {
-	for _, s := range []string{`"a" in groups`, `filter(groups, {# startsWith "x"}) != []`, `groups contains`, `len(groups) > 1`, `true`, `(`} {
+	for _, s := range []string{`"a" in groups`, `filter(groups, {# startsWith "x"}) != []`, `groups contains`, `len(groups) > 1`, `true`, `(`,
+		`all(split(repeat("a,", 100000), ","), {all(split(repeat("a,", 100000), ","), {# != ""})})`,
+		`reduce(1..30, #acc + #acc, "a") != ""`, `any(map(groups, split(#, ":")), {"a" in #})`, `let x = 1..3; any(x, # > 2)`,
+		`sortBy(groups, {len(#)}, "desc")[0] == "a"`, `groups?.[0] ?? "x" == "a"`, `any(groups, {#index > 1 && # == "a"})`} {
 		f.Add(s)
 	}
+	groupSets := [][]string{nil, {"a", "team-a:dev", "client:ci"}, benchGroups(100)}
 	f.Fuzz(func(t *testing.T, s string) {
 		p, err := Compile(s)
 		if err != nil {
 			return
 		}
-		// Whatever compiles must evaluate to a boolean or fail cleanly, never panic.
-		_, _ = Evaluate(p, []string{"a", "team-a:dev", "client:ci"})
+		// Whatever compiles must evaluate to a boolean or fail cleanly, never panic, and the
+		// program with checkpoints must decide as the plain one.
+		for _, groups := range groupSets {
+			want, wantErr := runPlain(metaOf(p), groups)
+			m := machines.Get().(*machine)
+			m.limit, m.until, m.spent = time.Minute, time.Time{}, 0
+			m.env.Groups = groups
+			out, err := m.vm.Run(p, &m.env)
+			machines.Put(m)
+			if (err != nil) != (wantErr != nil) || (err == nil && out != want) {
+				t.Fatalf("%q over %d groups: with checkpoints %v, %v; plain %v, %v", s, len(groups), out, err, want, wantErr)
+			}
+			_, _ = Evaluate(p, groups)
+		}
 	})
 }
