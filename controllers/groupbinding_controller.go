@@ -47,6 +47,7 @@ func (r *GroupBindingReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		setCondition(b, dexv1.ConditionReady, metav1.ConditionTrue, dexv1.ReasonReconciled, "expression compiles")
 	}
 	b.Status.ObservedGeneration = b.Generation
+	setKstatus(b)
 	recordReadyTransition(r.Recorder, b, before.Status.Conditions)
 	if err := r.Status().Patch(ctx, b, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, errors.Join(retErr, fmt.Errorf("failed to patch GroupBinding status: %w", err))

@@ -64,10 +64,12 @@ func TestKstatusReadsEveryKind(t *testing.T) {
 		ObjectMeta: metav1.ObjectMeta{Name: "unreachable", Namespace: ns},
 		Spec:       dexv1.OIDCProviderSpec{IssuerURL: "http://127.0.0.1:1/dex", ClientID: "registry"},
 	}
+	badBinding := &dexv1.GroupBinding{ObjectMeta: metav1.ObjectMeta{Name: "bad", Namespace: ns}, Spec: dexv1.GroupBindingSpec{Expression: `groups contains`}}
+	goodBinding := &dexv1.GroupBinding{ObjectMeta: metav1.ObjectMeta{Name: "good", Namespace: ns}, Spec: dexv1.GroupBindingSpec{Expression: `"x" in groups`}}
 	g := NewWithT(t)
 	g.Expect(k8s.Create(ctx, ready)).To(Succeed())
 	g.Eventually(kstatusOf(ready), waitTimeout).Should(Equal(status.CurrentStatus))
-	for _, o := range []client.Object{conflict, noSecret, noProvider, outage, badConn, unreachable} {
+	for _, o := range []client.Object{conflict, noSecret, noProvider, outage, badConn, unreachable, badBinding, goodBinding} {
 		g.Expect(k8s.Create(ctx, o)).To(Succeed())
 	}
 	for _, tc := range []struct {
@@ -83,6 +85,8 @@ func TestKstatusReadsEveryKind(t *testing.T) {
 		{"provider not there yet", noProvider, status.InProgressStatus},
 		{"Dex outage", outage, status.InProgressStatus},
 		{"issuer unreachable", unreachable, status.InProgressStatus},
+		{"binding that does not compile", badBinding, status.FailedStatus},
+		{"binding that compiles", goodBinding, status.CurrentStatus},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			NewWithT(t).Eventually(kstatusOf(tc.obj), waitTimeout).Should(Equal(tc.want))

@@ -109,6 +109,8 @@ func run(o options) error {
 	}
 
 	if o.registryAddr != "0" {
+		// Warning events on GroupBindings cut off at the evaluation deadline.
+		registry.SetEventRecorder(mgr.GetEventRecorderFor("dexterity-registry"), mgr.GetClient())
 		srv, err := registry.New(context.Background(), mgr.GetCache(), registry.Options{
 			Addr: o.registryAddr, TLSCertFile: o.registryTLSCert, TLSKeyFile: o.registryKey,
 			DefaultProvider: o.registryDefaultProvider, Keys: keys, Kube: mgr.GetClient(),

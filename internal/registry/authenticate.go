@@ -68,7 +68,8 @@ func (p *principal) decide(c *namespaceContent, res resource) decision {
 		return d.(decision)
 	}
 	d := authorize(bindings, p.groups, res)
-	if p.memoised.Add(1) <= maxMemoisedDecisions {
+	// A deadline hit may come from a manager starved of CPU for a moment: not remembered.
+	if d.reason != reasonEvaluationDeadline && p.memoised.Add(1) <= maxMemoisedDecisions {
 		p.decisions.Store(k, d)
 	}
 	return d
