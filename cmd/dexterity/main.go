@@ -41,6 +41,7 @@ func init() {
 type options struct {
 	metricsAddr, probeAddr       string
 	leaderElect                  bool
+	leaderElectionNamespace      string
 	webhookPort                  int
 	webhookCertDir               string
 	enableWebhooks               bool
@@ -58,6 +59,7 @@ func main() {
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus /metrics endpoint; \"0\" disables it.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Run controllers only on the elected leader (use with several replicas).")
+	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace; required to run several replicas out of a cluster).")
 	flag.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the validating webhook server.")
 	flag.StringVar(&o.webhookCertDir, "webhook-cert-dir", "", "Directory with tls.crt and tls.key for the webhook server (default: the system temp dir's k8s-webhook-server/serving-certs).")
 	flag.BoolVar(&o.enableWebhooks, "enable-webhooks", false, "Serve the validating webhooks.")
@@ -87,12 +89,13 @@ func run(o options) error {
 	}
 	webhookServer := webhookcert.NewServer(webhook.Options{Port: o.webhookPort, CertDir: o.webhookCertDir})
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                 scheme,
-		Metrics:                metricsserver.Options{BindAddress: o.metricsAddr},
-		HealthProbeBindAddress: o.probeAddr,
-		LeaderElection:         o.leaderElect,
-		LeaderElectionID:       "dexterity.dev",
-		WebhookServer:          webhookServer,
+		Scheme:                  scheme,
+		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
+		HealthProbeBindAddress:  o.probeAddr,
+		LeaderElection:          o.leaderElect,
+		LeaderElectionID:        "dexterity.dev",
+		LeaderElectionNamespace: o.leaderElectionNamespace,
+		WebhookServer:           webhookServer,
 	})
 	if err != nil {
 		return fmt.Errorf("failed to create manager: %w", err)

@@ -222,7 +222,7 @@ type clientDirectory interface {
 	clientsChanged() int64
 }
 
-// authenticator turns a bearer token into a principal following DESIGN §4's token table.
+// authenticator turns a bearer token into a principal following design.md §4's token table.
 type authenticator struct {
 	keys    *oidc.Cache
 	kube    creator

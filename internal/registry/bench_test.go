@@ -18,7 +18,7 @@ import (
 	"dexterity.dev/dexterity/test/harness"
 )
 
-// The registry benchmarks of DESIGN §7. Each runs the server's handler in-process (no network)
+// The registry benchmarks of design.md §7. Each runs the server's handler in-process (no network)
 // against a baseline measured in the same run, and prints the figures:
 //
 //	go test ./internal/registry/ -run '^$' -bench . -benchtime 1x

@@ -73,7 +73,7 @@ func TestDiscovery(t *testing.T) {
 	})
 }
 
-// TestTokenTable proves every row of DESIGN §4's token table with real Dex and Kubernetes tokens.
+// TestTokenTable proves every row of design.md §4's token table with real Dex and Kubernetes tokens.
 func TestTokenTable(t *testing.T) {
 	ctx := context.Background()
 	mods := func(tt *testTenant) {
@@ -382,7 +382,7 @@ func TestRepeatedTokenIsVerifiedOnce(t *testing.T) {
 }
 
 // TestNonLeaderReplicaServes: a replica that is not the leader (another holds the lease) still
-// loads the keys and answers registry traffic (DESIGN §1, scaling out).
+// loads the keys and answers registry traffic (design.md §1, scaling out).
 func TestNonLeaderReplicaServes(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()

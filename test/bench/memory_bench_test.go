@@ -23,7 +23,7 @@ import (
 	"dexterity.dev/dexterity/test/harness"
 )
 
-// BenchmarkManagerMemory: the manager binary's resident memory (DESIGN §7: ≤ 100 MiB) with
+// BenchmarkManagerMemory: the manager binary's resident memory (design.md §7: ≤ 100 MiB) with
 // 1,000 DexStaticClients, 100 DexConnectors and 100 GroupBindings, all Ready, next to the same
 // manager idle. It runs on an envtest and a Dex (sqlite3) of its own, so that no other
 // controller shares the cluster.

@@ -144,6 +144,8 @@ func setup() error {
 		"--registry-tls-cert-file", filepath.Join(regDir, "tls.crt"),
 		"--registry-tls-key-file", filepath.Join(regDir, "tls.key"),
 		"--dex-resync-period", "1m",
+		// Out of a cluster there is no pod namespace file: leader election needs its namespace.
+		"--leader-elect", "--leader-election-namespace", "dexterity-system",
 	)
 	cmd.Env = append(os.Environ(), "POD_NAMESPACE=dexterity-system")
 	cmd.Stdout, cmd.Stderr = logf, logf

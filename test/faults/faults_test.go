@@ -1,4 +1,4 @@
-// Package faults proves DESIGN §7's fault target against real processes. While a tenant keeps
+// Package faults proves design.md §7's fault target against real processes. While a tenant keeps
 // creating, changing and deleting DexStaticClients and DexConnectors, the manager binary is
 // killed (SIGKILL) at random points and started again, Dex (sqlite3) is stopped and started, and
 // the API server is cut off for a while, as during its restart. Afterwards every object must
