@@ -49,7 +49,7 @@ const (
 	LegacyAnnotationRegisteredConnectorID = "dexterity.dev/registered-connector-id"
 	// ProbeClientID is the public client Dexterity registers in each Dex it administers to probe
 	// connectors (GET <issuer>/auth/<connector> needs a valid authorization request).
-	ProbeClientID = "dexterity-connector-probe"
+	ProbeClientID = tenancy.ProbeClientID
 	// ProbeRedirectURI is the probe client's only redirect URI; it is never followed.
 	ProbeRedirectURI = "http://127.0.0.1/dexterity-connector-probe"
 

@@ -89,6 +89,9 @@ func (r *DexStaticClientReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	p, err := tenancy.ResolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef, tenancy.Clients)
 	if err == nil {
+		err = tenancy.CheckReservedClientID(id)
+	}
+	if err == nil {
 		err = tenancy.CheckClientIDPrefix(p, c.Namespace, id)
 	}
 	var held *claimsv1.DexEntryClaim

@@ -305,3 +305,30 @@ func TestHostnamesFirstComeFirstServed(t *testing.T) {
 	g.Expect(k8s.Delete(ctx, &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: holder.Namespace, Name: holder.Name}})).To(Succeed())
 	g.Eventually(providerCondition(newcomer, dexv1.ConditionReady), waitTimeout).Should(readyTrue())
 }
+
+// The operator's own probe client cannot be claimed or adopted by a tenant (it would break every
+// connector's health probe, and give the tenant a public client under the operator's name).
+func TestProbeClientIDIsReserved(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	dapi := dexAPI(t, plainDex)
+	provNS := providerFor(t, plainDex, func(d *dexv1.DexAdminSpec) {
+		d.AllowedNamespaces = &dexv1.AllowedNamespaces{From: dexv1.NamespacesFromAll}
+	})
+	// A connector of the platform makes the operator register its probe client.
+	conn := newConnector(provNS, "probe-me", "mock-"+provNS, "mockCallback", "")
+	g.Expect(k8s.Create(ctx, conn)).To(Succeed())
+	g.Eventually(dexClient(dapi, controllers.ProbeClientID), waitTimeout).ShouldNot(BeNil())
+	before := dexClient(dapi, controllers.ProbeClientID)(g)
+
+	ns, tc := tenant(t)
+	c := &dexv1.DexStaticClient{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: ns},
+		Spec: dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex", Namespace: provNS}, ClientID: controllers.ProbeClientID,
+			AdoptExisting: true, Public: true, RedirectURIs: []string{"https://evil.example.com/cb"}},
+	}
+	g.Expect(tc.Create(ctx, c)).To(Succeed())
+	g.Eventually(clientCondition(client.ObjectKeyFromObject(c), dexv1.ConditionReady), waitTimeout).Should(And(
+		reason(dexv1.ReasonInvalidSpec), HaveField("Message", ContainSubstring("reserved"))))
+	g.Consistently(dexClient(dapi, controllers.ProbeClientID), 2*resyncPeriod, 250*time.Millisecond).Should(HaveField("RedirectUris", Equal(before.RedirectUris)))
+}

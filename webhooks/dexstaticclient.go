@@ -61,6 +61,10 @@ func ValidateDexStaticClient(c *dexv1.DexStaticClient) (admission.Warnings, fiel
 	var errs field.ErrorList
 	var warns admission.Warnings
 	spec := field.NewPath("spec")
+	var b *tenancy.Blocked
+	if err := tenancy.CheckReservedClientID(c.EffectiveClientID()); errors.As(err, &b) {
+		errs = append(errs, field.Invalid(spec.Child("clientId"), c.EffectiveClientID(), strings.TrimPrefix(b.Message, "spec.clientId: ")))
+	}
 	if !c.Spec.Public && c.Spec.SecretRef == nil {
 		errs = append(errs, field.Required(spec.Child("secretRef"),
 			"a confidential client (spec.public=false) needs a secret: set spec.secretRef (with spec.generateSecret=true to have the Secret created), or set spec.public=true"))

@@ -255,6 +255,10 @@ func TestDexStaticClientRules(t *testing.T) {
 			dsc(teamB, "tofu", teamB+"-tofu", nil),
 			"spec.clientId: Duplicate value", "already owned by DexStaticClient "+teamA+"/tofu")
 	})
+	t.Run("the operator's probe client id", func(t *testing.T) {
+		rejected(t, dsc(teamA, "probe", "dexterity-connector-probe", func(s *dexv1.DexStaticClientSpec) { s.AdoptExisting = true }), nil,
+			"spec.clientId", "reserved for Dexterity's connector health probe")
+	})
 	t.Run("namespace not allowed", func(t *testing.T) {
 		rejected(t, dsc(outsider, "x", outsider+"-x", nil), nil, "spec.providerRef: Forbidden", "may not use OIDCProvider")
 	})

@@ -107,6 +107,18 @@ func NamespaceAllowed(ctx context.Context, c client.Reader, p *dexv1.OIDCProvide
 	}
 }
 
+// ProbeClientID is the public client the operator registers in each Dex it administers to probe
+// connectors. No DexStaticClient may use it (not even with adoptExisting).
+const ProbeClientID = "dexterity-connector-probe"
+
+// CheckReservedClientID refuses client ids the operator uses itself.
+func CheckReservedClientID(id string) error {
+	if id == ProbeClientID {
+		return &Blocked{dexv1.ReasonInvalidSpec, fmt.Sprintf("spec.clientId: %q is reserved for Dexterity's connector health probe; choose another spec.clientId", id)}
+	}
+	return nil
+}
+
 // CheckClientIDPrefix enforces the provider's spec.dex.clientIdPrefix policy ("{namespace}" is
 // replaced by the object's namespace).
 func CheckClientIDPrefix(p *dexv1.OIDCProvider, ns, id string) error {
