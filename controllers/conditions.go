@@ -99,7 +99,8 @@ func setKstatus(obj conditionsObject) {
 }
 
 // recordReadyTransition emits an event when the Ready condition changed between before and
-// after: Normal when it became True, Warning otherwise.
+// after: Normal when it became True or is work in progress (Progressing, Deleting), Warning
+// otherwise.
 func recordReadyTransition(rec record.EventRecorder, obj conditionsObject, before []metav1.Condition) {
 	if rec == nil {
 		return
@@ -122,6 +123,10 @@ func recordReadyTransition(rec record.EventRecorder, obj conditionsObject, befor
 	msg := now.Message
 	if msg == "" {
 		msg = "Not ready"
+	}
+	if now.Reason == dexv1.ReasonProgressing || now.Reason == dexv1.ReasonDeleting {
+		rec.Event(obj, "Normal", now.Reason, msg) // work in progress, not a problem
+		return
 	}
 	rec.Event(obj, "Warning", now.Reason, msg)
 }

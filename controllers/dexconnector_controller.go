@@ -114,6 +114,9 @@ func (r *DexConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request
 }
 
 func (r *DexConnectorReconciler) blockedOrError(c *dexv1.DexConnector, err error) (ctrl.Result, error) {
+	if res, ok := waitForProvider(c, dexv1.ConditionRegistered, err); ok {
+		return res, nil
+	}
 	var b *blocked
 	switch {
 	case errors.As(err, &b):

@@ -115,6 +115,9 @@ func (r *DexStaticClientReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 // the user (or a watched object) and is retried at the resync period; a Dex outage is returned so
 // the workqueue backs off; anything else is returned as is.
 func (r *DexStaticClientReconciler) blockedOrError(c *dexv1.DexStaticClient, condType string, err error) (ctrl.Result, error) {
+	if res, ok := waitForProvider(c, condType, err); ok {
+		return res, nil
+	}
 	var b *blocked
 	switch {
 	case errors.As(err, &b):

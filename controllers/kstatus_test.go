@@ -96,3 +96,29 @@ func TestKstatusReadsEveryKind(t *testing.T) {
 	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "absent", Namespace: ns}, StringData: map[string]string{"secret": "s3cret-value"}})).To(Succeed())
 	g.Eventually(kstatusOf(noSecret), waitTimeout).Should(Equal(status.CurrentStatus))
 }
+
+// Applying a provider and its clients together is an ordinary start-up order: the clients wait
+// for the provider to be set up without a Warning event.
+func TestNoWarningWhileTheProviderIsSetUp(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	var keys []client.ObjectKey
+	createProvider(t, ns, "dex", plainDex.IssuerURL(), &dexv1.DexAdminSpec{GRPCAddress: plainDex.GRPCAddress(), Insecure: true})
+	for _, name := range []string{"a", "b", "c"} {
+		c := &dexv1.DexStaticClient{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+			Spec:       dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, Public: true, RedirectURIs: []string{"https://k.example.com/cb"}},
+		}
+		g.Expect(k8s.Create(ctx, c)).To(Succeed())
+		keys = append(keys, client.ObjectKeyFromObject(c))
+	}
+	for _, k := range keys {
+		g.Eventually(clientCondition(k, dexv1.ConditionReady), waitTimeout).Should(readyTrue())
+	}
+	var events corev1.EventList
+	g.Expect(k8s.List(ctx, &events, client.InNamespace(ns))).To(Succeed())
+	for _, e := range events.Items {
+		g.Expect(e.Type).NotTo(Equal(corev1.EventTypeWarning), "%s %s: %s", e.InvolvedObject.Name, e.Reason, e.Message)
+	}
+}

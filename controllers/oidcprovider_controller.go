@@ -193,9 +193,22 @@ func providerTakesNewEntries(p *dexv1.OIDCProvider) error {
 		return newBlocked(dexv1.ReasonProviderDeleting, fmt.Sprintf("spec.providerRef: OIDCProvider %s is being deleted and takes no new clients or connectors; refer to another provider", providerKey(p)))
 	}
 	if !controllerutil.ContainsFinalizer(p, ProviderFinalizer) {
-		return fmt.Errorf("OIDCProvider %s is not set up yet (its finalizer %s is missing); retrying", providerKey(p), ProviderFinalizer)
+		return fmt.Errorf("%w: OIDCProvider %s is not set up yet (its finalizer %s is missing); waiting for it", errProviderNotSetUp, providerKey(p), ProviderFinalizer)
 	}
 	return nil
+}
+
+// errProviderNotSetUp is an ordinary start-up order (the provider's first reconcile has not run
+// yet): a short wait, not an error or a warning.
+var errProviderNotSetUp = errors.New("provider not set up")
+
+// waitForProvider reports whether err is errProviderNotSetUp, recording it on condType.
+func waitForProvider(obj conditionsObject, condType string, err error) (ctrl.Result, bool) {
+	if !errors.Is(err, errProviderNotSetUp) {
+		return ctrl.Result{}, false
+	}
+	setCondition(obj, condType, metav1.ConditionFalse, dexv1.ReasonProgressing, strings.TrimPrefix(err.Error(), errProviderNotSetUp.Error()+": "))
+	return ctrl.Result{RequeueAfter: time.Second}, true
 }
 
 // finalize releases a deleted provider once no client or connector registered through it is
