@@ -253,7 +253,7 @@ func (o entryOwnership) claimsOf(ctx context.Context, c client.Reader, api clien
 // finalize deletes from Dex exactly the entries obj provably owns (its claims, or a legacy claim
 // the status confirms), then the claims, then releases the finalizer. While Dex is unavailable the
 // finalizer stays and the delete is retried.
-func (o entryOwnership) finalize(ctx context.Context, c client.Client, api client.Reader, pool *dex.Pool, rec record.EventRecorder, obj conditionsObject, ref dexv1.ObjectRef, id string, del func(dc dex.Client, id string) error) (ctrl.Result, error) {
+func (o entryOwnership) finalize(ctx context.Context, c client.Client, api client.Reader, pool dex.Connections, rec record.EventRecorder, obj conditionsObject, ref dexv1.ObjectRef, id string, del func(dc dex.Client, id string) error) (ctrl.Result, error) {
 	if !controllerutil.ContainsFinalizer(obj, o.finalizer) {
 		return ctrl.Result{}, nil
 	}

@@ -35,7 +35,7 @@ var errTLSSecret = errors.New("invalid Dex TLS Secret")
 func providerKey(p *dexv1.OIDCProvider) string { return p.Namespace + "/" + p.Name }
 
 // dexClientFor returns the pooled Dex client of a provider with spec.dex, reading its TLS Secret.
-func dexClientFor(ctx context.Context, c client.Reader, pool *dex.Pool, p *dexv1.OIDCProvider) (dex.Client, error) {
+func dexClientFor(ctx context.Context, c client.Reader, pool dex.Connections, p *dexv1.OIDCProvider) (dex.Client, error) {
 	cfg, err := dexConfigFor(ctx, c, p)
 	if err != nil {
 		return nil, err
@@ -50,7 +50,7 @@ func dexClientFor(ctx context.Context, c client.Reader, pool *dex.Pool, p *dexv1
 // dexClientForReconcile is dexClientFor for the client and connector reconcilers: a problem with
 // the provider's TLS Secret is a blocked DexUnavailable (it waits for the user, and the Secret's
 // watch brings the object back); any other error is returned, so the workqueue backs off.
-func dexClientForReconcile(ctx context.Context, c client.Reader, pool *dex.Pool, p *dexv1.OIDCProvider) (dex.Client, error) {
+func dexClientForReconcile(ctx context.Context, c client.Reader, pool dex.Connections, p *dexv1.OIDCProvider) (dex.Client, error) {
 	dc, err := dexClientFor(ctx, c, pool, p)
 	if err == nil {
 		return dc, nil
@@ -105,7 +105,7 @@ func loopbackAddress(addr string) bool {
 // the provider it refers to, through del. A provider that is gone or no longer administers Dex
 // cannot be asked: that is reported as a Warning event and not retried. A Dex error is set on the
 // Registered condition and returned, so the finalizer stays and the delete is retried.
-func deleteFromDex(ctx context.Context, c client.Client, pool *dex.Pool, rec record.EventRecorder, obj conditionsObject, ref dexv1.ObjectRef, what, id string, del func(dex.Client) error) error {
+func deleteFromDex(ctx context.Context, c client.Client, pool dex.Connections, rec record.EventRecorder, obj conditionsObject, ref dexv1.ObjectRef, what, id string, del func(dex.Client) error) error {
 	key := tenancy.RefKey(obj.GetNamespace(), ref)
 	p := &dexv1.OIDCProvider{}
 	err := c.Get(ctx, key, p)

@@ -63,7 +63,7 @@ const (
 type DexConnectorReconciler struct {
 	client.Client
 	Recorder record.EventRecorder
-	Pool     *dex.Pool
+	Pool     dex.Connections
 	// APIReader reads from the API server, bypassing the cache (claims made just now).
 	APIReader client.Reader
 

@@ -33,7 +33,7 @@ type DexEntryClaimReconciler struct {
 	// APIReader confirms with the API server that an owner is gone before anything is deleted.
 	APIReader client.Reader
 	Recorder  record.EventRecorder
-	Pool      *dex.Pool
+	Pool      dex.Connections
 	// RetryPeriod is how often a claim whose Dex no provider reaches any more is looked at again.
 	RetryPeriod time.Duration
 }

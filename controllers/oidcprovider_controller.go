@@ -49,7 +49,7 @@ const (
 type OIDCProviderReconciler struct {
 	client.Client
 	Recorder record.EventRecorder
-	Pool     *dex.Pool
+	Pool     dex.Connections
 	// Keys is the shared signing-key cache the registry server verifies with.
 	Keys *oidc.Cache
 	// APIReader reads from the API server, bypassing the cache: a deleted provider checks there

@@ -23,7 +23,7 @@ type Options struct {
 // SetupWithManager registers the key-cache sync (every replica) and the five controllers
 // (leader only) on mgr, sharing one Dex connection pool and one key cache. The manager binary,
 // the tests and the benchmarks all wire the operator through here.
-func SetupWithManager(mgr ctrl.Manager, pool *dex.Pool, keys *oidc.Cache, o Options) error {
+func SetupWithManager(mgr ctrl.Manager, pool dex.Connections, keys *oidc.Cache, o Options) error {
 	if err := (&KeyCacheSync{Keys: keys}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up key cache: %w", err)
 	}

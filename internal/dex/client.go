@@ -87,6 +87,17 @@ type Client interface {
 	DeleteConnector(ctx context.Context, id string) error
 }
 
+// Connections is what the controllers need of a Pool: the client of a provider (a
+// "namespace/name" key) for a configuration. The controllers take this interface, so that unit
+// tests can give them an in-memory Dex (internal/dex/dexfake).
+type Connections interface {
+	Get(provider string, cfg Config) (Client, error)
+	Existing(provider string) (Client, bool)
+	Forget(provider string)
+}
+
+var _ Connections = (*Pool)(nil)
+
 // Pool holds one gRPC connection per OIDCProvider. A provider whose Config changes gets a new
 // connection; the old one is closed.
 type Pool struct {
