@@ -133,7 +133,13 @@ func deleteFromDex(ctx context.Context, c client.Client, pool dex.Connections, r
 		setCondition(obj, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonDexUnavailable, fmt.Sprintf("cannot delete %s %s from Dex yet: %v; retrying", what, id, err))
 		return err
 	}
-	if err := del(dc); err != nil && !dex.IsNotFound(err) {
+	err = del(dc)
+	if dex.IsReadOnly(err) {
+		// From Dex's configuration file: never ours to delete (adoptExisting could claim it).
+		rec.Eventf(obj, corev1.EventTypeNormal, "Released", "Left %s %s in Dex: it is defined in Dex's configuration file", what, id)
+		return nil
+	}
+	if err != nil && !dex.IsNotFound(err) {
 		setCondition(obj, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonDexUnavailable, fmt.Sprintf("cannot delete %s %s from Dex yet: %v; retrying", what, id, err))
 		return err
 	}

@@ -105,6 +105,9 @@ func (r *DexConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 	if err == nil {
 		err = r.reconcileDexConnector(ctx, c, p, cfg, held)
+		if dex.IsReadOnly(err) {
+			err = newBlocked(dexv1.ReasonConnectorExistsInDex, fmt.Sprintf("connector id %q is defined in Dex's configuration file, which Dex's API cannot change; choose another spec.connectorId", id))
+		}
 	}
 	if err != nil {
 		return r.blockedOrError(c, err)

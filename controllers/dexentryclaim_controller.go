@@ -82,7 +82,7 @@ func (r *DexEntryClaimReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	} else {
 		err = dc.DeleteClient(ctx, cl.Spec.EntryID)
 	}
-	if err != nil && !dex.IsNotFound(err) {
+	if err != nil && !dex.IsNotFound(err) && !dex.IsReadOnly(err) {
 		return ctrl.Result{}, fmt.Errorf("failed to delete orphaned %s %s from Dex: %w", strings.ToLower(string(cl.Spec.EntryKind)), cl.Spec.EntryID, err)
 	}
 	logger.Info("Deleted an orphaned entry from Dex: its owner is gone")

@@ -106,6 +106,9 @@ func (r *DexStaticClientReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return r.blockedOrError(c, dexv1.ConditionSecretReady, err)
 	}
 	if err := r.reconcileDexClient(ctx, c, p, id, secret, held); err != nil {
+		if dex.IsReadOnly(err) {
+			err = newBlocked(dexv1.ReasonClientExistsInDex, fmt.Sprintf("client id %q is defined in Dex's configuration file (staticClients), which Dex's API cannot change; remove it there, or choose another spec.clientId", id))
+		}
 		return r.blockedOrError(c, dexv1.ConditionRegistered, err)
 	}
 	return ctrl.Result{RequeueAfter: jitter(r.resyncPeriod())}, nil

@@ -332,3 +332,24 @@ func TestProbeClientIDIsReserved(t *testing.T) {
 		reason(dexv1.ReasonInvalidSpec), HaveField("Message", ContainSubstring("reserved"))))
 	g.Consistently(dexClient(dapi, controllers.ProbeClientID), 2*resyncPeriod, 250*time.Millisecond).Should(HaveField("RedirectUris", Equal(before.RedirectUris)))
 }
+
+// A client of Dex's configuration file (staticClients) cannot be changed through Dex's API:
+// adoptExisting on its id is reported as waiting for the user, not retried for ever.
+func TestStaticClientOfDexConfigIsNotAdopted(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := providerFor(t, plainDex, nil)
+	c := &dexv1.DexStaticClient{
+		ObjectMeta: metav1.ObjectMeta{Name: "static", Namespace: ns},
+		Spec: dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, ClientID: harness.HarnessClientID,
+			AdoptExisting: true, Public: true, RedirectURIs: []string{"https://evil.example.com/cb"}},
+	}
+	g.Expect(k8s.Create(ctx, c)).To(Succeed())
+	g.Eventually(clientCondition(client.ObjectKeyFromObject(c), dexv1.ConditionReady), waitTimeout).Should(And(
+		reason(dexv1.ReasonClientExistsInDex), HaveField("Message", ContainSubstring("configuration file"))))
+	g.Eventually(clientCondition(client.ObjectKeyFromObject(c), dexv1.ConditionStalled), waitTimeout).Should(HaveField("Status", metav1.ConditionTrue))
+	// Deleting it does not wait for ever on a delete Dex refuses, and leaves the static client.
+	g.Expect(k8s.Delete(ctx, c)).To(Succeed())
+	goneEventually(g, c)
+	g.Expect(dexClient(dexAPI(t, plainDex), harness.HarnessClientID)(g)).NotTo(BeNil())
+}

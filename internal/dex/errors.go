@@ -18,6 +18,9 @@ var (
 	ErrUnavailable = errors.New("dex is unavailable")
 	// ErrTLS: the TLS handshake with Dex failed (unknown CA, rejected client certificate, ...).
 	ErrTLS = errors.New("TLS handshake with Dex failed")
+	// ErrReadOnly: the client or connector comes from Dex's configuration file (staticClients,
+	// connectors, the password database): the API cannot change or delete it.
+	ErrReadOnly = errors.New("defined in Dex's configuration file, read-only through the API")
 	// ErrConnectorsCRUDDisabled: Dex runs without DEX_API_CONNECTORS_CRUD=true.
 	ErrConnectorsCRUDDisabled = errors.New("dex's connector API is disabled: start Dex with the environment variable DEX_API_CONNECTORS_CRUD=true")
 )
@@ -64,6 +67,9 @@ func IsUnavailable(err error) bool { return errors.Is(err, ErrUnavailable) || er
 // IsTLS reports whether err is a TLS handshake failure.
 func IsTLS(err error) bool { return errors.Is(err, ErrTLS) }
 
+// IsReadOnly reports whether Dex refused to change an entry of its configuration file.
+func IsReadOnly(err error) bool { return errors.Is(err, ErrReadOnly) }
+
 // IsConnectorsCRUDDisabled reports whether Dex refused a connector call for lack of the feature flag.
 func IsConnectorsCRUDDisabled(err error) bool { return errors.Is(err, ErrConnectorsCRUDDisabled) }
 
@@ -91,6 +97,9 @@ func classify(err error) error {
 		return ErrNotFound
 	case strings.Contains(msg, "api_connectors_crud feature flag is not enabled"):
 		return ErrConnectorsCRUDDisabled
+	// Dex's static storage: "static clients: read-only cannot update client", and the like.
+	case strings.Contains(msg, "read-only"):
+		return ErrReadOnly
 	}
 	return nil
 }
