@@ -397,36 +397,8 @@ func (r *DexConnectorReconciler) resyncPeriod() time.Duration {
 	return 10 * time.Minute
 }
 
-// SetupWithManager registers the controller, its indexes and watches.
+// SetupWithManager registers the controller and its watches (its indexes: indexes.go).
 func (r *DexConnectorReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	idx := mgr.GetFieldIndexer()
-	ctx := context.Background()
-	if err := idx.IndexField(ctx, &dexv1.DexConnector{}, indexConnectorOwnerKey, func(o client.Object) []string {
-		c := o.(*dexv1.DexConnector)
-		return []string{tenancy.OwnerKey(tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String(), c.Spec.ConnectorID)}
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &dexv1.DexConnector{}, indexConnectorID, func(o client.Object) []string {
-		return []string{o.(*dexv1.DexConnector).Spec.ConnectorID}
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &dexv1.DexConnector{}, indexConnectorSecret, func(o client.Object) []string {
-		var out []string
-		for _, s := range o.(*dexv1.DexConnector).Spec.Secrets {
-			out = append(out, s.SecretRef.Name)
-		}
-		return out
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &dexv1.DexConnector{}, indexConnectorProvider, func(o client.Object) []string {
-		c := o.(*dexv1.DexConnector)
-		return []string{tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String()}
-	}); err != nil {
-		return err
-	}
 	maxDelay := r.MaxRetryDelay
 	if maxDelay <= 0 {
 		maxDelay = 30 * time.Second

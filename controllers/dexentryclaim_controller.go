@@ -144,8 +144,7 @@ func (r *DexEntryClaimReconciler) retryPeriod() time.Duration {
 	return 5 * time.Minute
 }
 
-// SetupWithManager registers the controller; the claims' indexes are registered by
-// setupClaimIndexes.
+// SetupWithManager registers the controller (its indexes: indexes.go).
 func (r *DexEntryClaimReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	ownerGone := handler.Funcs{DeleteFunc: func(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		for _, req := range requestsFromList(ctx, r, &claimsv1.DexEntryClaimList{}, client.MatchingFields{indexClaimOwnerUID: string(e.Object.GetUID())}) {
@@ -161,22 +160,4 @@ func (r *DexEntryClaimReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		}).
 		Named("dexentryclaim").
 		Complete(r)
-}
-
-// setupClaimIndexes indexes claims by owner UID, by provider and by entry (kind and id).
-func setupClaimIndexes(mgr ctrl.Manager) error {
-	idx := mgr.GetFieldIndexer()
-	ctx := context.Background()
-	if err := idx.IndexField(ctx, &claimsv1.DexEntryClaim{}, indexClaimOwnerUID, func(o client.Object) []string {
-		return []string{string(o.(*claimsv1.DexEntryClaim).Spec.Owner.UID)}
-	}); err != nil {
-		return fmt.Errorf("failed to index claims by owner: %w", err)
-	}
-	if err := idx.IndexField(ctx, &claimsv1.DexEntryClaim{}, indexClaimProvider, func(o client.Object) []string {
-		cl := o.(*claimsv1.DexEntryClaim)
-		return []string{cl.Spec.Provider.Namespace + "/" + cl.Spec.Provider.Name}
-	}); err != nil {
-		return fmt.Errorf("failed to index claims by provider: %w", err)
-	}
-	return nil
 }

@@ -347,35 +347,8 @@ func jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.9 + 0.2*mrand.Float64()))
 }
 
-// SetupWithManager registers the controller, its indexes and watches.
+// SetupWithManager registers the controller and its watches (its indexes: indexes.go).
 func (r *DexStaticClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	idx := mgr.GetFieldIndexer()
-	ctx := context.Background()
-	if err := idx.IndexField(ctx, &dexv1.DexStaticClient{}, indexClientOwnerKey, func(o client.Object) []string {
-		c := o.(*dexv1.DexStaticClient)
-		return []string{tenancy.OwnerKey(tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String(), c.EffectiveClientID())}
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &dexv1.DexStaticClient{}, indexClientID, func(o client.Object) []string {
-		return []string{o.(*dexv1.DexStaticClient).EffectiveClientID()}
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &dexv1.DexStaticClient{}, indexClientSecret, func(o client.Object) []string {
-		if c := o.(*dexv1.DexStaticClient); c.Spec.SecretRef != nil {
-			return []string{c.Spec.SecretRef.Name}
-		}
-		return nil
-	}); err != nil {
-		return err
-	}
-	if err := idx.IndexField(ctx, &dexv1.DexStaticClient{}, indexClientProvider, func(o client.Object) []string {
-		c := o.(*dexv1.DexStaticClient)
-		return []string{tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String()}
-	}); err != nil {
-		return err
-	}
 	maxDelay := r.MaxRetryDelay
 	if maxDelay <= 0 {
 		maxDelay = 30 * time.Second

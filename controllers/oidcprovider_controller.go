@@ -431,14 +431,6 @@ func (r *OIDCProviderReconciler) healthInterval() time.Duration {
 
 // SetupWithManager registers the controller and its watches.
 func (r *OIDCProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &dexv1.OIDCProvider{}, indexProviderTLSSecret, func(o client.Object) []string {
-		if n := tlsSecretName(o.(*dexv1.OIDCProvider)); n != "" {
-			return []string{n}
-		}
-		return nil
-	}); err != nil {
-		return fmt.Errorf("failed to index OIDCProviders by TLS Secret: %w", err)
-	}
 	maxDelay := r.MaxRetryDelay
 	if maxDelay <= 0 {
 		maxDelay = 30 * time.Second

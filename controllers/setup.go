@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"context"
 	"fmt"
 	"time"
 
@@ -35,8 +36,10 @@ func SetupWithManager(mgr ctrl.Manager, pool dex.Connections, keys *oidc.Cache, 
 		return fmt.Errorf("failed to set up OIDCProvider controller: %w", err)
 	}
 	setClaimsCRDReader(mgr.GetAPIReader())
-	if err := setupClaimIndexes(mgr); err != nil {
-		return err
+	for _, ix := range Indexes() {
+		if err := mgr.GetFieldIndexer().IndexField(context.Background(), ix.Object, ix.Field, ix.Extract); err != nil {
+			return fmt.Errorf("failed to index %T by %s: %w", ix.Object, ix.Field, err)
+		}
 	}
 	if err := (&DexEntryClaimReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorderFor("dexterity-dexentryclaim"),

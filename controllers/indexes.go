@@ -1,0 +1,75 @@
+package controllers
+
+import (
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/tenancy"
+)
+
+// Index is a field index of the manager's cache that the controllers list by.
+type Index struct {
+	Object  client.Object
+	Field   string
+	Extract client.IndexerFunc
+}
+
+// Indexes are every field index the controllers use, registered once by SetupWithManager (and by
+// unit tests on controller-runtime's fake client).
+func Indexes() []Index {
+	return []Index{
+		// Clients: by the (provider, client id) they compete for, by client id, Secret and provider.
+		{&dexv1.DexStaticClient{}, indexClientOwnerKey, func(o client.Object) []string {
+			c := o.(*dexv1.DexStaticClient)
+			return []string{tenancy.OwnerKey(tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String(), c.EffectiveClientID())}
+		}},
+		{&dexv1.DexStaticClient{}, indexClientID, func(o client.Object) []string {
+			return []string{o.(*dexv1.DexStaticClient).EffectiveClientID()}
+		}},
+		{&dexv1.DexStaticClient{}, indexClientSecret, func(o client.Object) []string {
+			if c := o.(*dexv1.DexStaticClient); c.Spec.SecretRef != nil {
+				return []string{c.Spec.SecretRef.Name}
+			}
+			return nil
+		}},
+		{&dexv1.DexStaticClient{}, indexClientProvider, func(o client.Object) []string {
+			c := o.(*dexv1.DexStaticClient)
+			return []string{tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String()}
+		}},
+		// Connectors: the same.
+		{&dexv1.DexConnector{}, indexConnectorOwnerKey, func(o client.Object) []string {
+			c := o.(*dexv1.DexConnector)
+			return []string{tenancy.OwnerKey(tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String(), c.Spec.ConnectorID)}
+		}},
+		{&dexv1.DexConnector{}, indexConnectorID, func(o client.Object) []string {
+			return []string{o.(*dexv1.DexConnector).Spec.ConnectorID}
+		}},
+		{&dexv1.DexConnector{}, indexConnectorSecret, func(o client.Object) []string {
+			var out []string
+			for _, s := range o.(*dexv1.DexConnector).Spec.Secrets {
+				out = append(out, s.SecretRef.Name)
+			}
+			return out
+		}},
+		{&dexv1.DexConnector{}, indexConnectorProvider, func(o client.Object) []string {
+			c := o.(*dexv1.DexConnector)
+			return []string{tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String()}
+		}},
+		// Providers by their Dex TLS Secret.
+		{&dexv1.OIDCProvider{}, indexProviderTLSSecret, func(o client.Object) []string {
+			if n := tlsSecretName(o.(*dexv1.OIDCProvider)); n != "" {
+				return []string{n}
+			}
+			return nil
+		}},
+		// Claims by owner UID and by provider.
+		{&claimsv1.DexEntryClaim{}, indexClaimOwnerUID, func(o client.Object) []string {
+			return []string{string(o.(*claimsv1.DexEntryClaim).Spec.Owner.UID)}
+		}},
+		{&claimsv1.DexEntryClaim{}, indexClaimProvider, func(o client.Object) []string {
+			cl := o.(*claimsv1.DexEntryClaim)
+			return []string{cl.Spec.Provider.Namespace + "/" + cl.Spec.Provider.Name}
+		}},
+	}
+}
