@@ -68,7 +68,9 @@ func TestKstatusReadsEveryKind(t *testing.T) {
 	goodBinding := &dexv1.GroupBinding{ObjectMeta: metav1.ObjectMeta{Name: "good", Namespace: ns}, Spec: dexv1.GroupBindingSpec{Expression: `"x" in groups`}}
 	g := NewWithT(t)
 	g.Expect(k8s.Create(ctx, ready)).To(Succeed())
-	g.Eventually(kstatusOf(ready), waitTimeout).Should(Equal(status.CurrentStatus))
+	// Registered first (kstatus reads an object without any status as Current, so wait for Ready):
+	// the conflicting object below must come second.
+	g.Eventually(clientCondition(client.ObjectKeyFromObject(ready), dexv1.ConditionReady), waitTimeout).Should(readyTrue())
 	for _, o := range []client.Object{conflict, noSecret, noProvider, outage, badConn, unreachable, badBinding, goodBinding} {
 		g.Expect(k8s.Create(ctx, o)).To(Succeed())
 	}
