@@ -131,17 +131,25 @@ func TestTenantAnnotationCannotDeleteAnotherTenantsClient(t *testing.T) {
 // Attack 2: an object created with the legacy annotation (and the finalizer) for an id that
 // exists in Dex but that no object registered must not overwrite it without adoptExisting.
 func TestTenantAnnotationCannotTakeOverUnregisteredClient(t *testing.T) {
-	g := NewWithT(t)
-	ctx := context.Background()
 	dapi := dexAPI(t, plainDex)
 	provNS := providerFor(t, plainDex, func(d *dexv1.DexAdminSpec) {
 		d.AllowedNamespaces = &dexv1.AllowedNamespaces{From: dexv1.NamespacesFromAll}
 	})
 	ns, attacker := tenant(t)
-	foreignID := "hand-made-" + provNS
+	a, foreignID := grabHandMadeClient(t, dapi, attacker, provNS, ns, "hand-made-"+provNS)
+	// Deleting it must not delete the hand-made client either.
+	deleteKeepsHandMade(t, dapi, attacker, a, foreignID)
+}
+
+// grabHandMadeClient creates a client in Dex by hand, then, as the tenant behind tc, an object
+// claiming its id with the legacy annotation and the finalizer preset; the object must wait
+// (ClientExistsInDex) and the client stay as it is.
+func grabHandMadeClient(t *testing.T, dapi api.DexClient, tc client.Client, provNS, ns, foreignID string) (*dexv1.DexStaticClient, string) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
 	_, err := dapi.CreateClient(ctx, &api.CreateClientReq{Client: &api.Client{Id: foreignID, Name: "hand-made", Secret: "hand-made-secret", RedirectUris: []string{"https://hand.example.com/cb"}}})
 	g.Expect(err).NotTo(HaveOccurred())
-
 	a := &dexv1.DexStaticClient{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: "grab", Namespace: ns,
@@ -150,13 +158,19 @@ func TestTenantAnnotationCannotTakeOverUnregisteredClient(t *testing.T) {
 		},
 		Spec: dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex", Namespace: provNS}, ClientID: foreignID, Public: true, DisplayName: "mine now", RedirectURIs: []string{"https://evil.example.com/cb"}},
 	}
-	g.Expect(attacker.Create(ctx, a)).To(Succeed())
+	g.Expect(tc.Create(ctx, a)).To(Succeed())
 	g.Eventually(clientCondition(client.ObjectKeyFromObject(a), dexv1.ConditionReady), waitTimeout).Should(reason(dexv1.ReasonClientExistsInDex))
+	return a, foreignID
+}
+
+// deleteKeepsHandMade deletes a as the tenant and checks the hand-made client is still in Dex.
+func deleteKeepsHandMade(t *testing.T, dapi api.DexClient, tc client.Client, a *dexv1.DexStaticClient, foreignID string) {
+	t.Helper()
+	g := NewWithT(t)
 	g.Consistently(dexClient(dapi, foreignID), 2*resyncPeriod, 250*time.Millisecond).Should(And(HaveField("Name", "hand-made"), HaveField("Secret", "hand-made-secret")))
-	// Deleting it must not delete the hand-made client either.
-	g.Expect(attacker.Delete(ctx, a)).To(Succeed())
+	g.Expect(tc.Delete(context.Background(), a)).To(Succeed())
 	goneEventually(g, a)
-	g.Consistently(dexClient(dapi, foreignID), resyncPeriod, 250*time.Millisecond).Should(HaveField("Name", "hand-made"))
+	g.Consistently(dexClient(dapi, foreignID), resyncPeriod, 250*time.Millisecond).Should(And(HaveField("Name", "hand-made"), HaveField("Secret", "hand-made-secret")))
 }
 
 // A tenant given more than edit (status writes on its clients) still cannot forge ownership: the
@@ -180,19 +194,7 @@ func TestTenantWithStatusRightsCannotForgeOwnership(t *testing.T) {
 		Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
 	})).To(Succeed())
 
-	foreignID := "hand-made-status-" + provNS
-	_, err := dapi.CreateClient(ctx, &api.CreateClientReq{Client: &api.Client{Id: foreignID, Name: "hand-made", Secret: "s3cret", RedirectUris: []string{"https://hand.example.com/cb"}}})
-	g.Expect(err).NotTo(HaveOccurred())
-	a := &dexv1.DexStaticClient{
-		ObjectMeta: metav1.ObjectMeta{
-			Name: "grab", Namespace: ns,
-			Annotations: map[string]string{controllers.LegacyAnnotationRegisteredClientID: foreignID},
-			Finalizers:  []string{controllers.ClientFinalizer},
-		},
-		Spec: dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex", Namespace: provNS}, ClientID: foreignID, Public: true, DisplayName: "mine now", RedirectURIs: []string{"https://evil.example.com/cb"}},
-	}
-	g.Expect(attacker.Create(ctx, a)).To(Succeed())
-	g.Eventually(clientCondition(client.ObjectKeyFromObject(a), dexv1.ConditionReady), waitTimeout).Should(reason(dexv1.ReasonClientExistsInDex))
+	a, foreignID := grabHandMadeClient(t, dapi, attacker, provNS, ns, "hand-made-status-"+provNS)
 	g.Eventually(func() error {
 		cur := &dexv1.DexStaticClient{}
 		if err := attacker.Get(ctx, client.ObjectKeyFromObject(a), cur); err != nil {
@@ -202,10 +204,7 @@ func TestTenantWithStatusRightsCannotForgeOwnership(t *testing.T) {
 		cur.Status.ClientID = foreignID
 		return attacker.Status().Patch(ctx, cur, client.MergeFrom(orig))
 	}, waitTimeout).Should(Succeed())
-	g.Consistently(dexClient(dapi, foreignID), 2*resyncPeriod, 250*time.Millisecond).Should(And(HaveField("Name", "hand-made"), HaveField("Secret", "s3cret")))
-	g.Expect(attacker.Delete(ctx, a)).To(Succeed())
-	goneEventually(g, a)
-	g.Consistently(dexClient(dapi, foreignID), resyncPeriod, 250*time.Millisecond).Should(HaveField("Name", "hand-made"))
+	deleteKeepsHandMade(t, dapi, attacker, a, foreignID)
 }
 
 // A tenant that removes the operator's finalizer and deletes its object leaves no orphan: the
