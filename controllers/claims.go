@@ -264,6 +264,18 @@ func (o entryOwnership) finalize(ctx context.Context, c client.Client, api clien
 	}
 	for i := range claims {
 		cl := &claims[i]
+		if api != nil {
+			// The cache may still show a claim this object already gave up (a retried
+			// finalizer), while another object has claimed the id since: confirm it is ours.
+			fresh := &claimsv1.DexEntryClaim{}
+			err := api.Get(ctx, client.ObjectKeyFromObject(cl), fresh)
+			if apierrors.IsNotFound(err) || (err == nil && (fresh.UID != cl.UID || !ownedBy(fresh, obj))) {
+				continue
+			}
+			if err != nil {
+				return ctrl.Result{}, fmt.Errorf("failed to read claim %s: %w", cl.Name, err)
+			}
+		}
 		pref := dexv1.ObjectRef{Namespace: cl.Spec.Provider.Namespace, Name: cl.Spec.Provider.Name}
 		if err := deleteFromDex(ctx, c, pool, rec, obj, pref, o.what, cl.Spec.EntryID, func(dc dex.Client) error { return del(dc, cl.Spec.EntryID) }); err != nil {
 			return ctrl.Result{}, err
