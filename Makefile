@@ -45,6 +45,11 @@ fmt: ## go fmt.
 vet: ## go vet.
 	go vet ./...
 
+.PHONY: lint
+lint: ## golangci-lint with .golangci.yml (the linter is installed into bin/ on first use).
+	hack/tools.sh lint
+	$(BIN)/golangci-lint run ./...
+
 .PHONY: test
 test: tools vet ## Run every test (envtest and the real Dex included).
 	go test $(TEST_FLAGS) ./...

@@ -46,8 +46,9 @@ func Indexes() []Index {
 			return []string{o.(*dexv1.DexConnector).Spec.ConnectorID}
 		}},
 		{&dexv1.DexConnector{}, indexConnectorSecret, func(o client.Object) []string {
-			var out []string
-			for _, s := range o.(*dexv1.DexConnector).Spec.Secrets {
+			secrets := o.(*dexv1.DexConnector).Spec.Secrets
+			out := make([]string, 0, len(secrets))
+			for _, s := range secrets {
 				out = append(out, s.SecretRef.Name)
 			}
 			return out

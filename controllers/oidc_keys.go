@@ -41,21 +41,21 @@ func oidcConfigFor(p *dexv1.OIDCProvider) oidc.Config {
 
 // reconcileKeys makes the shared key cache follow the provider and reports DiscoveryReady and
 // KeysReady, and the key fields of the status, from that same cache.
-func (r *OIDCProviderReconciler) reconcileKeys(ctx context.Context, p *dexv1.OIDCProvider) error {
+func (r *OIDCProviderReconciler) reconcileKeys(p *dexv1.OIDCProvider) {
 	key := providerKey(p)
 	if !p.OIDCEnabled() {
 		r.Keys.Remove(key)
 		removeCondition(p, dexv1.ConditionDiscoveryReady)
 		removeCondition(p, dexv1.ConditionKeysReady)
 		p.Status.JWKSURI, p.Status.Keys, p.Status.LastJWKSFetch = "", 0, nil
-		return nil
+		return
 	}
 	prov, err := r.Keys.Sync(key, oidcConfigFor(p))
 	if err != nil {
 		msg := fmt.Sprintf("invalid issuer settings: %v", err)
 		setCondition(p, dexv1.ConditionDiscoveryReady, metav1.ConditionFalse, dexv1.ReasonInvalidSpec, msg)
 		setCondition(p, dexv1.ConditionKeysReady, metav1.ConditionFalse, dexv1.ReasonInvalidSpec, msg)
-		return nil
+		return
 	}
 	st := prov.Status()
 	switch {
@@ -84,7 +84,6 @@ func (r *OIDCProviderReconciler) reconcileKeys(ctx context.Context, p *dexv1.OID
 		t := metav1.NewTime(st.LastFetch)
 		p.Status.LastJWKSFetch = &t
 	}
-	return nil
 }
 
 func discoverySource(p *dexv1.OIDCProvider) string {

@@ -107,9 +107,7 @@ func (r *OIDCProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 	}()
 
-	if err := r.reconcileKeys(ctx, p); err != nil {
-		return ctrl.Result{}, err
-	}
+	r.reconcileKeys(p)
 	if err := r.reconcileDexReachable(ctx, p); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -409,13 +407,13 @@ func summarizeProvider(p *dexv1.OIDCProvider) {
 	}
 	summarizeReady(p, types...)
 	ready := findCondition(p.Status.Conditions, dexv1.ConditionReady)
-	switch {
-	case ready.Status == metav1.ConditionTrue:
+	switch ready.Status {
+	case metav1.ConditionTrue:
 		p.Status.Phase, p.Status.Message = dexv1.PhaseReady, ""
 		if k := findCondition(p.Status.Conditions, dexv1.ConditionKeysReady); k.Reason == dexv1.ReasonKeysRefreshFailed {
 			p.Status.Message = k.Message
 		}
-	case ready.Status == metav1.ConditionFalse:
+	case metav1.ConditionFalse:
 		p.Status.Phase, p.Status.Message = dexv1.PhaseFailed, ready.Message
 	default:
 		p.Status.Phase, p.Status.Message = dexv1.PhasePending, ready.Message

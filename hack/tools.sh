@@ -33,7 +33,7 @@ install() {
   if [[ -x "$bin/$name" && -f "$bin/.$name.stamp" && "$(cat "$bin/.$name.stamp")" == "$want" ]]; then
     return 0
   fi
-  echo ">> installing $name $want (about 1 minute)"
+  echo ">> installing $name $want (first run only; about 1 minute, golangci-lint about 5)"
   GOBIN="$bin" go install "$mod@$want"
   echo "$want" > "$bin/.$name.stamp"
 }
@@ -52,5 +52,7 @@ case $what in
     # Like OpenTofu's release builds: static, and dev=no drops the "-dev" suffix of the version.
     build tofu tofu github.com/opentofu/opentofu/cmd/tofu 7 CGO_ENABLED=0 \
       GOFLAGS="-mod=mod -ldflags=-X=github.com/opentofu/opentofu/version.dev=no" ;;
-  *) echo "usage: $0 [all|codegen]" >&2; exit 2 ;;
+  lint)
+    install golangci-lint github.com/golangci/golangci-lint/v2/cmd/golangci-lint "$GOLANGCI_LINT_VERSION" ;;
+  *) echo "usage: $0 [all|codegen|lint]" >&2; exit 2 ;;
 esac

@@ -135,7 +135,8 @@ func ValidateOIDCProvider(p *dexv1.OIDCProvider) (admission.Warnings, field.Erro
 	if d := s.Dex; d != nil && d.Insecure {
 		if host, _, err := net.SplitHostPort(d.GRPCAddress); err != nil || !isLoopback(host) {
 			errs = append(errs, field.Invalid(spec.Child("dex", "insecure"), true,
-				fmt.Sprintf("plaintext gRPC is allowed only with a loopback spec.dex.grpcAddress (localhost, 127.0.0.1, ::1), not %q: anyone on the network path could administer this Dex; remove spec.dex.insecure and set spec.dex.tls.secretRef (Secret with ca.crt, tls.crt and tls.key for mutual TLS)", d.GRPCAddress)))
+				fmt.Sprintf("plaintext gRPC is allowed only with a loopback spec.dex.grpcAddress (localhost, 127.0.0.1, ::1), not %q: anyone on the network path could administer this Dex; "+
+					"remove spec.dex.insecure and set spec.dex.tls.secretRef (Secret with ca.crt, tls.crt and tls.key for mutual TLS)", d.GRPCAddress)))
 		}
 	}
 	if s.CABundle != "" {

@@ -622,7 +622,7 @@ func (b *builder) webhooks(validating, mutating, services []object, deployments 
 		for _, d := range deployments {
 			if len(svc.Spec.Selector) > 0 && sel.Matches(labels.Set(d.Spec.Template.Labels)) {
 				if dep != "" {
-					return operatorsv1alpha1.WebhookDescription{}, fmt.Errorf("Service %s selects the pods of two Deployments (%s, %s)", svc.Name, dep, d.Name)
+					return operatorsv1alpha1.WebhookDescription{}, fmt.Errorf("service %s selects the pods of two Deployments (%s, %s)", svc.Name, dep, d.Name)
 				}
 				dep = d.Name
 			}

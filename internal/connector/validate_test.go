@@ -158,7 +158,8 @@ func TestValidateAgreesWithStrictDecode(t *testing.T) {
 				c := &checker{}
 				doc, _ := decodeGeneric([]byte(config))
 				c.check("", doc, reflectTypeOf(ct.newConfig()))
-				NewWithT(t).Expect(len(c.errs) == 0).To(Equal(decodeErr == nil), "walk: %v, decode: %v", c.errs, decodeErr)
+				walkOK := len(c.errs) == 0
+				NewWithT(t).Expect(walkOK).To(Equal(decodeErr == nil), "walk: %v, decode: %v", c.errs, decodeErr)
 			})
 		}
 	}

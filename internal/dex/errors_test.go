@@ -30,7 +30,7 @@ func TestClassify(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			if tc.want == nil {
-				NewWithT(t).Expect(classify(tc.err)).To(BeNil())
+				NewWithT(t).Expect(classify(tc.err)).To(Succeed())
 				return
 			}
 			NewWithT(t).Expect(classify(tc.err)).To(Equal(tc.want))

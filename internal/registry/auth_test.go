@@ -134,7 +134,7 @@ func TestKubernetesAnswersAreCachedBriefly(t *testing.T) {
 		f.kube.accept[sa] = true
 		for range 5 {
 			p, aerr := f.auth.authenticate(ctx, tt, sa)
-			g.Expect(aerr).To(BeNil())
+			g.Expect(aerr).ToNot(HaveOccurred())
 			g.Expect(p.path).To(Equal(pathK8s))
 			allowed, _, err := f.auth.authorizeKubernetes(ctx, p, "team-a", kindModule, "network")
 			g.Expect(err).NotTo(HaveOccurred())
@@ -151,7 +151,7 @@ func TestKubernetesAnswersAreCachedBriefly(t *testing.T) {
 		// After the TTL Kubernetes is asked again.
 		f.now = f.now.Add(kubePositiveTTL)
 		p, aerr := f.auth.authenticate(ctx, tt, sa)
-		g.Expect(aerr).To(BeNil())
+		g.Expect(aerr).ToNot(HaveOccurred())
 		_, _, _ = f.auth.authorizeKubernetes(ctx, p, "team-a", kindModule, "network")
 		reviews, sars = f.kube.counts()
 		g.Expect(reviews).To(Equal(2))
@@ -164,7 +164,7 @@ func TestKubernetesAnswersAreCachedBriefly(t *testing.T) {
 		revoked := unsignedJWT(map[string]any{"iss": "https://kubernetes.default.svc", "exp": f.now.Add(time.Hour).Unix()})
 		for range 3 {
 			_, aerr := f.auth.authenticate(ctx, tt, revoked)
-			g.Expect(aerr).NotTo(BeNil())
+			g.Expect(aerr).To(HaveOccurred())
 			g.Expect(aerr.status).To(Equal(http.StatusUnauthorized))
 		}
 		reviews, _ := f.kube.counts()
@@ -177,7 +177,7 @@ func TestKubernetesAnswersAreCachedBriefly(t *testing.T) {
 		short := unsignedJWT(map[string]any{"iss": "https://kubernetes.default.svc", "exp": f.now.Add(3 * time.Second).Unix()})
 		f.kube.accept[short] = true
 		_, aerr := f.auth.authenticate(ctx, tt, short)
-		g.Expect(aerr).To(BeNil())
+		g.Expect(aerr).ToNot(HaveOccurred())
 		f.now = f.now.Add(3 * time.Second)
 		_, _ = f.auth.authenticate(ctx, tt, short)
 		reviews, _ = f.kube.counts()
@@ -193,7 +193,7 @@ func TestKubernetesAnswersAreCachedBriefly(t *testing.T) {
 		claiming := unsignedJWT(map[string]any{"iss": is.URL(), "aud": "registry", "sub": "x", "exp": time.Now().Add(time.Hour).Unix()})
 		for _, tok := range garbage {
 			_, aerr := f.auth.authenticate(ctx, tt, tok)
-			g.Expect(aerr).NotTo(BeNil(), "token %q", tok)
+			g.Expect(aerr).To(HaveOccurred(), "token %q", tok)
 			g.Expect(aerr.status).To(Equal(http.StatusUnauthorized), "token %q", tok)
 		}
 		_, aerr := f.auth.authenticate(ctx, tt, claiming)
@@ -203,7 +203,7 @@ func TestKubernetesAnswersAreCachedBriefly(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		for _, tok := range []string{claiming, expired} {
 			_, aerr = f.auth.authenticate(ctx, tt, tok)
-			g.Expect(aerr).NotTo(BeNil())
+			g.Expect(aerr).To(HaveOccurred())
 			g.Expect(aerr.status).To(Equal(http.StatusUnauthorized))
 		}
 		reviews, sars := f.kube.counts()
@@ -315,11 +315,11 @@ func TestClientIdentities(t *testing.T) {
 	for _, c := range cases {
 		p, aerr := f.auth.authenticate(ctx, tt, c.token)
 		if c.client == "" {
-			g.Expect(aerr).NotTo(BeNil(), c.name)
+			g.Expect(aerr).To(HaveOccurred(), c.name)
 			g.Expect(aerr.status).To(Equal(http.StatusUnauthorized), c.name)
 			continue
 		}
-		g.Expect(aerr).To(BeNil(), c.name)
+		g.Expect(aerr).ToNot(HaveOccurred(), c.name)
 		g.Expect(p.groups).To(Equal([]string{"client:" + c.client}), c.name)
 	}
 
@@ -328,31 +328,31 @@ func TestClientIdentities(t *testing.T) {
 	team := f.tenant(t, testProvider(is.URL(), func(s *dexv1.OIDCProviderSpec) { s.AllowClientCredentials = true }))
 	f.loadKeys(t, is)
 	p, aerr := f.auth.authenticate(ctx, team, cases[0].token)
-	g.Expect(aerr).To(BeNil(), "confidential client of the Dex with this issuer")
+	g.Expect(aerr).ToNot(HaveOccurred(), "confidential client of the Dex with this issuer")
 	g.Expect(p.groups).To(Equal([]string{"client:team-a-ci"}))
 	for _, i := range []int{2, 4, 6} { // public, probe, another Dex
 		_, aerr = f.auth.authenticate(ctx, team, cases[i].token)
-		g.Expect(aerr).NotTo(BeNil(), cases[i].name)
+		g.Expect(aerr).To(HaveOccurred(), cases[i].name)
 		g.Expect(aerr.status).To(Equal(http.StatusUnauthorized), cases[i].name)
 	}
 
 	// A cached client identity stops working as soon as the client is no longer confidential.
 	tok := cases[0].token
 	_, aerr = f.auth.authenticate(ctx, tt, tok)
-	g.Expect(aerr).To(BeNil())
+	g.Expect(aerr).ToNot(HaveOccurred())
 	public := ci.DeepCopy()
 	public.Spec.Public, public.Generation = true, 2
 	public.Status.Conditions[0].ObservedGeneration = 2
 	f.store.upsert(public)
 	_, aerr = f.auth.authenticate(ctx, tt, tok)
-	g.Expect(aerr).NotTo(BeNil())
+	g.Expect(aerr).To(HaveOccurred())
 	g.Expect(aerr.reason).To(Equal("unauthenticated_client"))
 	f.store.upsert(ci)
 	_, aerr = f.auth.authenticate(ctx, tt, tok)
-	g.Expect(aerr).To(BeNil())
+	g.Expect(aerr).ToNot(HaveOccurred())
 	f.store.remove(ci)
 	_, aerr = f.auth.authenticate(ctx, tt, tok)
-	g.Expect(aerr).NotTo(BeNil(), "a deleted client")
+	g.Expect(aerr).To(HaveOccurred(), "a deleted client")
 }
 
 // TestVerificationsBelongToTheProviderObject: the token cache is keyed by the provider's UID and
@@ -373,7 +373,7 @@ func TestVerificationsBelongToTheProviderObject(t *testing.T) {
 	tok, err := is.Sign(map[string]any{"aud": "registry", "sub": "admin", "groups": []string{"team-a"}, "exp": time.Now().Add(time.Hour).Unix()})
 	g.Expect(err).NotTo(HaveOccurred())
 	_, aerr := f.auth.authenticate(ctx, tt, tok)
-	g.Expect(aerr).To(BeNil())
+	g.Expect(aerr).ToNot(HaveOccurred())
 	g.Expect(f.auth.tokens.len()).To(Equal(1))
 
 	// Deleted: its verifications go.
@@ -386,18 +386,18 @@ func TestVerificationsBelongToTheProviderObject(t *testing.T) {
 	recreated.UID = types.UID("uid-2")
 	tt = f.tenant(t, recreated)
 	_, aerr = f.auth.authenticate(ctx, tt, tok)
-	g.Expect(aerr).NotTo(BeNil())
+	g.Expect(aerr).To(HaveOccurred())
 	g.Expect(aerr.status).To(Equal(http.StatusServiceUnavailable), "the key cache has not caught up")
 	f.loadKeys(t, is, "other-client")
 	_, aerr = f.auth.authenticate(ctx, tt, tok)
-	g.Expect(aerr).NotTo(BeNil())
+	g.Expect(aerr).To(HaveOccurred())
 	g.Expect(aerr.status).To(Equal(http.StatusUnauthorized))
 	g.Expect(aerr.reason).To(Equal(string(oidc.ReasonWrongAudience)))
 
 	// A changed spec (generation) drops the entries of the older generation.
 	tok2, _ := is.Sign(map[string]any{"aud": "other-client", "sub": "admin", "groups": []string{"team-a"}, "exp": time.Now().Add(time.Hour).Unix()})
 	_, aerr = f.auth.authenticate(ctx, tt, tok2)
-	g.Expect(aerr).To(BeNil())
+	g.Expect(aerr).ToNot(HaveOccurred())
 	g.Expect(f.auth.tokens.len()).To(Equal(1))
 	changed := recreated.DeepCopy()
 	changed.Generation = 2
@@ -413,7 +413,7 @@ func TestVerificationsBelongToTheProviderObject(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(prov.Refresh(ctx)).To(Succeed())
 	p, aerr := f.auth.authenticate(ctx, tt, tok2)
-	g.Expect(aerr).To(BeNil())
+	g.Expect(aerr).ToNot(HaveOccurred())
 	g.Expect(p.groups).To(Equal([]string{"oidc:team-a"}))
 	status := changed.DeepCopy()
 	status.Status.Phase = "Ready"

@@ -413,7 +413,12 @@ func TestNonLeaderReplicaServes(t *testing.T) {
 	mctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(mctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Log("manager:", err)
+		}
+	}()
 
 	tt := newTenant(t, tenantOptions{})
 	tt.create(t, module("network", "team-a", "network", "aws", "1.0.0"),

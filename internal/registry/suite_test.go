@@ -123,7 +123,12 @@ func runSuite(m *testing.M) int {
 	registryURL = fmt.Sprintf("http://127.0.0.1:%d", port)
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	defer func() { cancel(); <-done }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			fmt.Fprintln(os.Stderr, "manager:", err)
+		}
+	}()
 	return m.Run()
 }
 
@@ -137,7 +142,6 @@ type tenantOptions struct {
 	tokenURL       string
 	discoveryURL   string
 	skipKeysReady  bool
-	modules        []*dexv1.Module
 	providerConfig func(*dexv1.OIDCProvider)
 }
 

@@ -44,7 +44,8 @@ const waitTimeout = 60 * time.Second
 func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
-	var logTo io.Writer = io.Discard
+	var logTo io.Writer
+	logTo = io.Discard
 	if os.Getenv("TEST_VERBOSE_LOG") != "" {
 		logTo = os.Stderr
 	}

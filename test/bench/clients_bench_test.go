@@ -111,7 +111,13 @@ func startManager(b *testing.B) {
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- mgr.Start(ctx) }()
-		stopManager = func() { cancel(); <-done; pool.Close() }
+		stopManager = func() {
+			cancel()
+			if err := <-done; err != nil {
+				fmt.Fprintln(os.Stderr, "manager:", err)
+			}
+			pool.Close()
+		}
 	})
 }
 

@@ -589,7 +589,7 @@ func FreePort() (int, error) {
 	if err != nil {
 		return 0, fmt.Errorf("failed to find free port: %w", err)
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 

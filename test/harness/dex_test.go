@@ -138,7 +138,7 @@ func TestDexMTLS(t *testing.T) {
 			g.Expect(err).NotTo(HaveOccurred())
 			conn, err := grpc.NewClient(d.GRPCAddress(), grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
 			g.Expect(err).NotTo(HaveOccurred())
-			defer conn.Close()
+			defer func() { _ = conn.Close() }()
 
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()

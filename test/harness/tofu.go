@@ -314,7 +314,7 @@ func (tf *Tofu) Login(ctx context.Context, host string, browser func(authURL str
 	waitErr := make(chan error, 1)
 	go func() {
 		err := cmd.Wait()
-		pw.Close()
+		_ = pw.Close()
 		waitErr <- err
 	}()
 

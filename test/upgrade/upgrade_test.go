@@ -191,7 +191,13 @@ func startManager(t *testing.T, env *harness.Env) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	t.Cleanup(func() { cancel(); <-done; pool.Close() })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Log("manager:", err)
+		}
+		pool.Close()
+	})
 }
 
 func TestMain(m *testing.M) {
