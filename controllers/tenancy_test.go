@@ -290,7 +290,8 @@ func TestHostnamesFirstComeFirstServed(t *testing.T) {
 	g.Eventually(providerCondition(holder, dexv1.ConditionReady), waitTimeout).Should(readyTrue())
 	// Creation timestamps have whole seconds, and a tie goes by namespace/name: let the newcomer
 	// be created in a later second than the holder.
-	time.Sleep(time.Until(getProvider(t, holder).CreationTimestamp.Add(time.Second)))
+	held := getProvider(t, holder).CreationTimestamp.Add(time.Second)
+	g.Eventually(func() bool { return time.Now().After(held) }, 2*time.Second, 50*time.Millisecond).Should(BeTrue())
 
 	early := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("aaa-%d", time.Now().UnixNano())}}
 	g.Expect(k8s.Create(ctx, early)).To(Succeed())

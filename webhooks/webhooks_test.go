@@ -198,7 +198,8 @@ func TestOIDCProviderRules(t *testing.T) {
 		g.Expect(k8s.Create(context.Background(), holder)).To(Succeed())
 		// Creation timestamps have whole seconds, and a tie goes by namespace/name: let the
 		// newcomer be created in a later second than the holder.
-		time.Sleep(time.Until(holder.CreationTimestamp.Add(time.Second)))
+		held := holder.CreationTimestamp.Add(time.Second)
+		g.Eventually(func() bool { return time.Now().After(held) }, 2*time.Second, 50*time.Millisecond).Should(BeTrue())
 		// An earlier-sorting namespace does not make a newcomer the holder.
 		rejected(t,
 			provider(ns, "aaa-newcomer", func(s *dexv1.OIDCProviderSpec) { s.Hostnames = []string{"other.example.com", "registry.example.com"} }),
