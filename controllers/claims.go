@@ -21,6 +21,7 @@ import (
 	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/tenancy"
 )
 
 // Ownership of Dex entries.
@@ -91,7 +92,7 @@ func ClaimName(kind claimsv1.EntryKind, dexAddress, id string) string {
 }
 
 // dexAddress is the Dex a provider administers, as ownership compares it.
-func dexAddress(p *dexv1.OIDCProvider) string { return strings.ToLower(p.Spec.Dex.GRPCAddress) }
+func dexAddress(p *dexv1.OIDCProvider) string { return tenancy.DexAddress(p) }
 
 // current returns the claim on id in p's Dex, or nil.
 func (o entryOwnership) current(ctx context.Context, r client.Reader, p *dexv1.OIDCProvider, id string) (*claimsv1.DexEntryClaim, error) {

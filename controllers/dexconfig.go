@@ -91,14 +91,7 @@ func dexConfigFor(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) (
 // loopbackAddress reports whether host:port addr names a loopback host.
 func loopbackAddress(addr string) bool {
 	host, _, err := net.SplitHostPort(addr)
-	if err != nil {
-		return false
-	}
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
+	return err == nil && tenancy.LoopbackHost(host)
 }
 
 // deleteFromDex removes an object's entry (a client or connector, named what/id) from the Dex of

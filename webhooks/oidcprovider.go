@@ -169,13 +169,7 @@ func checkPEM(data []byte) error {
 	return nil
 }
 
-func isLoopback(host string) bool {
-	if host == "localhost" {
-		return true
-	}
-	ip := net.ParseIP(host)
-	return ip != nil && ip.IsLoopback()
-}
+func isLoopback(host string) bool { return tenancy.LoopbackHost(host) }
 
 func isInCluster(host string) bool {
 	return strings.HasSuffix(host, ".svc") || strings.HasSuffix(host, ".cluster.local")

@@ -214,10 +214,7 @@ func put[T any](m map[string]map[string]T, ns, name string, v T) {
 // provider listing its hosts takes them over.
 func (s *Store) putProvider(p *dexv1.OIDCProvider) {
 	key := p.Namespace + "/" + p.Name
-	addr := ""
-	if p.Spec.Dex != nil {
-		addr = strings.ToLower(p.Spec.Dex.GRPCAddress)
-	}
+	addr := tenancy.DexAddress(p)
 	id := dexID{address: addr, issuer: normalizeIssuer(p.Spec.IssuerURL)}
 	if cur, ok := s.dexOf[key]; ok != (p.Spec.Dex != nil) || cur != id {
 		if p.Spec.Dex != nil {

@@ -6,6 +6,7 @@ package tenancy
 import (
 	"context"
 	"fmt"
+	"net"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -136,15 +137,6 @@ func CheckClientIDPrefix(p *dexv1.OIDCProvider, ns, id string) error {
 	return nil
 }
 
-// Precedes orders claimants of one id in one Dex: the holder of the claim annotation first, then
-// the oldest, then by namespace/name. Deterministic, so every reconcile picks the same owner.
-func Precedes(a, b metav1.Object, annotation, id string) bool {
-	if ca, cb := a.GetAnnotations()[annotation] == id, b.GetAnnotations()[annotation] == id; ca != cb {
-		return ca
-	}
-	return Older(a, b)
-}
-
 // Older orders objects competing for one thing by age: the oldest first, then by namespace/name.
 func Older(a, b metav1.Object) bool {
 	ta, tb := a.GetCreationTimestamp(), b.GetCreationTimestamp()
@@ -168,14 +160,32 @@ func SameDex(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) ([]str
 	if err := c.List(ctx, &all); err != nil {
 		return nil, fmt.Errorf("failed to list OIDCProviders: %w", err)
 	}
-	addr := strings.ToLower(p.Spec.Dex.GRPCAddress)
+	addr := DexAddress(p)
 	for i := range all.Items {
 		o := &all.Items[i]
-		if k := o.Namespace + "/" + o.Name; k != own && o.Spec.Dex != nil && strings.ToLower(o.Spec.Dex.GRPCAddress) == addr {
+		if k := o.Namespace + "/" + o.Name; k != own && o.Spec.Dex != nil && DexAddress(o) == addr {
 			keys = append(keys, k)
 		}
 	}
 	return keys, nil
+}
+
+// DexAddress is the Dex a provider administers, as ownership compares it: its gRPC address
+// without case ("" without spec.dex).
+func DexAddress(p *dexv1.OIDCProvider) string {
+	if p.Spec.Dex == nil {
+		return ""
+	}
+	return strings.ToLower(p.Spec.Dex.GRPCAddress)
+}
+
+// LoopbackHost reports whether host is localhost or a loopback IP address.
+func LoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
 }
 
 // OwnerKey identifies an id in the Dex of a provider ("namespace/name").

@@ -318,45 +318,32 @@ func TestCheckClientIDPrefix(t *testing.T) {
 	}
 }
 
-func TestPrecedesAndOlder(t *testing.T) {
-	const annotation, id = "dexterity.dev/claim", "team-a-web"
-	obj := func(ns, name string, created time.Duration, claim string) *corev1.ConfigMap {
-		o := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, CreationTimestamp: at(created)}}
-		if claim != "" {
-			o.Annotations = map[string]string{annotation: claim}
-		}
-		return o
+func TestOlder(t *testing.T) {
+	obj := func(ns, name string, created time.Duration) *corev1.ConfigMap {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name, CreationTimestamp: at(created)}}
 	}
 	cases := []struct {
 		name  string
 		a, b  *corev1.ConfigMap
 		older bool // Older(a, b)
-		first bool // Precedes(a, b)
 	}{
-		{name: "older first", a: obj("team-b", "z", 0, ""), b: obj("team-a", "a", time.Second, ""), older: true, first: true},
-		{name: "newer second", a: obj("team-a", "a", time.Second, ""), b: obj("team-b", "z", 0, ""), older: false, first: false},
-		{name: "same time: by namespace", a: obj("team-a", "z", 0, ""), b: obj("team-b", "a", 0, ""), older: true, first: true},
-		{name: "same time and namespace: by name", a: obj("team-a", "a", 0, ""), b: obj("team-a", "b", 0, ""), older: true, first: true},
+		{name: "older first", a: obj("team-b", "z", 0), b: obj("team-a", "a", time.Second), older: true},
+		{name: "newer second", a: obj("team-a", "a", time.Second), b: obj("team-b", "z", 0), older: false},
+		{name: "same time: by namespace", a: obj("team-a", "z", 0), b: obj("team-b", "a", 0), older: true},
+		{name: "same time and namespace: by name", a: obj("team-a", "a", 0), b: obj("team-a", "b", 0), older: true},
 		// The key is the string "namespace/name": '-' sorts before '/', so team-a-x/a comes
 		// before team-a/b (any strict order will do, as long as it is always the same).
-		{name: "same time: compared as the string namespace/name", a: obj("team-a-x", "a", 0, ""), b: obj("team-a", "b", 0, ""), older: true, first: true},
-		{name: "an object does not precede itself", a: obj("team-a", "a", 0, ""), b: obj("team-a", "a", 0, ""), older: false, first: false},
-		{name: "sub-second differences count", a: obj("team-b", "b", time.Millisecond, ""), b: obj("team-a", "a", 2*time.Millisecond, ""), older: true, first: true},
-		{name: "the claim holder precedes an older object", a: obj("team-b", "new", time.Hour, id), b: obj("team-a", "old", 0, ""), older: false, first: true},
-		{name: "an older object does not precede the claim holder", a: obj("team-a", "old", 0, ""), b: obj("team-b", "new", time.Hour, id), older: true, first: false},
-		{name: "a claim of another id does not count", a: obj("team-b", "new", time.Hour, "other-id"), b: obj("team-a", "old", 0, ""), older: false, first: false},
-		{name: "both hold the claim: the older", a: obj("team-a", "old", 0, id), b: obj("team-b", "new", time.Hour, id), older: true, first: true},
-		{name: "both hold the claim, same time: by namespace/name", a: obj("team-b", "b", 0, id), b: obj("team-a", "a", 0, id), older: false, first: false},
+		{name: "same time: compared as the string namespace/name", a: obj("team-a-x", "a", 0), b: obj("team-a", "b", 0), older: true},
+		{name: "an object does not precede itself", a: obj("team-a", "a", 0), b: obj("team-a", "a", 0), older: false},
+		{name: "sub-second differences count", a: obj("team-b", "b", time.Millisecond), b: obj("team-a", "a", 2*time.Millisecond), older: true},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
 			g.Expect(tenancy.Older(tc.a, tc.b)).To(Equal(tc.older), "Older(a, b)")
-			g.Expect(tenancy.Precedes(tc.a, tc.b, annotation, id)).To(Equal(tc.first), "Precedes(a, b)")
 			if tc.a.Namespace+"/"+tc.a.Name != tc.b.Namespace+"/"+tc.b.Name {
 				// A strict total order: exactly one of two different objects comes first.
 				g.Expect(tenancy.Older(tc.b, tc.a)).To(Equal(!tc.older), "Older(b, a)")
-				g.Expect(tenancy.Precedes(tc.b, tc.a, annotation, id)).To(Equal(!tc.first), "Precedes(b, a)")
 			}
 		})
 	}
