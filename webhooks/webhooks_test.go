@@ -193,23 +193,30 @@ func TestOIDCProviderRules(t *testing.T) {
 	})
 	t.Run("a registry host another provider serves", func(t *testing.T) {
 		g := NewWithT(t)
+		ctx := context.Background()
 		other := namespace(t, nil)
-		holder := provider(other, "holder", func(s *dexv1.OIDCProviderSpec) { s.Hostnames = []string{"Registry.Example.com"} })
-		g.Expect(k8s.Create(context.Background(), holder)).To(Succeed())
+		host := "registry-" + other + ".example.com"
+		holder := provider(other, "holder", func(s *dexv1.OIDCProviderSpec) { s.Hostnames = []string{strings.ToUpper(host)} })
+		g.Expect(k8s.Create(ctx, holder)).To(Succeed())
 		// Creation timestamps have whole seconds, and a tie goes by namespace/name: let the
 		// newcomer be created in a later second than the holder.
 		held := holder.CreationTimestamp.Add(time.Second)
 		g.Eventually(func() bool { return time.Now().After(held) }, 2*time.Second, 50*time.Millisecond).Should(BeTrue())
+		newcomer := func(hosts ...string) *dexv1.OIDCProvider {
+			return provider(ns, "aaa-newcomer", func(s *dexv1.OIDCProviderSpec) { s.Hostnames = hosts })
+		}
+		// The webhook reads providers from the manager's cache: wait until it has seen the holder.
+		g.Eventually(func() error {
+			return k8s.Create(ctx, newcomer("other.example.com", host), client.DryRunAll)
+		}, 10*time.Second, 100*time.Millisecond).Should(MatchError(ContainSubstring("already served by")))
 		// An earlier-sorting namespace does not make a newcomer the holder.
-		rejected(t,
-			provider(ns, "aaa-newcomer", func(s *dexv1.OIDCProviderSpec) { s.Hostnames = []string{"other.example.com", "registry.example.com"} }),
-			provider(ns, "aaa-newcomer", func(s *dexv1.OIDCProviderSpec) { s.Hostnames = []string{"other.example.com"} }),
+		rejected(t, newcomer("other.example.com", host), newcomer("other.example.com"),
 			"spec.hostnames[1]", "already served by OIDCProvider "+other+"/holder")
 		// Nor can it add the host later.
 		p := &dexv1.OIDCProvider{}
-		g.Expect(k8s.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "aaa-newcomer"}, p)).To(Succeed())
-		p.Spec.Hostnames = append(p.Spec.Hostnames, "registry.example.com")
-		err := k8s.Update(context.Background(), p)
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "aaa-newcomer"}, p)).To(Succeed())
+		p.Spec.Hostnames = append(p.Spec.Hostnames, host)
+		err := k8s.Update(ctx, p)
 		g.Expect(err).To(HaveOccurred())
 		g.Expect(err.Error()).To(ContainSubstring("already served by"))
 	})
@@ -390,6 +397,9 @@ func TestDexConnectorRules(t *testing.T) {
 		}))).To(Succeed())
 		c := conn("mock", "mock-"+ns, "mockCallback", "")
 		c.Spec.ProviderRef = dexv1.ObjectRef{Name: "shared", Namespace: platform}
+		// The webhook reads the provider from the manager's cache: wait until it has seen it.
+		g.Eventually(func() error { return k8s.Create(ctx, c.DeepCopy(), client.DryRunAll) }, 10*time.Second, 100*time.Millisecond).
+			Should(MatchError(ContainSubstring("spec.dex.connectorNamespaces")))
 		rejected(t, c, nil, "spec.providerRef: Forbidden", "spec.dex.connectorNamespaces")
 	})
 }
