@@ -10,6 +10,7 @@ import (
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
@@ -59,6 +60,11 @@ type entryOwnership struct {
 	// registered reports whether the object's status (which tenants cannot write) says that the
 	// operator registered id in Dex.
 	registered func(obj client.Object, id string) bool
+	// peers lists the objects of this kind that compete for an id through a provider (the
+	// key "namespace/name"), and lost clears what the status says of an id the object lost.
+	peers func() client.ObjectList
+	index string
+	lost  func(obj client.Object)
 }
 
 var (
@@ -69,6 +75,8 @@ var (
 			c, ok := obj.(*dexv1.DexStaticClient)
 			return ok && c.Status.ClientID == id
 		},
+		peers: func() client.ObjectList { return &dexv1.DexStaticClientList{} }, index: indexClientOwnerKey,
+		lost: func(obj client.Object) { obj.(*dexv1.DexStaticClient).Status.ClientID = "" },
 	}
 	connectorOwnership = entryOwnership{
 		what: "connector", kind: claimsv1.EntryConnector, ownerKind: "DexConnector",
@@ -81,6 +89,8 @@ var (
 			r := findCondition(c.Status.Conditions, dexv1.ConditionRegistered)
 			return r.Status == metav1.ConditionTrue && r.Reason == dexv1.ReasonReconciled
 		},
+		peers: func() client.ObjectList { return &dexv1.DexConnectorList{} }, index: indexConnectorOwnerKey,
+		lost: func(client.Object) {},
 	}
 )
 
@@ -169,6 +179,56 @@ func (o entryOwnership) conflict(p *dexv1.OIDCProvider, id, holderNamespace, hol
 		reason, field = dexv1.ReasonConnectorIDConflict, "spec.connectorId"
 	}
 	return newBlocked(reason, fmt.Sprintf("%s id %q in the Dex of OIDCProvider %s is owned by %s %s/%s; choose another %s (this object never writes to Dex while it conflicts)", o.what, id, providerKey(p), o.ownerKind, holderNamespace, holderName, field))
+}
+
+// reconcile returns the claim obj holds on id in p's Dex (nil when it holds none yet), or a
+// conflict when another object holds it or, until it is carried over, owns it under the legacy
+// annotation. An object without a claim may claim the id only through a provider that takes new
+// entries. A loser drops a finalizer it no longer needs.
+func (o entryOwnership) reconcile(ctx context.Context, c client.Client, obj client.Object, p *dexv1.OIDCProvider, id string) (*claimsv1.DexEntryClaim, error) {
+	held, err := o.current(ctx, c, p, id)
+	if err != nil || ownedBy(held, obj) {
+		return held, err
+	}
+	if held != nil {
+		return nil, o.lose(ctx, c, obj, p, id, held.Spec.Owner.Namespace, held.Spec.Owner.Name)
+	}
+	if !o.legacyOwned(ctx, obj, id) {
+		if err := providerTakesNewEntries(p); err != nil {
+			return nil, err
+		}
+	}
+	providers, err := tenancy.SameDex(ctx, c, p)
+	if err != nil {
+		return nil, err
+	}
+	for _, key := range providers {
+		list := o.peers()
+		if err := c.List(ctx, list, client.MatchingFields{o.index: tenancy.OwnerKey(key, id)}); err != nil {
+			return nil, fmt.Errorf("failed to list %ss for %s id %s: %w", o.ownerKind, o.what, id, err)
+		}
+		items, err := apimeta.ExtractList(list)
+		if err != nil {
+			return nil, err
+		}
+		for _, it := range items {
+			if peer, ok := it.(client.Object); ok && peer.GetUID() != obj.GetUID() && o.legacyOwned(ctx, peer, id) {
+				return nil, o.lose(ctx, c, obj, p, id, peer.GetNamespace(), peer.GetName())
+			}
+		}
+	}
+	return nil, nil
+}
+
+// lose reports a conflict with the owner of id, dropping a finalizer obj no longer needs.
+func (o entryOwnership) lose(ctx context.Context, c client.Client, obj client.Object, p *dexv1.OIDCProvider, id, ns, name string) error {
+	if !o.legacyOwned(ctx, obj, id) {
+		if err := o.releaseFinalizer(ctx, c, obj); err != nil {
+			return err
+		}
+		o.lost(obj)
+	}
+	return o.conflict(p, id, ns, name)
 }
 
 // claim makes obj the owner of id in p's Dex: it creates the claim (unless obj holds it already)

@@ -97,7 +97,7 @@ func (r *DexConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	p, err := tenancy.ResolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef, tenancy.Connectors)
 	var held *claimsv1.DexEntryClaim
 	if err == nil {
-		held, err = r.reconcileOwnership(ctx, c, p)
+		held, err = connectorOwnership.reconcile(ctx, r.Client, c, p, id)
 	}
 	var cfg []byte
 	if err == nil {
@@ -136,50 +136,6 @@ func (r *DexConnectorReconciler) blockedOrError(c *dexv1.DexConnector, err error
 	}
 	setCondition(c, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonProgressing, err.Error())
 	return ctrl.Result{}, err
-}
-
-// reconcileOwnership: one owner per connector id in a Dex (see DexStaticClient).
-func (r *DexConnectorReconciler) reconcileOwnership(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider) (*claimsv1.DexEntryClaim, error) {
-	id := c.Spec.ConnectorID
-	held, err := connectorOwnership.current(ctx, r.Client, p, id)
-	if err != nil || ownedBy(held, c) {
-		return held, err
-	}
-	if held != nil {
-		return nil, r.lose(ctx, c, p, held.Spec.Owner.Namespace, held.Spec.Owner.Name)
-	}
-	if !connectorOwnership.legacyOwned(ctx, c, id) {
-		if err := providerTakesNewEntries(p); err != nil {
-			return nil, err
-		}
-	}
-	providers, err := tenancy.SameDex(ctx, r.Client, p)
-	if err != nil {
-		return nil, err
-	}
-	for _, key := range providers {
-		var peers dexv1.DexConnectorList
-		if err := r.List(ctx, &peers, client.MatchingFields{indexConnectorOwnerKey: tenancy.OwnerKey(key, id)}); err != nil {
-			return nil, fmt.Errorf("failed to list DexConnectors for connector id %s: %w", id, err)
-		}
-		for i := range peers.Items {
-			if o := &peers.Items[i]; o.UID != c.UID && connectorOwnership.legacyOwned(ctx, o, id) {
-				return nil, r.lose(ctx, c, p, o.Namespace, o.Name)
-			}
-		}
-	}
-	return nil, nil
-}
-
-// lose reports a conflict with the owner of the connector id, dropping a finalizer this object no
-// longer needs.
-func (r *DexConnectorReconciler) lose(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider, ns, name string) error {
-	if !connectorOwnership.legacyOwned(ctx, c, c.Spec.ConnectorID) {
-		if err := connectorOwnership.releaseFinalizer(ctx, r.Client, c); err != nil {
-			return err
-		}
-	}
-	return connectorOwnership.conflict(p, c.Spec.ConnectorID, ns, name)
 }
 
 // renderConfig checks spec.config (no literal secrets), injects the Secret values and checks the

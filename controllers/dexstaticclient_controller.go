@@ -96,7 +96,7 @@ func (r *DexStaticClientReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	}
 	var held *claimsv1.DexEntryClaim
 	if err == nil {
-		held, err = r.reconcileOwnership(ctx, c, p, id)
+		held, err = clientOwnership.reconcile(ctx, r.Client, c, p, id)
 	}
 	if err != nil {
 		return r.blockedOrError(c, dexv1.ConditionRegistered, err)
@@ -133,52 +133,6 @@ func (r *DexStaticClientReconciler) blockedOrError(c *dexv1.DexStaticClient, con
 	}
 	setCondition(c, condType, metav1.ConditionFalse, dexv1.ReasonProgressing, err.Error())
 	return ctrl.Result{}, err
-}
-
-// reconcileOwnership returns the claim this object holds on its client id (nil when it holds
-// none yet), or a ClientIDConflict when another object holds it or, until it is carried over,
-// owns it under the legacy annotation. An object without a claim may claim the id only through
-// a provider that takes new entries.
-func (r *DexStaticClientReconciler) reconcileOwnership(ctx context.Context, c *dexv1.DexStaticClient, p *dexv1.OIDCProvider, id string) (*claimsv1.DexEntryClaim, error) {
-	held, err := clientOwnership.current(ctx, r.Client, p, id)
-	if err != nil || ownedBy(held, c) {
-		return held, err
-	}
-	if held != nil {
-		return nil, r.lose(ctx, c, p, id, held.Spec.Owner.Namespace, held.Spec.Owner.Name)
-	}
-	if !clientOwnership.legacyOwned(ctx, c, id) {
-		if err := providerTakesNewEntries(p); err != nil {
-			return nil, err
-		}
-	}
-	providers, err := tenancy.SameDex(ctx, r.Client, p)
-	if err != nil {
-		return nil, err
-	}
-	for _, key := range providers {
-		var peers dexv1.DexStaticClientList
-		if err := r.List(ctx, &peers, client.MatchingFields{indexClientOwnerKey: tenancy.OwnerKey(key, id)}); err != nil {
-			return nil, fmt.Errorf("failed to list DexStaticClients for client id %s: %w", id, err)
-		}
-		for i := range peers.Items {
-			if o := &peers.Items[i]; o.UID != c.UID && clientOwnership.legacyOwned(ctx, o, id) {
-				return nil, r.lose(ctx, c, p, id, o.Namespace, o.Name)
-			}
-		}
-	}
-	return nil, nil
-}
-
-// lose reports a conflict with the owner of id, dropping a finalizer this object no longer needs.
-func (r *DexStaticClientReconciler) lose(ctx context.Context, c *dexv1.DexStaticClient, p *dexv1.OIDCProvider, id, ns, name string) error {
-	if !clientOwnership.legacyOwned(ctx, c, id) {
-		if err := clientOwnership.releaseFinalizer(ctx, r.Client, c); err != nil {
-			return err
-		}
-		c.Status.ClientID = ""
-	}
-	return clientOwnership.conflict(p, id, ns, name)
 }
 
 // reconcileSecret returns the client secret ("" for public clients), generating the Secret when
