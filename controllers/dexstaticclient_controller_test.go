@@ -481,14 +481,8 @@ func mustGet(t *testing.T, key client.ObjectKey) *dexv1.DexStaticClient {
 
 func eventReasons(t *testing.T, ns, name string) []string {
 	t.Helper()
-	var list corev1.EventList
-	NewWithT(t).Expect(k8s.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
-	var out []string
-	for _, e := range list.Items {
-		if e.InvolvedObject.Name == name {
-			out = append(out, e.Reason)
-		}
-	}
+	out, err := harness.EventReasons(context.Background(), k8s, ns, name)
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	return out
 }
 
