@@ -117,6 +117,16 @@ func (o entryOwnership) current(ctx context.Context, r client.Reader, p *dexv1.O
 	return cl, nil
 }
 
+// confirm re-reads the claim on id from the API server when the cached one (held) is not obj's:
+// the cache may not have seen a claim this manager made a moment ago (a reconcile retried right
+// after its first write to Dex), and an entry in Dex must not then look like someone else's.
+func (o entryOwnership) confirm(ctx context.Context, api client.Reader, obj client.Object, p *dexv1.OIDCProvider, id string, held *claimsv1.DexEntryClaim) (*claimsv1.DexEntryClaim, error) {
+	if ownedBy(held, obj) || api == nil {
+		return held, nil
+	}
+	return o.current(ctx, api, p, id)
+}
+
 // ownedBy reports whether claim cl belongs to obj (same UID: a recreated object is not its owner).
 func ownedBy(cl *claimsv1.DexEntryClaim, obj client.Object) bool {
 	return cl != nil && cl.Spec.Owner.UID == obj.GetUID()

@@ -205,6 +205,11 @@ func (r *DexConnectorReconciler) reconcileDexConnector(ctx context.Context, c *d
 			actual = a
 		}
 	}
+	if actual != nil {
+		if held, err = connectorOwnership.confirm(ctx, r.APIReader, c, p, id, held); err != nil {
+			return err
+		}
+	}
 	ours := ownedBy(held, c) || connectorOwnership.legacyOwned(ctx, c, id)
 	if actual != nil && !ours {
 		return newBlocked(dexv1.ReasonConnectorExistsInDex, fmt.Sprintf("connector id %q already exists in Dex (from Dex's config file or created by hand) and is left untouched; choose another spec.connectorId", id))

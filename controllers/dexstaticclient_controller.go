@@ -204,6 +204,11 @@ func (r *DexStaticClientReconciler) reconcileDexClient(ctx context.Context, c *d
 	if err != nil && !dex.IsNotFound(err) {
 		return err
 	}
+	if actual != nil {
+		if held, err = clientOwnership.confirm(ctx, r.APIReader, c, p, id, held); err != nil {
+			return err
+		}
+	}
 	ours := ownedBy(held, c) || clientOwnership.legacyOwned(ctx, c, id)
 	if actual != nil && !ours && !c.Spec.AdoptExisting {
 		return newBlocked(dexv1.ReasonClientExistsInDex, fmt.Sprintf("client id %q already exists in Dex and was not registered by Dexterity; it is left untouched. Set spec.adoptExisting=true to take it over, or choose another spec.clientId", id))

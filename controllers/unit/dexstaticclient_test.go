@@ -193,3 +193,29 @@ func TestExistingClientNotTakenOverWithoutAdoptExisting(t *testing.T) {
 	in, _ = f.dex.Client("hand-made")
 	g.Expect(in.GetName()).To(Equal("grab"))
 }
+
+// The cache may not have seen a claim this manager made a moment ago (a reconcile retried right
+// after its first write to Dex): the client in Dex is still recognised as this object's.
+func TestClaimNotYetInTheCache(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	c := f.client(t, "team-a", "app", "")
+	g.Expect(f.dex.CreateClient(context.Background(), dexClient("team-a-app"))).To(Succeed())
+	// The API server has the claim; the reconciler's cached client does not.
+	api := fake.NewClientBuilder().WithScheme(harness.Scheme).WithObjects(&claimsv1.DexEntryClaim{
+		ObjectMeta: metav1.ObjectMeta{Name: controllers.ClaimName(claimsv1.EntryClient, dexAddr, "team-a-app")},
+		Spec: claimsv1.DexEntryClaimSpec{EntryKind: claimsv1.EntryClient, EntryID: "team-a-app", DexAddress: dexAddr,
+			Owner:    claimsv1.ClaimOwner{Kind: "DexStaticClient", Namespace: c.Namespace, Name: c.Name, UID: c.UID},
+			Provider: claimsv1.ClaimProvider{Namespace: "platform", Name: "dex"}},
+	}).Build()
+	f.r.APIReader = api
+	cur := f.get(t, c)
+	cur.Finalizers = []string{controllers.ClientFinalizer}
+	g.Expect(f.k8s.Update(context.Background(), cur)).To(Succeed())
+
+	_, err := f.reconcile(t, c)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(cond(f.get(t, c), dexv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue), "%v", f.get(t, c).Status.Conditions)
+	in, _ := f.dex.Client("team-a-app")
+	g.Expect(in.GetName()).To(Equal("app"))
+}
