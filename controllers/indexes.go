@@ -64,6 +64,8 @@ func Indexes() []Index {
 			}
 			return nil
 		}},
+		// Dex objects by the Secrets their spec takes values from.
+		{&dexv1.Dex{}, indexDexSecret, func(o client.Object) []string { return dexSecretNames(o.(*dexv1.Dex)) }},
 		// Claims by owner UID and by provider.
 		{&claimsv1.DexEntryClaim{}, indexClaimOwnerUID, func(o client.Object) []string {
 			return []string{string(o.(*claimsv1.DexEntryClaim).Spec.Owner.UID)}

@@ -8,6 +8,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/dexdeploy"
 	"dexterity.dev/dexterity/internal/oidc"
 )
 
@@ -19,6 +20,8 @@ type Options struct {
 	ProviderHealthInterval time.Duration
 	// MaxRetryDelay caps the backoff of failed reconciles.
 	MaxRetryDelay time.Duration
+	// DexCerts is the lifetime policy of the gRPC certificates of Dex objects (tests shorten it).
+	DexCerts dexdeploy.CertPolicy
 }
 
 // SetupWithManager registers the key-cache sync (every replica) and the five controllers
@@ -58,6 +61,12 @@ func SetupWithManager(mgr ctrl.Manager, pool dex.Connections, keys *oidc.Cache, 
 		Pool: pool, APIReader: mgr.GetAPIReader(), ResyncPeriod: o.ResyncPeriod, MaxRetryDelay: o.MaxRetryDelay,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up DexConnector controller: %w", err)
+	}
+	if err := (&DexReconciler{
+		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("dexterity-dex"),
+		Certs: o.DexCerts, MaxRetryDelay: o.MaxRetryDelay,
+	}).SetupWithManager(mgr); err != nil {
+		return fmt.Errorf("failed to set up Dex controller: %w", err)
 	}
 	if err := (&GroupBindingReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("dexterity-groupbinding"),

@@ -24,6 +24,12 @@ const (
 	ConditionSecretReady = "SecretReady"
 	// ConditionConnectorHealthy is true when Dex initialised the connector.
 	ConditionConnectorHealthy = "ConnectorHealthy"
+
+	// ConditionAvailable is true when a Dex object's Deployment has its minimum of available pods.
+	ConditionAvailable = "Available"
+	// ConditionConfigValid is true when a Dex object's spec rendered into a Dex configuration and
+	// everything it refers to (Secrets) is there.
+	ConditionConfigValid = "ConfigValid"
 )
 
 // Condition reasons (CamelCase, stable: users and docs/troubleshooting.md rely on them).
@@ -98,6 +104,15 @@ const (
 	// ReasonEvaluationDeadline means evaluating a GroupBinding expression ran past its deadline
 	// (the request was denied).
 	ReasonEvaluationDeadline = "EvaluationDeadline"
+	// ReasonDeploymentAvailable means the Dex Deployment has its minimum of available pods.
+	ReasonDeploymentAvailable = "DeploymentAvailable"
+	// ReasonDeploymentUnavailable means the Dex Deployment's pods are not (yet) available.
+	ReasonDeploymentUnavailable = "DeploymentUnavailable"
+	// ReasonConfigRendered means the Dex configuration was rendered and applied.
+	ReasonConfigRendered = "ConfigRendered"
+	// ReasonOwnedByOther means an object the Dex would create (Deployment, Service, Secret,
+	// OIDCProvider) already exists and belongs to something else.
+	ReasonOwnedByOther = "OwnedByOther"
 	// ReasonHostnameConflict means another OIDCProvider already serves a host in spec.hostnames.
 	ReasonHostnameConflict = "HostnameConflict"
 )

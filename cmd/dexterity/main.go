@@ -24,6 +24,7 @@ import (
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/dexdeploy"
 	"dexterity.dev/dexterity/internal/oidc"
 	"dexterity.dev/dexterity/internal/registry"
 	"dexterity.dev/dexterity/internal/webhookcert"
@@ -52,6 +53,7 @@ type options struct {
 	registryDefaultProvider      string
 	dexResyncPeriod              time.Duration
 	providerHealthInterval       time.Duration
+	dexCerts                     dexdeploy.CertPolicy
 }
 
 func main() {
@@ -71,6 +73,9 @@ func main() {
 	flag.StringVar(&o.registryDefaultProvider, "registry-default-provider", "", "OIDCProvider <namespace>/<name> that serves registry Hosts no provider lists in spec.hostnames.")
 	flag.DurationVar(&o.dexResyncPeriod, "dex-resync-period", 10*time.Minute, "Period (jittered) of drift repair: every object is compared with Dex and fixed where they differ.")
 	flag.DurationVar(&o.providerHealthInterval, "provider-health-interval", 30*time.Second, "How often a reachable Dex gRPC API is checked again.")
+	flag.DurationVar(&o.dexCerts.LeafValidity, "dex-grpc-cert-validity", dexdeploy.DefaultCertPolicy.LeafValidity, "Lifetime of the gRPC server and client certificates of Dex objects (renewed after two thirds of it).")
+	flag.DurationVar(&o.dexCerts.CAValidity, "dex-grpc-ca-validity", dexdeploy.DefaultCertPolicy.CAValidity, "Lifetime of the gRPC CA of Dex objects (renewed after two thirds of it, in two steps).")
+	flag.DurationVar(&o.dexCerts.ActivationDelay, "dex-grpc-ca-activation-delay", dexdeploy.DefaultCertPolicy.ActivationDelay, "How long a renewed gRPC CA is only trusted before it signs (time for every Dex pod to load the new trust bundle).")
 	zapOpts := zap.Options{}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -98,7 +103,7 @@ func run(o options) error {
 		LeaderElectionNamespace: o.leaderElectionNamespace,
 		WebhookServer:           webhookServer,
 		// Nothing reads managed fields: the cache keeps the objects without them.
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields()},
+		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields(), ByObject: controllers.DexCacheOptions()},
 	})
 	if err != nil {
 		return fmt.Errorf("failed to create manager: %w", err)
@@ -110,6 +115,7 @@ func run(o options) error {
 	if err := controllers.SetupWithManager(mgr, pool, keys, controllers.Options{
 		ResyncPeriod:           o.dexResyncPeriod,
 		ProviderHealthInterval: o.providerHealthInterval,
+		DexCerts:               o.dexCerts,
 	}); err != nil {
 		return err
 	}

@@ -94,13 +94,18 @@ func TestBundleValid(t *testing.T) {
 	if bundle.Package != "dexterity" || !slices.Equal(bundle.Channels, []string{"alpha"}) || bundle.DefaultChannel != "alpha" {
 		t.Errorf("package %q, channels %v, default channel %q; want dexterity, [alpha], alpha", bundle.Package, bundle.Channels, bundle.DefaultChannel)
 	}
-	// Every CRD of config/crd/bases, whatever kinds there are.
+	// Every CRD of config/crd/bases, whatever kinds there are, and Dex's storage CRDs.
 	crdFiles, err := filepath.Glob(filepath.Join(root, "config", "crd", "bases", "*.yaml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := len(csv.Spec.CustomResourceDefinitions.Owned), len(crdFiles); got != want || want == 0 {
-		t.Errorf("CSV owns %d CRDs, want %d (one per file of config/crd/bases)", got, want)
+	dexCRDs, err := os.ReadFile(filepath.Join(root, "config", "crd", "dex", "dex.coreos.com.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := len(crdFiles) + strings.Count(string(dexCRDs), "\nkind: CustomResourceDefinition\n")
+	if got := len(csv.Spec.CustomResourceDefinitions.Owned); got != want || len(crdFiles) == 0 {
+		t.Errorf("CSV owns %d CRDs, want %d (one per file of config/crd/bases, and Dex's storage CRDs)", got, want)
 	}
 	image := csv.Annotations["containerImage"]
 	deployments := csv.Spec.InstallStrategy.StrategySpec.DeploymentSpecs

@@ -105,11 +105,12 @@ func StartEnv(opts EnvOptions) (*Env, error) {
 	return &Env{Environment: env, Config: cfg, Client: c}, nil
 }
 
-// crdPaths is config/crd/bases, or its files but those in without.
+// crdPaths is config/crd/bases (or its files but those in without) and Dex's storage CRDs.
 func crdPaths(root string, without []string) []string {
 	dir := filepath.Join(root, "config", "crd", "bases")
+	dexCRDs := filepath.Join(root, "config", "crd", "dex")
 	if len(without) == 0 {
-		return []string{dir}
+		return []string{dir, dexCRDs}
 	}
 	files, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
 	out := files[:0]
@@ -118,7 +119,7 @@ func crdPaths(root string, without []string) []string {
 			out = append(out, f)
 		}
 	}
-	return out
+	return append(out, dexCRDs)
 }
 
 // InstallCRD installs the CRD of config/crd/bases/<file> and waits until it is served.

@@ -1,0 +1,560 @@
+package controllers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	policyv1 "k8s.io/api/policy/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/dexdeploy"
+)
+
+// DexFinalizer keeps a Dex until its OIDCProvider is gone (which waits for the clients and
+// connectors registered through it) and what it rendered is deleted.
+const DexFinalizer = "dexterity.dev/dex-cleanup"
+
+// indexDexSecret indexes Dex objects by the Secrets their spec takes values from.
+const indexDexSecret = "dexterity.dev/dex-secret"
+
+// errOwnedByOther: an object the Dex would render exists and is not the Dex's.
+var errOwnedByOther = errors.New("owned by another object")
+
+// DexReconciler deploys the Dex a Dex object describes and the OIDCProvider that administers it.
+type DexReconciler struct {
+	client.Client
+	Recorder record.EventRecorder
+	// Certs is the gRPC certificate lifetime policy (default dexdeploy.DefaultCertPolicy).
+	Certs dexdeploy.CertPolicy
+	// Now is the clock of certificate rotation (default time.Now).
+	Now func() time.Time
+	// ResyncPeriod between checks of an unchanged Dex (default 10m).
+	ResyncPeriod time.Duration
+	// MaxRetryDelay caps the backoff of failed reconciles (default 30s).
+	MaxRetryDelay time.Duration
+}
+
+// +kubebuilder:rbac:groups=dexterity.dev,resources=dexes,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=dexterity.dev,resources=dexes/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=dexterity.dev,resources=dexes/finalizers,verbs=update
+// +kubebuilder:rbac:groups=dexterity.dev,resources=oidcproviders,verbs=create;delete
+// +kubebuilder:rbac:groups="",resources=secrets;services;serviceaccounts;persistentvolumeclaims,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;delete
+// The Role a Dex's kubernetes storage gets can only be granted by a holder of the same rights.
+// +kubebuilder:rbac:groups=dex.coreos.com,resources=authcodes;authrequests;oauth2clients;signingkeies;refreshtokens;passwords;offlinesessionses;connectors;devicerequests;devicetokens,verbs=get;list;watch;create;update;patch;delete;deletecollection
+
+// Reconcile renders and applies everything a Dex object describes, then reports its state.
+func (r *DexReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+	d := &dexv1.Dex{}
+	if err := r.Get(ctx, req.NamespacedName, d); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	before := d.DeepCopy()
+	defer func() {
+		summarizeReady(d, dexv1.ConditionConfigValid, dexv1.ConditionAvailable)
+		setKstatus(d)
+		d.Status.ObservedGeneration = d.Generation
+		recordReadyTransition(r.Recorder, d, before.Status.Conditions)
+		if err := r.patchStatus(ctx, d, before); err != nil {
+			retErr = errors.Join(retErr, err)
+		}
+	}()
+	if !d.DeletionTimestamp.IsZero() {
+		return r.finalize(ctx, d)
+	}
+	if !controllerutil.ContainsFinalizer(d, DexFinalizer) {
+		controllerutil.AddFinalizer(d, DexFinalizer)
+		if err := r.Update(ctx, d); err != nil {
+			return ctrl.Result{}, fmt.Errorf("failed to add the finalizer of Dex %s: %w", req, err)
+		}
+		before.Finalizers, before.ResourceVersion = d.Finalizers, d.ResourceVersion
+	}
+	renewAt, err := r.render(ctx, d)
+	if err != nil {
+		return r.configFailed(d, err)
+	}
+	setCondition(d, dexv1.ConditionConfigValid, metav1.ConditionTrue, dexv1.ReasonConfigRendered, "")
+	if err := r.reportAvailable(ctx, d); err != nil {
+		return ctrl.Result{}, err
+	}
+	return ctrl.Result{RequeueAfter: min(time.Until(renewAt)+time.Second, r.resyncPeriod())}, nil
+}
+
+// configFailed sets ConfigValid from a render error: a user error stalls (no retry until the Dex
+// or the Secret it names changes), anything else is retried with backoff.
+func (r *DexReconciler) configFailed(d *dexv1.Dex, err error) (ctrl.Result, error) {
+	var ue *dexUserError
+	if errors.As(err, &ue) {
+		setCondition(d, dexv1.ConditionConfigValid, metav1.ConditionFalse, ue.reason, ue.msg)
+		return ctrl.Result{}, nil
+	}
+	setCondition(d, dexv1.ConditionConfigValid, metav1.ConditionUnknown, dexv1.ReasonProgressing, err.Error())
+	return ctrl.Result{}, err
+}
+
+// dexUserError is a Dex spec (or a Secret it names) the user has to fix.
+type dexUserError struct{ reason, msg string }
+
+func (e *dexUserError) Error() string { return e.msg }
+
+// render applies, in order: certificates, config, identity and RBAC, workload, Service,
+// disruption budget, OIDCProvider. It returns when the certificates are next due for renewal.
+func (r *DexReconciler) render(ctx context.Context, d *dexv1.Dex) (time.Time, error) {
+	names := dexdeploy.NamesFor(d)
+	config, env, err := dexdeploy.Config(d)
+	if err != nil {
+		return time.Time{}, &dexUserError{dexv1.ReasonInvalidSpec, err.Error()}
+	}
+	versions, err := r.referencedSecrets(ctx, d)
+	if err != nil {
+		return time.Time{}, err
+	}
+	renewAt, err := r.certificates(ctx, d, names)
+	if err != nil {
+		return time.Time{}, err
+	}
+	steps := []func() error{
+		func() error { return r.ensureSecret(ctx, d, dexdeploy.ConfigSecret(d, config)) },
+		func() error { return r.ensureServiceAccount(ctx, d) },
+		func() error { return r.ensureStorageRBAC(ctx, d) },
+		func() error {
+			return r.ensureDeployment(ctx, d, dexdeploy.Deployment(d, env, dexdeploy.Hash(config, env, versions)))
+		},
+		func() error { return r.ensureService(ctx, d) },
+		func() error { return r.ensurePDB(ctx, d) },
+		func() error { return r.ensurePVC(ctx, d) },
+		func() error { return r.ensureOIDCProvider(ctx, d) },
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			return time.Time{}, err
+		}
+	}
+	d.Status.Issuer = d.Spec.Issuer
+	d.Status.GRPCAddress = dexdeploy.GRPCAddress(d)
+	d.Status.OIDCProviderRef = &dexv1.ObjectRef{Name: names.OIDCProvider, Namespace: d.Namespace}
+	return renewAt, nil
+}
+
+// referencedSecrets checks that every Secret key the spec names exists and returns the Secrets'
+// resource versions (part of the config hash: a changed password rolls the pods, which read it
+// from the environment at start).
+func (r *DexReconciler) referencedSecrets(ctx context.Context, d *dexv1.Dex) (map[string]string, error) {
+	versions := map[string]string{}
+	for _, ref := range dexdeploy.SecretRefs(d) {
+		s := &corev1.Secret{}
+		err := r.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: ref.Ref.Name}, s)
+		if apierrors.IsNotFound(err) {
+			return nil, &dexUserError{dexv1.ReasonSecretNotFound, fmt.Sprintf("%s: Secret %s/%s not found; create it with key %q", ref.Field, d.Namespace, ref.Ref.Name, ref.Ref.Key)}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if _, ok := s.Data[ref.Ref.Key]; !ok {
+			return nil, &dexUserError{dexv1.ReasonSecretNotFound, fmt.Sprintf("%s: Secret %s/%s has no key %q; add it, or point the field at the key that holds the value", ref.Field, d.Namespace, ref.Ref.Name, ref.Ref.Key)}
+		}
+		versions[s.Name] = s.ResourceVersion
+	}
+	return versions, nil
+}
+
+// certificates keeps the gRPC CA, Dex's server certificate and the operator's client certificate
+// current (see dexdeploy.CertPolicy for how rotation keeps the connection up).
+func (r *DexReconciler) certificates(ctx context.Context, d *dexv1.Dex, names dexdeploy.Names) (time.Time, error) {
+	now, policy := r.now(), r.certPolicy()
+	caSecret, err := r.ownedSecret(ctx, d, names.CASecret)
+	if err != nil {
+		return time.Time{}, err
+	}
+	caData, ca, renewAt, err := dexdeploy.RotateCA(caSecret.Data, policy, d.Name, now)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if err := r.ensureSecret(ctx, d, dexdeploy.TLSSecret(d, names.CASecret, caData)); err != nil {
+		return time.Time{}, err
+	}
+	for _, leaf := range []struct {
+		name string
+		leaf dexdeploy.Leaf
+	}{{names.ServerSecret, dexdeploy.ServerLeaf(d)}, {names.ClientSecret, dexdeploy.ClientLeaf(d)}} {
+		s, err := r.ownedSecret(ctx, d, leaf.name)
+		if err != nil {
+			return time.Time{}, err
+		}
+		data, at, err := ca.IssueLeaf(s.Data, leaf.leaf, policy, now)
+		if err != nil {
+			return time.Time{}, err
+		}
+		if err := r.ensureSecret(ctx, d, dexdeploy.TLSSecret(d, leaf.name, data)); err != nil {
+			return time.Time{}, err
+		}
+		renewAt = minTime(renewAt, at)
+	}
+	return renewAt, nil
+}
+
+// ownedSecret reads a Secret the Dex renders; a missing one reads as empty, one that belongs to
+// something else is an error.
+func (r *DexReconciler) ownedSecret(ctx context.Context, d *dexv1.Dex, name string) (*corev1.Secret, error) {
+	s := &corev1.Secret{}
+	err := r.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: name}, s)
+	if apierrors.IsNotFound(err) {
+		return &corev1.Secret{}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if !metav1.IsControlledBy(s, d) {
+		return nil, ownedByOther(d, "Secret", name)
+	}
+	return s, nil
+}
+
+func ownedByOther(d *dexv1.Dex, kind, name string) error {
+	return &dexUserError{dexv1.ReasonOwnedByOther, fmt.Sprintf("%s %s/%s already exists and does not belong to Dex %s; delete or rename it, or give this Dex another name (%v)", kind, d.Namespace, name, d.Name, errOwnedByOther)}
+}
+
+func (r *DexReconciler) ensureSecret(ctx context.Context, d *dexv1.Dex, want *corev1.Secret) error {
+	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: want.Namespace, Name: want.Name}}
+	return r.ensure(ctx, d, "Secret", s, want.Labels, dexdeploy.Hash(want.Data), func() { s.Data = want.Data })
+}
+
+func (r *DexReconciler) ensureServiceAccount(ctx context.Context, d *dexv1.Dex) error {
+	want := dexdeploy.ServiceAccount(d)
+	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: want.Namespace, Name: want.Name}}
+	return r.ensure(ctx, d, "ServiceAccount", sa, want.Labels, dexdeploy.Hash("v1"), func() {})
+}
+
+// ensureStorageRBAC grants the kubernetes storage its custom resources, and takes the grant away
+// from a Dex on another storage.
+func (r *DexReconciler) ensureStorageRBAC(ctx context.Context, d *dexv1.Dex) error {
+	role, binding := dexdeploy.StorageRole(d), dexdeploy.StorageRoleBinding(d)
+	if d.StorageType() != dexv1.DexStorageKubernetes {
+		return errors.Join(r.deleteOwned(ctx, d, &rbacv1.RoleBinding{ObjectMeta: binding.ObjectMeta}),
+			r.deleteOwned(ctx, d, &rbacv1.Role{ObjectMeta: role.ObjectMeta}))
+	}
+	gotRole := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: role.Namespace, Name: role.Name}}
+	if err := r.ensure(ctx, d, "Role", gotRole, role.Labels, dexdeploy.Hash(role.Rules), func() { gotRole.Rules = role.Rules }); err != nil {
+		return err
+	}
+	gotBinding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: binding.Namespace, Name: binding.Name}}
+	return r.ensure(ctx, d, "RoleBinding", gotBinding, binding.Labels, dexdeploy.Hash(binding.RoleRef, binding.Subjects), func() {
+		gotBinding.RoleRef, gotBinding.Subjects = binding.RoleRef, binding.Subjects
+	})
+}
+
+func (r *DexReconciler) ensureDeployment(ctx context.Context, d *dexv1.Dex, want *appsv1.Deployment) error {
+	dep := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: want.Namespace, Name: want.Name}}
+	return r.ensure(ctx, d, "Deployment", dep, want.Labels, dexdeploy.Hash(want.Spec), func() { dep.Spec = want.Spec })
+}
+
+func (r *DexReconciler) ensureService(ctx context.Context, d *dexv1.Dex) error {
+	want := dexdeploy.Service(d)
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: want.Namespace, Name: want.Name}}
+	return r.ensure(ctx, d, "Service", svc, want.Labels, dexdeploy.Hash(want.Spec, want.Annotations), func() {
+		// The API server assigns the cluster IPs; keep them.
+		svc.Spec.Type, svc.Spec.Selector, svc.Spec.Ports = want.Spec.Type, want.Spec.Selector, want.Spec.Ports
+		for k, v := range want.Annotations {
+			metav1.SetMetaDataAnnotation(&svc.ObjectMeta, k, v)
+		}
+	})
+}
+
+// ensurePDB keeps a disruption budget while there is more than one replica.
+func (r *DexReconciler) ensurePDB(ctx context.Context, d *dexv1.Dex) error {
+	want := dexdeploy.PodDisruptionBudget(d)
+	if d.DesiredReplicas() <= 1 {
+		return r.deleteOwned(ctx, d, &policyv1.PodDisruptionBudget{ObjectMeta: want.ObjectMeta})
+	}
+	pdb := &policyv1.PodDisruptionBudget{ObjectMeta: metav1.ObjectMeta{Namespace: want.Namespace, Name: want.Name}}
+	return r.ensure(ctx, d, "PodDisruptionBudget", pdb, want.Labels, dexdeploy.Hash(want.Spec), func() { pdb.Spec = want.Spec })
+}
+
+// ensurePVC creates the sqlite3 volume. It is never updated (a claim's spec is immutable) and
+// never deleted while the Dex exists, even if the storage type changes: it holds Dex's data.
+func (r *DexReconciler) ensurePVC(ctx context.Context, d *dexv1.Dex) error {
+	if d.StorageType() != dexv1.DexStorageSQLite3 {
+		return nil
+	}
+	want := dexdeploy.PersistentVolumeClaim(d)
+	pvc := &corev1.PersistentVolumeClaim{ObjectMeta: metav1.ObjectMeta{Namespace: want.Namespace, Name: want.Name}}
+	return r.ensure(ctx, d, "PersistentVolumeClaim", pvc, want.Labels, "", func() { pvc.Spec = want.Spec })
+}
+
+// ensureOIDCProvider creates the OIDCProvider for this Dex and keeps the fields the Dex decides
+// (issuer, discovery address, client id, spec.dex); the platform team may set any other field
+// (hostnames, audiences, claims, ...) on the OIDCProvider itself.
+func (r *DexReconciler) ensureOIDCProvider(ctx context.Context, d *dexv1.Dex) error {
+	want := dexdeploy.OIDCProviderSpec(d)
+	p := &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: d.Namespace, Name: dexdeploy.NamesFor(d).OIDCProvider}}
+	return r.ensure(ctx, d, "OIDCProvider", p, dexdeploy.Labels(d), dexdeploy.Hash(want), func() {
+		p.Spec.IssuerURL, p.Spec.DiscoveryURL, p.Spec.ClientID = want.IssuerURL, want.DiscoveryURL, want.ClientID
+		p.Spec.Dex = want.Dex
+	})
+}
+
+// ensure creates obj (named, empty) or brings it up to date: it reads the object, refuses one the
+// Dex does not control, and writes only when hash (of what mutate puts in) differs from the hash
+// recorded at the last write, so a resync of an unchanged Dex writes nothing. An empty hash means
+// create only.
+func (r *DexReconciler) ensure(ctx context.Context, d *dexv1.Dex, kind string, obj client.Object, lbls map[string]string, hash string, mutate func()) error {
+	err := r.Get(ctx, client.ObjectKeyFromObject(obj), obj)
+	switch {
+	case apierrors.IsNotFound(err):
+		mutate()
+		obj.SetLabels(lbls)
+		metav1.SetMetaDataAnnotation(objMeta(obj), dexdeploy.AnnotationAppliedHash, hash)
+		if err := controllerutil.SetControllerReference(d, obj, r.Scheme()); err != nil {
+			return err
+		}
+		if err := r.Create(ctx, obj); err != nil {
+			if apierrors.IsAlreadyExists(err) {
+				return ownedByOther(d, kind, obj.GetName()) // there, but not in the cache: not labelled as ours
+			}
+			return fmt.Errorf("failed to create %s %s/%s: %w", kind, obj.GetNamespace(), obj.GetName(), err)
+		}
+		return nil
+	case err != nil:
+		return err
+	case !metav1.IsControlledBy(obj, d):
+		return ownedByOther(d, kind, obj.GetName())
+	case hash == "" || obj.GetAnnotations()[dexdeploy.AnnotationAppliedHash] == hash && labelsContain(obj.GetLabels(), lbls):
+		return nil
+	}
+	mutate()
+	l := obj.GetLabels()
+	if l == nil {
+		l = map[string]string{}
+	}
+	maps.Copy(l, lbls)
+	obj.SetLabels(l)
+	metav1.SetMetaDataAnnotation(objMeta(obj), dexdeploy.AnnotationAppliedHash, hash)
+	if err := r.Update(ctx, obj); err != nil {
+		return fmt.Errorf("failed to update %s %s/%s: %w", kind, obj.GetNamespace(), obj.GetName(), err)
+	}
+	return nil
+}
+
+// objMeta returns the ObjectMeta of the typed objects ensure handles.
+func objMeta(obj client.Object) *metav1.ObjectMeta {
+	return obj.(metav1.ObjectMetaAccessor).GetObjectMeta().(*metav1.ObjectMeta)
+}
+
+func labelsContain(have, want map[string]string) bool {
+	for k, v := range want {
+		if have[k] != v {
+			return false
+		}
+	}
+	return true
+}
+
+// deleteOwned deletes obj if it exists and the Dex controls it.
+func (r *DexReconciler) deleteOwned(ctx context.Context, d *dexv1.Dex, obj client.Object) error {
+	if err := r.Get(ctx, client.ObjectKeyFromObject(obj), obj); err != nil {
+		return client.IgnoreNotFound(err)
+	}
+	if !metav1.IsControlledBy(obj, d) {
+		return nil
+	}
+	return client.IgnoreNotFound(r.Delete(ctx, obj, client.PropagationPolicy(metav1.DeletePropagationBackground)))
+}
+
+// reportAvailable sets Available and status.replicas from the Deployment.
+func (r *DexReconciler) reportAvailable(ctx context.Context, d *dexv1.Dex) error {
+	dep := &appsv1.Deployment{}
+	if err := r.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: dexdeploy.NamesFor(d).Deployment}, dep); err != nil {
+		if apierrors.IsNotFound(err) {
+			setCondition(d, dexv1.ConditionAvailable, metav1.ConditionFalse, dexv1.ReasonDeploymentUnavailable, "the Deployment is being created")
+			return nil
+		}
+		return err
+	}
+	d.Status.Replicas = dep.Status.AvailableReplicas
+	want := d.DesiredReplicas()
+	rolledOut := dep.Status.ObservedGeneration >= dep.Generation && dep.Status.UpdatedReplicas >= want
+	available := findDeploymentCondition(dep, appsv1.DeploymentAvailable)
+	switch {
+	case want == 0:
+		setCondition(d, dexv1.ConditionAvailable, metav1.ConditionFalse, dexv1.ReasonDeploymentUnavailable, "spec.replicas is 0: no Dex pod runs")
+	case rolledOut && available && dep.Status.AvailableReplicas > 0:
+		setCondition(d, dexv1.ConditionAvailable, metav1.ConditionTrue, dexv1.ReasonDeploymentAvailable,
+			fmt.Sprintf("%d of %d Dex pods available", dep.Status.AvailableReplicas, want))
+	default:
+		setCondition(d, dexv1.ConditionAvailable, metav1.ConditionFalse, dexv1.ReasonDeploymentUnavailable,
+			fmt.Sprintf("Deployment %s: %d of %d pods updated, %d available", dep.Name, dep.Status.UpdatedReplicas, want, dep.Status.AvailableReplicas))
+	}
+	return nil
+}
+
+func findDeploymentCondition(dep *appsv1.Deployment, t appsv1.DeploymentConditionType) bool {
+	for _, c := range dep.Status.Conditions {
+		if c.Type == t {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// finalize deletes the OIDCProvider first and waits until it is gone (its own finalizer waits for
+// the clients and connectors registered through it, which need this Dex running to leave it),
+// then everything else the Dex rendered.
+func (r *DexReconciler) finalize(ctx context.Context, d *dexv1.Dex) (ctrl.Result, error) {
+	if !controllerutil.ContainsFinalizer(d, DexFinalizer) {
+		return ctrl.Result{}, nil
+	}
+	names := dexdeploy.NamesFor(d)
+	p := &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: d.Namespace, Name: names.OIDCProvider}}
+	if err := r.deleteOwned(ctx, d, p); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.Get(ctx, client.ObjectKeyFromObject(p), p); err == nil && metav1.IsControlledBy(p, d) {
+		setCondition(d, dexv1.ConditionAvailable, metav1.ConditionFalse, dexv1.ReasonDeleting,
+			fmt.Sprintf("waiting for OIDCProvider %s/%s to be deleted; it waits for the DexStaticClients and DexConnectors registered through it", p.Namespace, p.Name))
+		return ctrl.Result{RequeueAfter: 10 * time.Second}, nil
+	} else if err != nil && !apierrors.IsNotFound(err) {
+		return ctrl.Result{}, err
+	}
+	meta := func(name string) metav1.ObjectMeta { return metav1.ObjectMeta{Namespace: d.Namespace, Name: name} }
+	owned := []client.Object{
+		&appsv1.Deployment{ObjectMeta: meta(names.Deployment)},
+		&policyv1.PodDisruptionBudget{ObjectMeta: meta(names.PDB)},
+		&corev1.Service{ObjectMeta: meta(names.Service)},
+		&rbacv1.RoleBinding{ObjectMeta: meta(names.RoleBinding)},
+		&rbacv1.Role{ObjectMeta: meta(names.Role)},
+		&corev1.ServiceAccount{ObjectMeta: meta(names.ServiceAccount)},
+		&corev1.PersistentVolumeClaim{ObjectMeta: meta(names.PVC)},
+		&corev1.Secret{ObjectMeta: meta(names.ConfigSecret)},
+		&corev1.Secret{ObjectMeta: meta(names.ServerSecret)},
+		&corev1.Secret{ObjectMeta: meta(names.ClientSecret)},
+		&corev1.Secret{ObjectMeta: meta(names.CASecret)},
+	}
+	for _, o := range owned {
+		if err := r.deleteOwned(ctx, d, o); err != nil {
+			return ctrl.Result{}, fmt.Errorf("failed to delete %T %s of Dex %s/%s: %w", o, o.GetName(), d.Namespace, d.Name, err)
+		}
+	}
+	controllerutil.RemoveFinalizer(d, DexFinalizer)
+	if err := r.Update(ctx, d); err != nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	return ctrl.Result{}, nil
+}
+
+func (r *DexReconciler) patchStatus(ctx context.Context, d, before *dexv1.Dex) error {
+	if equality.Semantic.DeepEqual(before.Status, d.Status) {
+		return nil
+	}
+	if err := r.Status().Patch(ctx, d, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("failed to patch Dex status: %w", err)
+	}
+	return nil
+}
+
+func (r *DexReconciler) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *DexReconciler) certPolicy() dexdeploy.CertPolicy {
+	p := r.Certs
+	if p.CAValidity == 0 {
+		p.CAValidity = dexdeploy.DefaultCertPolicy.CAValidity
+	}
+	if p.LeafValidity == 0 {
+		p.LeafValidity = dexdeploy.DefaultCertPolicy.LeafValidity
+	}
+	if p.ActivationDelay == 0 {
+		p.ActivationDelay = dexdeploy.DefaultCertPolicy.ActivationDelay
+	}
+	return p
+}
+
+func (r *DexReconciler) resyncPeriod() time.Duration {
+	if r.ResyncPeriod > 0 {
+		return r.ResyncPeriod
+	}
+	return 10 * time.Minute
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// DexCacheOptions limits the manager's cache of the kinds only Dex objects render to the objects
+// carrying dexdeploy.LabelDex: the operator never holds every Deployment or Service of the cluster
+// in memory. (An unlabelled object of the same name is invisible to the cache; creating it fails
+// with AlreadyExists, which reads as OwnedByOther.)
+func DexCacheOptions() map[client.Object]cache.ByObject {
+	req, _ := labels.NewRequirement(dexdeploy.LabelDex, selection.Exists, nil)
+	sel := cache.ByObject{Label: labels.NewSelector().Add(*req)}
+	return map[client.Object]cache.ByObject{
+		&appsv1.Deployment{}: sel, &corev1.Service{}: sel, &corev1.ServiceAccount{}: sel,
+		&corev1.PersistentVolumeClaim{}: sel, &rbacv1.Role{}: sel, &rbacv1.RoleBinding{}: sel,
+		&policyv1.PodDisruptionBudget{}: sel,
+	}
+}
+
+// SetupWithManager registers the controller: a Dex is reconciled when it changes, when its
+// Deployment's status or its OIDCProvider changes, when a Secret it renders or names changes.
+func (r *DexReconciler) SetupWithManager(mgr ctrl.Manager) error {
+	maxDelay := r.MaxRetryDelay
+	if maxDelay <= 0 {
+		maxDelay = 30 * time.Second
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&dexv1.Dex{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}))).
+		Owns(&appsv1.Deployment{}).
+		Owns(&dexv1.OIDCProvider{}).
+		Owns(&corev1.Secret{}).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
+			return requestsFromList(ctx, r, &dexv1.DexList{}, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexDexSecret: o.GetName()})
+		})).
+		WithOptions(controller.Options{
+			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, maxDelay),
+		}).
+		Named("dex").
+		Complete(r)
+}
+
+// dexSecretNames are the Secrets a Dex's spec takes values from (for indexDexSecret).
+func dexSecretNames(d *dexv1.Dex) []string {
+	var out []string
+	for _, ref := range dexdeploy.SecretRefs(d) {
+		if !slices.Contains(out, ref.Ref.Name) {
+			out = append(out, ref.Ref.Name)
+		}
+	}
+	return out
+}
