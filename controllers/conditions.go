@@ -74,6 +74,7 @@ var stalledReasons = map[string]bool{
 	dexv1.ReasonCompileError:           true,
 	dexv1.ReasonExpressionTooCostly:    true,
 	dexv1.ReasonHostnameConflict:       true,
+	dexv1.ReasonOwnedByOther:           true,
 }
 
 // setKstatus sets Reconciling and Stalled from Ready, the way kstatus (Flux's health checks, kapp,
