@@ -1,0 +1,366 @@
+// Package dexkind proves the Dex kind end to end: the dexterity binary renders a Dex, the test
+// harness runs the rendered Deployment as a kubelet would (the real Dex binary with the
+// container's command, env and mounted Secrets, in a private mount namespace, its kubernetes
+// storage against the envtest API server under the rendered RBAC), and then tenants' clients and
+// connectors register through the generated mutual TLS, Dex issues a token for such a client, and
+// the registry accepts it. Certificates rotate during the test (a one-minute leaf lifetime).
+package dexkind
+
+import (
+	"context"
+	"crypto/tls"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/dexidp/dex/api/v2"
+	. "github.com/onsi/gomega"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/dexdeploy"
+	"dexterity.dev/dexterity/test/harness"
+)
+
+const (
+	timeout    = 90 * time.Second
+	platformNS = "platform"
+	tenantNS   = "team-a"
+	demoHash   = "$2a$10$vrAFyljbDVbAqNauKPMj7eWGAPsTdbUTgJ8HsJ/OdG0pjjrL0X1F." // "password"
+	// leafValidity of the gRPC certificates: renewed every 40 s, several times during the test.
+	leafValidity = time.Minute
+)
+
+var (
+	k8s          client.Client
+	kubelet      *harness.Kubelet
+	registryHost string
+	managerLog   string
+)
+
+func TestMain(m *testing.M) {
+	if code, exited := harness.EnterMountNamespace(); exited {
+		os.Exit(code)
+	}
+	os.Exit(run(m))
+}
+
+var cleanups []func()
+
+func run(m *testing.M) int {
+	defer func() {
+		for i := len(cleanups) - 1; i >= 0; i-- {
+			cleanups[i]()
+		}
+	}()
+	if err := setup(); err != nil {
+		fmt.Fprintln(os.Stderr, "dexkind setup:", err)
+		return 1
+	}
+	code := m.Run()
+	if code != 0 {
+		if b, err := os.ReadFile(managerLog); err == nil {
+			fmt.Fprintf(os.Stderr, "--- manager log ---\n%s\n", tail(string(b)))
+		}
+		fmt.Fprintf(os.Stderr, "--- Dex pod log ---\n%s\n", tail(kubelet.Logs(platformNS, "dex")))
+	}
+	return code
+}
+
+func setup() error {
+	dir, err := os.MkdirTemp("", "dexterity-dexkind-")
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() { _ = os.RemoveAll(dir) })
+	env, err := harness.StartEnv(harness.EnvOptions{})
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() { _ = env.Stop() })
+	k8s = env.Client
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		return err
+	}
+	kubelet, err = harness.StartKubelet(context.Background(), harness.KubeletOptions{
+		Config: env.Config,
+		Files:  map[string]string{dexdeploy.BinaryPath: filepath.Join(root, "bin", "dex")},
+		LogDir: filepath.Join(dir, "pods"),
+	})
+	if err != nil {
+		return err
+	}
+	cleanups = append(cleanups, kubelet.Stop)
+
+	bin := filepath.Join(dir, "dexterity")
+	if err := harness.BuildManager(bin); err != nil {
+		return err
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := env.WriteAdminKubeconfig(kubeconfig, "dexkind-admin"); err != nil {
+		return err
+	}
+	registryPort, err := harness.FreePort()
+	if err != nil {
+		return err
+	}
+	probePort, err := harness.FreePort()
+	if err != nil {
+		return err
+	}
+	registryHost = "127.0.0.1:" + strconv.Itoa(registryPort)
+	for _, ns := range []string{platformNS, tenantNS} {
+		if err := k8s.Create(context.Background(), &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
+			return err
+		}
+	}
+	managerLog = filepath.Join(dir, "manager.log")
+	logf, err := os.Create(managerLog)
+	if err != nil {
+		return err
+	}
+	cmd := exec.Command(bin,
+		"--kubeconfig", kubeconfig,
+		"--metrics-bind-address", "0",
+		"--health-probe-bind-address", "127.0.0.1:"+strconv.Itoa(probePort),
+		"--registry-bind-address", registryHost,
+		"--dex-resync-period", "1m",
+		"--dex-grpc-cert-validity", leafValidity.String(),
+		"--leader-elect", "--leader-election-namespace", platformNS,
+	)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	cleanups = append(cleanups, func() {
+		_ = cmd.Process.Signal(os.Interrupt)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			_ = cmd.Process.Kill()
+		}
+		_ = logf.Close()
+	})
+	return harness.WaitHTTPOK(context.Background(), fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort), time.Minute)
+}
+
+func tail(s string) string {
+	const n = 12000
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func condition(obj interface {
+	client.Object
+	GetConditions() []metav1.Condition
+}, t string) func(g Gomega) metav1.Condition {
+	return func(g Gomega) metav1.Condition {
+		g.Expect(k8s.Get(context.Background(), client.ObjectKeyFromObject(obj), obj)).To(Succeed())
+		c := meta.FindStatusCondition(obj.GetConditions(), t)
+		g.Expect(c).NotTo(BeNil(), "%T %s: condition %s not set yet", obj, obj.GetName(), t)
+		return *c
+	}
+}
+
+// dexAPI dials the Dex's gRPC API as the operator does: through the Service name, with the
+// client certificate the operator rendered (read fresh, so it follows rotation).
+func dexAPI(g Gomega) (api.DexClient, func()) {
+	s := &corev1.Secret{}
+	g.Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: platformNS, Name: "dex-grpc-client"}, s)).To(Succeed())
+	cfg, err := harness.ClientTLSConfig(s.Data["ca.crt"], s.Data["tls.crt"], s.Data["tls.key"])
+	g.Expect(err).NotTo(HaveOccurred())
+	cfg.ServerName = "dex." + platformNS + ".svc"
+	conn, err := grpc.NewClient("dex."+platformNS+".svc:5557", grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+	g.Expect(err).NotTo(HaveOccurred())
+	return api.NewDexClient(conn), func() { _ = conn.Close() }
+}
+
+func clientInDex(g Gomega, id string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	dexClient, closeConn := dexAPI(g)
+	defer closeConn()
+	resp, err := dexClient.GetClient(ctx, &api.GetClientReq{Id: id})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(resp.GetClient().GetId()).To(Equal(id))
+}
+
+func serverCertSerial(g Gomega) string {
+	s := &corev1.Secret{}
+	g.Expect(k8s.Get(context.Background(), types.NamespacedName{Namespace: platformNS, Name: "dex-grpc-server"}, s)).To(Succeed())
+	return dexdeploy.Hash(s.Data["tls.crt"])
+}
+
+func registryStatus(g Gomega, token string) int {
+	req, err := http.NewRequest(http.MethodGet, "http://"+registryHost+"/v1/modules/team-a/network/local/versions", nil)
+	g.Expect(err).NotTo(HaveOccurred())
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := (&http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{MinVersion: tls.VersionTLS12}}}).Do(req)
+	g.Expect(err).NotTo(HaveOccurred())
+	_ = resp.Body.Close()
+	return resp.StatusCode
+}
+
+func TestDexKindEndToEnd(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	issuer := "http://dex." + platformNS + ".svc:5556/dex"
+
+	// The platform team: one Dex object.
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: platformNS, Name: "users"}, StringData: map[string]string{"admin": demoHash}})).To(Succeed())
+	d := &dexv1.Dex{
+		ObjectMeta: metav1.ObjectMeta{Namespace: platformNS, Name: "dex"},
+		Spec: dexv1.DexSpec{
+			Issuer:           issuer,
+			OAuth2:           &dexv1.DexOAuth2{SkipApprovalScreen: true, PasswordConnector: "local"},
+			EnablePasswordDB: true,
+			StaticPasswords: []dexv1.DexStaticPassword{{
+				Email: "admin@example.com", Username: "admin", UserID: "08a8684b", Groups: []string{"platform", "team-a"},
+				HashSecretRef: dexv1.SecretKeyRef{Name: "users", Key: "admin"},
+			}},
+			AllowedNamespaces:   &dexv1.AllowedNamespaces{From: dexv1.NamespacesFromAll},
+			ConnectorNamespaces: &dexv1.AllowedNamespaces{From: dexv1.NamespacesFromSame},
+		},
+	}
+	g.Expect(k8s.Create(ctx, d)).To(Succeed())
+	g.Eventually(func() error { return kubelet.Run(platformNS, "dex") }, timeout).Should(Succeed())
+	g.Eventually(condition(d, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue))
+	provider := &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: platformNS, Name: "dex"}}
+	g.Eventually(condition(provider, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue), "the operator reaches Dex through the generated mTLS and loads its keys")
+
+	// A tenant: a confidential client; the platform team: a connector.
+	ci := &dexv1.DexStaticClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: tenantNS, Name: "ci"},
+		Spec: dexv1.DexStaticClientSpec{
+			ProviderRef: dexv1.ObjectRef{Name: "dex", Namespace: platformNS}, RedirectURIs: []string{"https://ci.example.org/callback"},
+			SecretRef: &dexv1.SecretKeyRef{Name: "ci-oidc", Key: "client-secret"}, GenerateSecret: true,
+		},
+	}
+	conn := &dexv1.DexConnector{
+		ObjectMeta: metav1.ObjectMeta{Namespace: platformNS, Name: "mock"},
+		Spec:       dexv1.DexConnectorSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, ConnectorID: "mock", Type: "mockCallback", DisplayName: "Mock"},
+	}
+	g.Expect(k8s.Create(ctx, ci)).To(Succeed())
+	g.Expect(k8s.Create(ctx, conn)).To(Succeed())
+	g.Eventually(condition(ci, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue))
+	g.Eventually(condition(conn, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue))
+	g.Eventually(func(g Gomega) { clientInDex(g, ci.EffectiveClientID()) }, timeout).Should(Succeed())
+
+	// The tenant's registry trusts this Dex for its client; a binding lets the platform group in.
+	secret := &corev1.Secret{}
+	g.Expect(k8s.Get(ctx, types.NamespacedName{Namespace: tenantNS, Name: "ci-oidc"}, secret)).To(Succeed())
+	clientSecret := string(secret.Data["client-secret"])
+	for _, obj := range []client.Object{
+		&dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNS, Name: "registry"}, Spec: dexv1.OIDCProviderSpec{
+			IssuerURL: issuer, ClientID: ci.EffectiveClientID(), Hostnames: []string{registryHost},
+		}},
+		&dexv1.GroupBinding{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNS, Name: "platform"}, Spec: dexv1.GroupBindingSpec{
+			Expression: `"platform" in groups`, ModuleResources: []string{"team-a/*"},
+		}},
+		&dexv1.Module{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNS, Name: "network"}, Spec: dexv1.ModuleSpec{
+			Namespace: "team-a", Name: "network", System: "local",
+			Versions: []dexv1.ModuleVersion{{Version: "1.0.0", Source: "https://files.example.org/network.tgz"}},
+		}},
+	} {
+		g.Expect(k8s.Create(ctx, obj)).To(Succeed())
+	}
+	token := func(g Gomega) string {
+		tok, err := harness.PasswordGrant(issuer, ci.EffectiveClientID(), clientSecret, "admin@example.com", "password")
+		g.Expect(err).NotTo(HaveOccurred())
+		return tok["id_token"].(string)
+	}
+	g.Eventually(func(g Gomega) int { return registryStatus(g, token(g)) }, timeout).Should(Equal(http.StatusOK),
+		"Dex issues a token for the tenant's client and the registry accepts it")
+	g.Expect(registryStatus(g, "")).To(Equal(http.StatusUnauthorized))
+
+	t.Run("certificates rotate without losing the connection", func(t *testing.T) {
+		g := NewWithT(t)
+		first := serverCertSerial(g)
+		// Watch the operator's view of Dex while the leaves are renewed twice.
+		var rotations int
+		last := first
+		deadline := time.Now().Add(3 * leafValidity)
+		for rotations < 2 && time.Now().Before(deadline) {
+			g.Expect(condition(provider, dexv1.ConditionDexReachable)(g)).To(HaveField("Status", metav1.ConditionTrue), "the operator never loses Dex during rotation")
+			if s := serverCertSerial(g); s != last {
+				rotations, last = rotations+1, s
+			}
+			time.Sleep(500 * time.Millisecond) // sampling interval, not an assertion
+		}
+		g.Expect(rotations).To(BeNumerically(">=", 2), "the server certificate was renewed twice in %s", 3*leafValidity)
+		// New work after the rotation goes through, and nothing was lost.
+		web := &dexv1.DexStaticClient{
+			ObjectMeta: metav1.ObjectMeta{Namespace: tenantNS, Name: "web"},
+			Spec: dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex", Namespace: platformNS}, Public: true,
+				RedirectURIs: []string{"https://web.example.org/callback"}},
+		}
+		g.Expect(k8s.Create(ctx, web)).To(Succeed())
+		g.Eventually(condition(web, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue))
+		g.Eventually(func(g Gomega) { clientInDex(g, web.EffectiveClientID()); clientInDex(g, ci.EffectiveClientID()) }, timeout).Should(Succeed())
+	})
+
+	t.Run("a spec change rolls the pod and Dex's state survives in the kubernetes storage", func(t *testing.T) {
+		g := NewWithT(t)
+		starts := kubelet.PodStarts(platformNS, "dex")
+		g.Eventually(func() error {
+			cur := &dexv1.Dex{}
+			if err := k8s.Get(ctx, client.ObjectKeyFromObject(d), cur); err != nil {
+				return err
+			}
+			cur.Spec.Expiry = &dexv1.DexExpiry{IDTokens: "2h"}
+			return k8s.Update(ctx, cur)
+		}, timeout).Should(Succeed())
+		g.Eventually(func() int { return kubelet.PodStarts(platformNS, "dex") }, timeout).Should(BeNumerically(">", starts))
+		g.Eventually(condition(d, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue))
+		g.Eventually(func(g Gomega) { clientInDex(g, ci.EffectiveClientID()) }, timeout).Should(Succeed(), "the client outlived the pod")
+		// The new pod's tokens carry the new lifetime.
+		g.Eventually(func(g Gomega) float64 {
+			tok, err := harness.PasswordGrant(issuer, ci.EffectiveClientID(), clientSecret, "admin@example.com", "password")
+			g.Expect(err).NotTo(HaveOccurred())
+			return tok["expires_in"].(float64)
+		}, timeout).Should(BeNumerically("~", 7200, 60))
+
+		// An emulated pod restart (same template) keeps the state too.
+		g.Expect(kubelet.RestartPod(platformNS, "dex")).To(Succeed())
+		g.Eventually(func(g Gomega) { clientInDex(g, ci.EffectiveClientID()) }, timeout).Should(Succeed())
+		g.Eventually(func(g Gomega) int { return registryStatus(g, token(g)) }, timeout).Should(Equal(http.StatusOK))
+	})
+
+	t.Run("deleting the Dex waits for its clients, then removes everything", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Expect(k8s.Delete(ctx, d)).To(Succeed())
+		g.Eventually(condition(d, dexv1.ConditionReady), timeout).Should(HaveField("Reason", dexv1.ReasonDeleting))
+		g.Consistently(func() error { return k8s.Get(ctx, client.ObjectKeyFromObject(d), &dexv1.Dex{}) }, 3*time.Second).Should(Succeed(),
+			"the Dex stays while clients and connectors are registered through its provider")
+		for _, obj := range []client.Object{ci, conn, &dexv1.DexStaticClient{ObjectMeta: metav1.ObjectMeta{Namespace: tenantNS, Name: "web"}}} {
+			g.Expect(k8s.Delete(ctx, obj)).To(Succeed())
+		}
+		g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(d), &dexv1.Dex{})) }, timeout).Should(BeTrue())
+		for _, obj := range []client.Object{
+			&dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: platformNS, Name: "dex"}},
+			&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: platformNS, Name: "dex-grpc-ca"}},
+			&corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: platformNS, Name: "dex"}},
+		} {
+			g.Expect(apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(obj), obj))).To(BeTrue(), "%T %s is gone", obj, obj.GetName())
+		}
+	})
+}
