@@ -124,3 +124,20 @@ func TestNoWarningWhileTheProviderIsSetUp(t *testing.T) {
 		g.Expect(e.Type).NotTo(Equal(corev1.EventTypeWarning), "%s %s: %s", e.InvolvedObject.Name, e.Reason, e.Message)
 	}
 }
+
+// The Dex kind read by kstatus: a Dex whose pods are not up yet is InProgress, one that waits for
+// a Secret is Failed, one whose Deployment is available is Current.
+func TestKstatusReadsDex(t *testing.T) {
+	ctx := context.Background()
+	g := NewWithT(t)
+	ns := newNamespace(t)
+	rolling := newDex(ns, "rolling")
+	rolling.Spec.StaticPasswords, rolling.Spec.EnablePasswordDB = nil, false
+	waiting := newDex(ns, "waiting") // its users Secret never comes
+	g.Expect(k8s.Create(ctx, rolling)).To(Succeed())
+	g.Expect(k8s.Create(ctx, waiting)).To(Succeed())
+	g.Eventually(kstatusOf(waiting), waitTimeout).Should(Equal(status.FailedStatus))
+	g.Eventually(kstatusOf(rolling), waitTimeout).Should(Equal(status.InProgressStatus))
+	g.Eventually(func(g Gomega) { markAvailable(g, ns, "rolling") }, waitTimeout).Should(Succeed())
+	g.Eventually(kstatusOf(rolling), waitTimeout).Should(Equal(status.CurrentStatus))
+}
