@@ -135,16 +135,20 @@ func (r *DexReconciler) render(ctx context.Context, d *dexv1.Dex) (time.Time, er
 	if err != nil {
 		return time.Time{}, err
 	}
-	renewAt, err := r.certificates(ctx, d, names)
+	renewAt, serverCert, err := r.certificates(ctx, d, names)
 	if err != nil {
 		return time.Time{}, err
 	}
+	// Dex v2.45 does not pick up a certificate the kubelet updates in a mounted Secret (its file
+	// watcher waits for the certificate file to be re-created; the kubelet swaps a symlink), so a
+	// renewed server certificate or trust bundle rolls the pods like a changed config.
+	configHash := dexdeploy.Hash(config, env, versions, serverCert[dexdeploy.KeyCert], serverCert[dexdeploy.KeyCABundle])
 	steps := []func() error{
 		func() error { return r.ensureSecret(ctx, d, dexdeploy.ConfigSecret(d, config)) },
 		func() error { return r.ensureServiceAccount(ctx, d) },
 		func() error { return r.ensureStorageRBAC(ctx, d) },
 		func() error {
-			return r.ensureDeployment(ctx, d, dexdeploy.Deployment(d, env, dexdeploy.Hash(config, env, versions)))
+			return r.ensureDeployment(ctx, d, dexdeploy.Deployment(d, env, configHash))
 		},
 		func() error { return r.ensureService(ctx, d) },
 		func() error { return r.ensurePDB(ctx, d) },
@@ -185,38 +189,43 @@ func (r *DexReconciler) referencedSecrets(ctx context.Context, d *dexv1.Dex) (ma
 }
 
 // certificates keeps the gRPC CA, Dex's server certificate and the operator's client certificate
-// current (see dexdeploy.CertPolicy for how rotation keeps the connection up).
-func (r *DexReconciler) certificates(ctx context.Context, d *dexv1.Dex, names dexdeploy.Names) (time.Time, error) {
+// current (see dexdeploy.CertPolicy for how rotation keeps the connection up). It returns when
+// they are next due and the server Secret's data.
+func (r *DexReconciler) certificates(ctx context.Context, d *dexv1.Dex, names dexdeploy.Names) (time.Time, map[string][]byte, error) {
 	now, policy := r.now(), r.certPolicy()
 	caSecret, err := r.ownedSecret(ctx, d, names.CASecret)
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, nil, err
 	}
 	caData, ca, renewAt, err := dexdeploy.RotateCA(caSecret.Data, policy, d.Name, now)
 	if err != nil {
-		return time.Time{}, err
+		return time.Time{}, nil, err
 	}
 	if err := r.ensureSecret(ctx, d, dexdeploy.TLSSecret(d, names.CASecret, caData)); err != nil {
-		return time.Time{}, err
+		return time.Time{}, nil, err
 	}
+	var serverData map[string][]byte
 	for _, leaf := range []struct {
 		name string
 		leaf dexdeploy.Leaf
 	}{{names.ServerSecret, dexdeploy.ServerLeaf(d)}, {names.ClientSecret, dexdeploy.ClientLeaf(d)}} {
 		s, err := r.ownedSecret(ctx, d, leaf.name)
 		if err != nil {
-			return time.Time{}, err
+			return time.Time{}, nil, err
 		}
 		data, at, err := ca.IssueLeaf(s.Data, leaf.leaf, policy, now)
 		if err != nil {
-			return time.Time{}, err
+			return time.Time{}, nil, err
 		}
 		if err := r.ensureSecret(ctx, d, dexdeploy.TLSSecret(d, leaf.name, data)); err != nil {
-			return time.Time{}, err
+			return time.Time{}, nil, err
 		}
 		renewAt = minTime(renewAt, at)
+		if leaf.name == names.ServerSecret {
+			serverData = data
+		}
 	}
-	return renewAt, nil
+	return renewAt, serverData, nil
 }
 
 // ownedSecret reads a Secret the Dex renders; a missing one reads as empty, one that belongs to

@@ -19,16 +19,23 @@ import (
 	"time"
 
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/dexdeploy"
 	"dexterity.dev/dexterity/test/harness"
 )
 
 func main() {
+	// The Dex pod runs as the tests run it: in a private mount namespace where its Secret volumes
+	// are bind-mounted at the Deployment's paths and /etc/hosts resolves the Service names.
+	if code, exited := harness.EnterMountNamespace(); exited {
+		os.Exit(code)
+	}
 	manager := flag.String("manager", "bin/dexterity", "Manager binary to run.")
 	state := flag.String("state", ".dev", "Folder for etcd data, Dex's sqlite3 database, logs and the kubeconfig.")
 	samples := flag.String("samples", "config/samples", "Kustomization applied once everything runs.")
@@ -61,12 +68,20 @@ func run(managerBin, state, samples string) error {
 		return err
 	}
 
-	fmt.Println(">> starting Dex on 127.0.0.1:5556 (HTTP) and 127.0.0.1:5557 (gRPC), sqlite3 in", filepath.Join(state, "dex"))
-	d, err := harness.StartDex(harness.DexOptions{Storage: harness.StorageSQLite, Dir: filepath.Join(state, "dex"), HTTPPort: 5556, GRPCPort: 5557})
+	root, err := filepath.Abs(".")
 	if err != nil {
 		return err
 	}
-	defer func() { _ = d.Stop() }()
+	fmt.Println(">> starting the local kubelet (runs the Dex object's pod with bin/dex; pod logs in", filepath.Join(state, "pods")+")")
+	kubelet, err := harness.StartKubelet(ctx, harness.KubeletOptions{
+		Config: env.Config,
+		Files:  map[string]string{dexdeploy.BinaryPath: filepath.Join(root, "bin", "dex")},
+		LogDir: filepath.Join(state, "pods"),
+	})
+	if err != nil {
+		return err
+	}
+	defer kubelet.Stop()
 
 	tlsDir := filepath.Join(state, "registry-tls")
 	fmt.Println(">> writing a local CA and the registry's certificate to", tlsDir)
@@ -83,6 +98,10 @@ func run(managerBin, state, samples string) error {
 
 	fmt.Println(">> applying", samples)
 	if err := applyKustomization(ctx, env.Client, samples); err != nil {
+		return err
+	}
+	fmt.Println(">> running the pod of Dex dexterity-system/dex (HTTP 127.0.0.1:5556, gRPC with mTLS at dex.dexterity-system.svc:5557) once the operator has rendered it")
+	if err := runWhenRendered(ctx, kubelet, "dexterity-system", "dex", 2*time.Minute); err != nil {
 		return err
 	}
 	filesDir := filepath.Join(state, "registry-files")
@@ -108,18 +127,13 @@ func run(managerBin, state, samples string) error {
 	if err := waitReady(ctx, env.Client, 2*time.Minute); err != nil {
 		return err
 	}
-	root, err := filepath.Abs(".")
-	if err != nil {
-		return err
-	}
-
 	fmt.Printf(`
 Dexterity is running.
-  Kubernetes API:  kubectl --kubeconfig %s get oidcproviders,dexstaticclients,dexconnectors,groupbindings,modules,providers -A
+  Kubernetes API:  kubectl --kubeconfig %s get dex,oidcproviders,dexstaticclients,dexconnectors,groupbindings,modules,providers -A
   Dex issuer:      %s  (users admin@example.com / bob@example.com, password "password")
-  Dex gRPC API:    %s (plaintext, loopback)
+  Dex gRPC API:    %s (mutual TLS with the certificates the operator generated)
   Manager log:     %s
-  Dex log:         %s
+  Dex pod log:     %s
   Registry:        https://%s (Team A's tenant: OIDCProvider team-a/registry)
 
 Try the registry with OpenTofu (bin/tofu, built by make tools), in another shell:
@@ -130,7 +144,7 @@ Try the registry with OpenTofu (bin/tofu, built by make tools), in another shell
 Signed in as bob@example.com (team-b) instead, tofu init is refused with 403 Forbidden.
 
 Press Ctrl-C to stop everything (state is kept in %s).
-`, kubeconfig, d.IssuerURL(), d.GRPCAddress(), filepath.Join(state, "manager.log"), d.LogPath(),
+`, kubeconfig, "http://127.0.0.1:5556/dex", "dex.dexterity-system.svc:5557", filepath.Join(state, "manager.log"), filepath.Join(state, "pods"),
 		registryAddr, filepath.Join(tlsDir, "ca.crt"), filepath.Join(root, "bin", "tofu"), registryAddr,
 		example, filepath.Join(root, "bin", "tofu"), state)
 
@@ -244,7 +258,39 @@ func waitReady(ctx context.Context, c client.Client, timeout time.Duration) erro
 	}
 }
 
+// runWhenRendered hands the Deployment of a Dex object to the kubelet once the operator created it.
+func runWhenRendered(ctx context.Context, k *harness.Kubelet, ns, name string, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		err := k.Run(ns, name)
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the Deployment of Dex %s/%s did not appear within %s: %w", ns, name, timeout, err)
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+	}
+}
+
 func notReadyObjects(ctx context.Context, c client.Client) (string, int, error) {
+	var dexes dexv1.DexList
+	if err := c.List(ctx, &dexes); err != nil {
+		return "", 0, err
+	}
+	for _, d := range dexes.Items {
+		if r := meta.FindStatusCondition(d.Status.Conditions, dexv1.ConditionReady); r == nil || r.Status != metav1.ConditionTrue {
+			msg := "not reconciled yet"
+			if r != nil {
+				msg = r.Reason + ": " + r.Message
+			}
+			return fmt.Sprintf("Dex %s/%s: %s", d.Namespace, d.Name, msg), 0, nil
+		}
+	}
 	var providers dexv1.OIDCProviderList
 	if err := c.List(ctx, &providers); err != nil {
 		return "", 0, err
