@@ -206,7 +206,11 @@ func Deployment(d *dexv1.Dex, env []corev1.EnvVar, configHash string) *appsv1.De
 		corev1.EnvVar{Name: "KUBERNETES_POD_NAMESPACE", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
 	)
 	containerEnv = append(append(containerEnv, env...), d.Spec.Env...)
-	strategy := appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType}
+	// A new pod is up before an old one goes: a rollout (a config change, a renewed certificate)
+	// never leaves the Service without a Dex.
+	strategy := appsv1.DeploymentStrategy{Type: appsv1.RollingUpdateDeploymentStrategyType, RollingUpdate: &appsv1.RollingUpdateDeployment{
+		MaxUnavailable: ptr.To(intstr.FromInt32(0)), MaxSurge: ptr.To(intstr.FromInt32(1)),
+	}}
 	if d.StorageType() == dexv1.DexStorageSQLite3 {
 		// One pod owns the ReadWriteOnce volume at a time.
 		strategy = appsv1.DeploymentStrategy{Type: appsv1.RecreateDeploymentStrategyType}
