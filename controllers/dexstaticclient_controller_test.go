@@ -20,7 +20,7 @@ import (
 	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/controllers"
-	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/dex/dexfake"
 	"dexterity.dev/dexterity/internal/tenancy"
 	"dexterity.dev/dexterity/test/harness"
 )
@@ -442,19 +442,19 @@ func TestSteadyStateResyncMakesNoWrites(t *testing.T) {
 
 	writes := func() float64 {
 		var sum float64
-		for _, m := range dex.WriteMethods {
-			sum += dex.CallCount(provider, m)
+		for _, m := range dexfake.WriteMethods {
+			sum += harness.DexCalls(provider, m)
 		}
 		return sum
 	}
-	w0, r0, l0 := writes(), dex.CallCount(provider, "GetClient"), dex.CallCount(provider, "ListConnectors")
+	w0, r0, l0 := writes(), harness.DexCalls(provider, "GetClient"), harness.DexCalls(provider, "ListConnectors")
 	start := time.Now()
 	// Wait until every object has been resynced at least twice.
-	g.Eventually(func() float64 { return dex.CallCount(provider, "GetClient") - r0 }, 4*resyncPeriod+30*time.Second, 200*time.Millisecond).Should(BeNumerically(">=", 2*n))
+	g.Eventually(func() float64 { return harness.DexCalls(provider, "GetClient") - r0 }, 4*resyncPeriod+30*time.Second, 200*time.Millisecond).Should(BeNumerically(">=", 2*n))
 	elapsed := time.Since(start)
 	g.Expect(writes()-w0).To(BeZero(), "no Dex write while nothing changed (clients and connectors)")
-	g.Expect(dex.CallCount(provider, "ListConnectors")-l0).To(BeNumerically(">=", nConn), "the connectors were resynced too")
-	reads := dex.CallCount(provider, "GetClient") - r0
+	g.Expect(harness.DexCalls(provider, "ListConnectors")-l0).To(BeNumerically(">=", nConn), "the connectors were resynced too")
+	reads := harness.DexCalls(provider, "GetClient") - r0
 	maxResyncs := float64(elapsed)/float64(resyncPeriod*9/10) + 1
 	g.Expect(reads).To(BeNumerically("<=", n*maxResyncs), "at most one read per object per resync")
 }

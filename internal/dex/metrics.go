@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 )
 
@@ -57,25 +56,4 @@ func resultLabel(err error) string {
 func observe(provider, method string, start time.Time, err error) {
 	callsTotal.WithLabelValues(provider, method, resultLabel(err)).Inc()
 	callDuration.WithLabelValues(method).Observe(time.Since(start).Seconds())
-}
-
-// WriteMethods are the Dex RPCs that change state; tests and benchmarks count them.
-var WriteMethods = []string{"CreateClient", "UpdateClient", "DeleteClient", "CreateConnector", "UpdateConnector", "DeleteConnector"}
-
-// CallCount returns the number of calls recorded for provider and method with any result.
-// It reads the process's Prometheus counters, for tests and benchmarks.
-func CallCount(provider, method string) float64 {
-	var total float64
-	for _, r := range []string{ResultOK, ResultNotFound, ResultAlreadyExists, ResultUnavailable, ResultTLSError, ResultConnectorsCRUDDisabled, ResultError} {
-		total += counterValue(callsTotal.WithLabelValues(provider, method, r))
-	}
-	return total
-}
-
-func counterValue(c prometheus.Counter) float64 {
-	m := &dto.Metric{}
-	if err := c.Write(m); err != nil {
-		return 0
-	}
-	return m.GetCounter().GetValue()
 }

@@ -6,7 +6,7 @@
 // errors that go through the same wrapper as real connections (dex.NewClient), so dex.IsNotFound,
 // dex.IsAlreadyExists, dex.IsConnectorsCRUDDisabled and dex.IsUnavailable classify them exactly
 // as they classify the real Dex's (and the fake's calls are counted in dexterity_dex_calls_total,
-// see dex.CallCount). contract_test.go runs one table of behaviours against both the real Dex
+// see harness.DexCalls). contract_test.go runs one table of behaviours against both the real Dex
 // and this fake and requires the same outcome. The quirks:
 //
 //   - Missing and duplicate objects are flags in the response (not_found, already_exists), which
@@ -208,12 +208,15 @@ func (d *Dex) CallCounts() map[string]int {
 	return out
 }
 
-// WriteCalls returns the number of calls of the methods that change state (dex.WriteMethods).
+// WriteMethods are the Dex RPCs that change state; tests and benchmarks count them.
+var WriteMethods = []string{"CreateClient", "UpdateClient", "DeleteClient", "CreateConnector", "UpdateConnector", "DeleteConnector"}
+
+// WriteCalls returns the number of calls of the methods that change state (WriteMethods).
 func (d *Dex) WriteCalls() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	n := 0
-	for _, m := range dex.WriteMethods {
+	for _, m := range WriteMethods {
 		n += d.calls[m]
 	}
 	return n

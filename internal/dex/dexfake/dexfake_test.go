@@ -11,6 +11,7 @@ import (
 
 	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/dex/dexfake"
+	"dexterity.dev/dexterity/test/harness"
 )
 
 // What the fake offers beyond Dex itself (counters, inspection, outage, reset); Dex's own
@@ -37,7 +38,7 @@ func TestCallCounters(t *testing.T) {
 	g.Expect(f.WriteCalls()).To(Equal(2))
 	g.Expect(f.CallCounts()).To(Equal(map[string]int{"CreateClient": 2, "GetClient": 1, "ListConnectors": 1}))
 	// The calls go through the real wrapper, so they are in its metrics too.
-	g.Expect(dex.CallCount("counters/test", "CreateClient")).To(BeEquivalentTo(2))
+	g.Expect(harness.DexCalls("counters/test", "CreateClient")).To(BeEquivalentTo(2))
 
 	f.Reset()
 	g.Expect(f.Calls(dexfake.MethodCreateClient)).To(Equal(2), "Reset keeps the counters")
