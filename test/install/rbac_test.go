@@ -332,6 +332,26 @@ func smoke(t *testing.T, in installation, registryURL string) {
 	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: in.namespace, Name: "dexterity.dev"}, lease)).To(Succeed())
 	g.Expect(lease.Spec.HolderIdentity).To(HaveValue(Not(BeEmpty())))
 
+	// A Dex object renders everything under the install's permissions, the Role of Dex's
+	// kubernetes storage included (Kubernetes lets the manager grant only what it holds).
+	deployed := &dexv1.Dex{
+		ObjectMeta: metav1.ObjectMeta{Name: "dex2", Namespace: ns},
+		Spec:       dexv1.DexSpec{Issuer: "http://dex2." + ns + ".svc:5556/dex", Replicas: ptr.To[int32](2)},
+	}
+	g.Expect(k8s.Create(ctx, deployed)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(deployed), deployed)).To(Succeed())
+		g.Expect(meta.IsStatusConditionTrue(deployed.Status.Conditions, dexv1.ConditionConfigValid)).To(BeTrue(), "Dex ConfigValid: %+v", deployed.Status.Conditions)
+	}, waitTimeout, 200*time.Millisecond).Should(Succeed())
+	for _, name := range []string{"dex2-storage"} {
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, &rbacv1.Role{})).To(Succeed())
+	}
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "dex2"}, &dexv1.OIDCProvider{})).To(Succeed())
+	g.Expect(k8s.Delete(ctx, deployed)).To(Succeed())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(deployed), deployed))
+	}, waitTimeout, 200*time.Millisecond).Should(BeTrue(), "the Dex and what it rendered are deleted")
+
 	// Deleting runs the finalizers: Dex forgets the client and the connector.
 	for _, o := range []client.Object{dsc, connector, binding, provider} {
 		g.Expect(k8s.Delete(ctx, o)).To(Succeed())
