@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"testing"
@@ -130,11 +129,7 @@ func setup() error {
 		}
 	}
 	managerLog = filepath.Join(dir, "manager.log")
-	logf, err := os.Create(managerLog)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(bin,
+	mgr, err := harness.StartManagerProcess(bin, managerLog, nil,
 		"--kubeconfig", kubeconfig,
 		"--metrics-bind-address", "0",
 		"--health-probe-bind-address", "127.0.0.1:"+strconv.Itoa(probePort),
@@ -143,21 +138,10 @@ func setup() error {
 		"--dex-grpc-cert-validity", leafValidity.String(),
 		"--leader-elect", "--leader-election-namespace", platformNS,
 	)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	if err != nil {
 		return err
 	}
-	cleanups = append(cleanups, func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-		_ = logf.Close()
-	})
+	cleanups = append(cleanups, mgr.Stop)
 	return harness.WaitHTTPOK(context.Background(), fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort), time.Minute)
 }
 

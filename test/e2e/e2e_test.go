@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -131,11 +130,7 @@ func setup() error {
 		return err
 	}
 	managerLog = filepath.Join(dir, "manager.log")
-	logf, err := os.Create(managerLog)
-	if err != nil {
-		return err
-	}
-	cmd := exec.Command(bin,
+	mgr, err := harness.StartManagerProcess(bin, managerLog, []string{"POD_NAMESPACE=dexterity-system"},
 		"--kubeconfig", kubeconfig,
 		"--metrics-bind-address", "0",
 		"--health-probe-bind-address", "127.0.0.1:"+strconv.Itoa(probePort),
@@ -147,22 +142,10 @@ func setup() error {
 		// Out of a cluster there is no pod namespace file: leader election needs its namespace.
 		"--leader-elect", "--leader-election-namespace", "dexterity-system",
 	)
-	cmd.Env = append(os.Environ(), "POD_NAMESPACE=dexterity-system")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		return fmt.Errorf("failed to start the manager: %w", err)
+	if err != nil {
+		return err
 	}
-	cleanups = append(cleanups, func() {
-		_ = cmd.Process.Signal(os.Interrupt)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(15 * time.Second):
-			_ = cmd.Process.Kill()
-		}
-		_ = logf.Close()
-	})
+	cleanups = append(cleanups, mgr.Stop)
 
 	// The validating webhooks, pointing at the manager with the CA of its certificate.
 	vwc, err := harness.WebhookConfiguration()

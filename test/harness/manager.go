@@ -60,3 +60,40 @@ func WaitHTTPOK(ctx context.Context, url string, timeout time.Duration) error {
 	}
 	return nil
 }
+
+// ManagerProcess is the dexterity binary running as a subprocess, its output in a log file.
+type ManagerProcess struct {
+	cmd *exec.Cmd
+	log *os.File
+}
+
+// StartManagerProcess starts bin with args (and the test's environment plus env), its stdout and
+// stderr appended to logPath.
+func StartManagerProcess(bin, logPath string, env []string, args ...string) (*ManagerProcess, error) {
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, args...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		_ = logf.Close()
+		return nil, fmt.Errorf("failed to start the manager: %w", err)
+	}
+	return &ManagerProcess{cmd: cmd, log: logf}, nil
+}
+
+// Stop interrupts the manager (it shuts down as on SIGINT in a pod) and kills it after 15 s.
+func (m *ManagerProcess) Stop() {
+	_ = m.cmd.Process.Signal(os.Interrupt)
+	done := make(chan struct{})
+	go func() { _ = m.cmd.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+		_ = m.cmd.Process.Kill()
+		<-done
+	}
+	_ = m.log.Close()
+}
