@@ -3,7 +3,7 @@
 // container's command, env and mounted Secrets, in a private mount namespace, its kubernetes
 // storage against the envtest API server under the rendered RBAC), and then tenants' clients and
 // connectors register through the generated mutual TLS, Dex issues a token for such a client, and
-// the registry accepts it. Certificates rotate during the test (a one-minute leaf lifetime).
+// the registry accepts it. Certificates rotate during the test (a two-minute leaf lifetime).
 package dexkind
 
 import (
