@@ -12,7 +12,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
-	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -76,15 +75,7 @@ func (r *DexReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ct
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := d.DeepCopy()
-	defer func() {
-		summarizeReady(d, dexv1.ConditionConfigValid, dexv1.ConditionAvailable)
-		setKstatus(d)
-		d.Status.ObservedGeneration = d.Generation
-		recordReadyTransition(r.Recorder, d, before.Status.Conditions)
-		if err := r.patchStatus(ctx, d, before); err != nil {
-			retErr = errors.Join(retErr, err)
-		}
-	}()
+	defer finishStatus(ctx, r.Client, r.Recorder, d, before, summarizeDex, &retErr)
 	if !d.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, d)
 	}
@@ -476,14 +467,9 @@ func (r *DexReconciler) finalize(ctx context.Context, d *dexv1.Dex) (ctrl.Result
 	return ctrl.Result{}, nil
 }
 
-func (r *DexReconciler) patchStatus(ctx context.Context, d, before *dexv1.Dex) error {
-	if equality.Semantic.DeepEqual(before.Status, d.Status) {
-		return nil
-	}
-	if err := r.Status().Patch(ctx, d, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("failed to patch Dex status: %w", err)
-	}
-	return nil
+// summarizeDex sets Ready from ConfigValid and Available.
+func summarizeDex(d *dexv1.Dex) {
+	summarizeReady(d, dexv1.ConditionConfigValid, dexv1.ConditionAvailable)
 }
 
 func (r *DexReconciler) now() time.Time {

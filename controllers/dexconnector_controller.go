@@ -27,7 +27,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -87,7 +86,11 @@ func (r *DexConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := c.DeepCopy()
-	defer func() { r.patchStatus(ctx, c, before, &retErr) }()
+	defer func() {
+		if !released(c, ConnectorFinalizer) {
+			finishStatus(ctx, r.Client, r.Recorder, c, before, summarizeConnector, &retErr)
+		}
+	}()
 
 	id := c.Spec.ConnectorID
 	if !c.DeletionTimestamp.IsZero() {
@@ -320,35 +323,16 @@ func probeConnector(ctx context.Context, p *dexv1.OIDCProvider, id string) (int,
 	return resp.StatusCode, nil
 }
 
-func (r *DexConnectorReconciler) patchStatus(ctx context.Context, c *dexv1.DexConnector, before *dexv1.DexConnector, retErr *error) {
-	if !c.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(c, ConnectorFinalizer) {
+// summarizeConnector sets Ready from Registered and ConnectorHealthy (dropped while the connector
+// is not registered); a deleted connector keeps the Ready its finalizer sets.
+func summarizeConnector(c *dexv1.DexConnector) {
+	if !c.DeletionTimestamp.IsZero() {
 		return
 	}
-	if c.DeletionTimestamp.IsZero() {
-		if r := meta.FindStatusCondition(c.Status.Conditions, dexv1.ConditionRegistered); r != nil && r.Status != metav1.ConditionTrue {
-			removeCondition(c, dexv1.ConditionConnectorHealthy)
-		}
-		summarizeReady(c, dexv1.ConditionRegistered, dexv1.ConditionConnectorHealthy)
+	if r := meta.FindStatusCondition(c.Status.Conditions, dexv1.ConditionRegistered); r != nil && r.Status != metav1.ConditionTrue {
+		removeCondition(c, dexv1.ConditionConnectorHealthy)
 	}
-	setKstatus(c)
-	// Conditions always describe the current generation, failures included (DexUnavailable).
-	c.Status.ObservedGeneration = c.Generation
-	recordReadyTransition(r.Recorder, c, before.Status.Conditions)
-	if reflect.DeepEqual(conditionsWithoutTime(before.Status.Conditions), conditionsWithoutTime(c.Status.Conditions)) && before.Status.ObservedGeneration == c.Status.ObservedGeneration {
-		return
-	}
-	if err := r.Status().Patch(ctx, c, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
-		*retErr = errors.Join(*retErr, fmt.Errorf("failed to patch DexConnector status: %w", err))
-	}
-}
-
-func conditionsWithoutTime(in []metav1.Condition) []metav1.Condition {
-	out := make([]metav1.Condition, len(in))
-	for i, c := range in {
-		c.LastTransitionTime = metav1.Time{}
-		out[i] = c
-	}
-	return out
+	summarizeReady(c, dexv1.ConditionRegistered, dexv1.ConditionConnectorHealthy)
 }
 
 func (r *DexConnectorReconciler) resyncPeriod() time.Duration {

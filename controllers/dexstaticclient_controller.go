@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	mrand "math/rand/v2"
-	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -80,7 +79,11 @@ func (r *DexStaticClientReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := c.DeepCopy()
-	defer func() { r.patchStatus(ctx, c, before, &retErr) }()
+	defer func() {
+		if !released(c, ClientFinalizer) {
+			finishStatus(ctx, r.Client, r.Recorder, c, before, summarizeClient, &retErr)
+		}
+	}()
 
 	id := c.EffectiveClientID()
 	if !c.DeletionTimestamp.IsZero() {
@@ -256,42 +259,12 @@ func (r *DexStaticClientReconciler) reconcileDexClient(ctx context.Context, c *d
 	return nil
 }
 
-// patchStatus summarises Ready, stamps observedGeneration (also after a failure), emits an
-// event on a Ready transition and patches the status if anything changed.
-func (r *DexStaticClientReconciler) patchStatus(ctx context.Context, c *dexv1.DexStaticClient, before *dexv1.DexStaticClient, retErr *error) {
-	if !c.DeletionTimestamp.IsZero() && !controllerutil.ContainsFinalizer(c, ClientFinalizer) {
-		return // released; the object is going away
-	}
+// summarizeClient sets Ready from SecretReady and Registered; a deleted client keeps the Ready
+// its finalizer sets.
+func summarizeClient(c *dexv1.DexStaticClient) {
 	if c.DeletionTimestamp.IsZero() {
 		summarizeReady(c, dexv1.ConditionSecretReady, dexv1.ConditionRegistered)
 	}
-	setKstatus(c)
-	// Conditions always describe the current generation, failures included (DexUnavailable).
-	c.Status.ObservedGeneration = c.Generation
-	recordReadyTransition(r.Recorder, c, before.Status.Conditions)
-	if statusEqual(&before.Status, &c.Status) {
-		return
-	}
-	if err := r.Status().Patch(ctx, c, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
-		*retErr = errors.Join(*retErr, fmt.Errorf("failed to patch DexStaticClient status: %w", err))
-	}
-}
-
-// statusEqual ignores lastSyncTime and condition timestamps, so an in-sync resync writes nothing.
-func statusEqual(a, b *dexv1.DexStaticClientStatus) bool {
-	if a.ClientID != b.ClientID || a.ObservedGeneration != b.ObservedGeneration || !slices.Equal(a.RedirectURIs, b.RedirectURIs) || len(a.Conditions) != len(b.Conditions) {
-		return false
-	}
-	if (a.LastSyncTime == nil) != (b.LastSyncTime == nil) {
-		return false
-	}
-	for _, ca := range a.Conditions {
-		cb := meta.FindStatusCondition(b.Conditions, ca.Type)
-		if cb == nil || cb.Status != ca.Status || cb.Reason != ca.Reason || cb.Message != ca.Message || cb.ObservedGeneration != ca.ObservedGeneration {
-			return false
-		}
-	}
-	return true
 }
 
 func (r *DexStaticClientReconciler) resyncPeriod() time.Duration {

@@ -2,10 +2,8 @@ package controllers
 
 import (
 	"context"
-	"errors"
 	"fmt"
 
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -36,6 +34,7 @@ func (r *GroupBindingReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := b.DeepCopy()
+	defer finishStatus(ctx, r.Client, r.Recorder, b, before, nil, &retErr)
 	if _, err := authz.Compile(b.Spec.Expression); err != nil {
 		reason := dexv1.ReasonCompileError
 		if authz.IsTooCostly(err) {
@@ -45,12 +44,6 @@ func (r *GroupBindingReconciler) Reconcile(ctx context.Context, req ctrl.Request
 			fmt.Sprintf("spec.expression %v; this binding denies every registry request that reaches it (bindings are evaluated by name) until fixed", err))
 	} else {
 		setCondition(b, dexv1.ConditionReady, metav1.ConditionTrue, dexv1.ReasonReconciled, "expression compiles")
-	}
-	b.Status.ObservedGeneration = b.Generation
-	setKstatus(b)
-	recordReadyTransition(r.Recorder, b, before.Status.Conditions)
-	if err := r.Status().Patch(ctx, b, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
-		return ctrl.Result{}, errors.Join(retErr, fmt.Errorf("failed to patch GroupBinding status: %w", err))
 	}
 	return ctrl.Result{}, nil
 }

@@ -81,7 +81,8 @@ func (r *OIDCProviderReconciler) reconcileKeys(p *dexv1.OIDCProvider) {
 	p.Status.JWKSURI = st.JWKSURI
 	p.Status.Keys = int32(st.Keys)
 	if !st.LastFetch.IsZero() {
-		t := metav1.NewTime(st.LastFetch)
+		// At the second, as stored: an unchanged fetch time is then no status change.
+		t := metav1.NewTime(st.LastFetch.Truncate(time.Second))
 		p.Status.LastJWKSFetch = &t
 	}
 }

@@ -10,7 +10,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
@@ -92,20 +91,13 @@ func (r *OIDCProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	defer func() {
+	defer finishStatus(ctx, r.Client, r.Recorder, p, before, func(p *dexv1.OIDCProvider) {
 		summarizeProvider(p)
 		if hostConflict != "" {
 			setCondition(p, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonHostnameConflict, hostConflict)
 			p.Status.Phase, p.Status.Message = dexv1.PhaseFailed, hostConflict
 		}
-		setKstatus(p)
-		// Conditions always describe the current generation, failures included.
-		p.Status.ObservedGeneration = p.Generation
-		recordReadyTransition(r.Recorder, p, before.Status.Conditions)
-		if err := r.Status().Patch(ctx, p, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
-			retErr = errors.Join(retErr, fmt.Errorf("failed to patch OIDCProvider status: %w", err))
-		}
-	}()
+	}, &retErr)
 
 	r.reconcileKeys(p)
 	if err := r.reconcileDexReachable(ctx, p); err != nil {
@@ -246,15 +238,14 @@ func (r *OIDCProviderReconciler) finalize(ctx context.Context, p *dexv1.OIDCProv
 	if len(waiting) > 0 {
 		before := p.DeepCopy()
 		msg := fmt.Sprintf("waiting for %d DexStaticClients and DexConnectors registered in this Dex to be deleted first (%s): their finalizers remove them from Dex through this provider", len(waiting), firstFew(waiting))
-		setCondition(p, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonDeleting, msg)
-		p.Status.Phase, p.Status.Message = dexv1.PhasePending, msg
-		p.Status.ObservedGeneration = p.Generation
-		setKstatus(p)
-		if was := meta.FindStatusCondition(before.Status.Conditions, dexv1.ConditionReady); was == nil || was.Reason != dexv1.ReasonDeleting {
-			r.Recorder.Event(p, corev1.EventTypeNormal, dexv1.ReasonDeleting, msg)
-		}
-		if err := r.Status().Patch(ctx, p, client.MergeFrom(before)); err != nil && !apierrors.IsNotFound(err) {
-			return ctrl.Result{}, fmt.Errorf("failed to patch OIDCProvider status: %w", err)
+		// finishStatus emits the Normal Deleting event when Ready turns to Deleting.
+		var patchErr error
+		finishStatus(ctx, r.Client, r.Recorder, p, before, func(p *dexv1.OIDCProvider) {
+			setCondition(p, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonDeleting, msg)
+			p.Status.Phase, p.Status.Message = dexv1.PhasePending, msg
+		}, &patchErr)
+		if patchErr != nil {
+			return ctrl.Result{}, patchErr
 		}
 		// The deletion of each dependent wakes this provider; the requeue is a safety net.
 		return ctrl.Result{RequeueAfter: r.healthInterval()}, nil

@@ -13,6 +13,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
@@ -34,7 +35,13 @@ type fixture struct {
 // namespace) and an in-memory Dex behind it.
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	b := fake.NewClientBuilder().WithScheme(harness.Scheme).
+	return newFixtureWith(t, interceptor.Funcs{})
+}
+
+// newFixtureWith is newFixture with the API server's calls passed through funcs.
+func newFixtureWith(t *testing.T, funcs interceptor.Funcs) *fixture {
+	t.Helper()
+	b := fake.NewClientBuilder().WithScheme(harness.Scheme).WithInterceptorFuncs(funcs).
 		WithStatusSubresource(&dexv1.DexStaticClient{}, &dexv1.DexConnector{}, &dexv1.OIDCProvider{}, &dexv1.GroupBinding{})
 	for _, ix := range controllers.Indexes() {
 		b = b.WithIndex(ix.Object, ix.Field, ix.Extract)

@@ -1,0 +1,192 @@
+package unit_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	. "github.com/onsi/gomega"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/tools/record"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/controllers"
+)
+
+// statusPatches counts the status patches that reach the (fake) API server; fail, when set,
+// answers them instead.
+type statusPatches struct {
+	mu   sync.Mutex
+	n    int
+	fail error
+}
+
+func (s *statusPatches) funcs() interceptor.Funcs {
+	return interceptor.Funcs{SubResourcePatch: func(ctx context.Context, c client.Client, sub string, obj client.Object, patch client.Patch, opts ...client.SubResourcePatchOption) error {
+		if sub == "status" {
+			s.mu.Lock()
+			s.n++
+			fail := s.fail
+			s.mu.Unlock()
+			if fail != nil {
+				return fail
+			}
+		}
+		return c.SubResource(sub).Patch(ctx, obj, patch, opts...)
+	}}
+}
+
+// comparableClient makes a client comparable with ==.
+type comparableClient struct{ client.Client }
+
+// take returns the number of status patches since the last call.
+func (s *statusPatches) take() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := s.n
+	s.n = 0
+	return n
+}
+
+// A reconcile writes the status exactly once when it changed and not at all when it did not;
+// a lastSyncTime that moved on its own is no change.
+func TestStatusWrittenOnlyWhenChanged(t *testing.T) {
+	g := NewWithT(t)
+	patches := &statusPatches{}
+	f := newFixtureWith(t, patches.funcs())
+	c := f.client(t, "team-a", "app", "")
+
+	_, err := f.reconcile(t, c)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(patches.take()).To(Equal(1), "first reconcile: registered")
+	g.Expect(cond(f.get(t, c), dexv1.ConditionReady).Status).To(Equal(metav1.ConditionTrue))
+	_, err = f.reconcile(t, c)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(patches.take()).To(Equal(1), "first resync: Registered now says the client in Dex matches")
+	first := f.get(t, c)
+	g.Expect(cond(first, dexv1.ConditionRegistered).Message).To(Equal("client in Dex matches the spec"))
+	g.Expect(first.Status.LastSyncTime).NotTo(BeNil())
+
+	for range 3 {
+		_, err = f.reconcile(t, c)
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	g.Expect(patches.take()).To(Equal(0), "in-sync resyncs write no status")
+	g.Expect(f.get(t, c).Status).To(Equal(first.Status))
+
+	cur := f.get(t, c)
+	cur.Spec.RedirectURIs = append(cur.Spec.RedirectURIs, "https://app.example.com/cb2")
+	cur.Generation++
+	g.Expect(f.k8s.Update(context.Background(), cur)).To(Succeed())
+	_, err = f.reconcile(t, c)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(patches.take()).To(Equal(1), "a changed spec: one write")
+	now := f.get(t, c)
+	g.Expect(now.Status.RedirectURIs).To(HaveLen(2))
+	g.Expect(now.Status.ObservedGeneration).To(Equal(cur.Generation))
+	g.Expect(now.Status.LastSyncTime).NotTo(BeNil())
+}
+
+// GroupBinding used to patch on every reconcile; now only a change is written.
+func TestGroupBindingStatusWrittenOnlyWhenChanged(t *testing.T) {
+	g := NewWithT(t)
+	patches := &statusPatches{}
+	f := newFixtureWith(t, patches.funcs())
+	rec := record.NewFakeRecorder(10)
+	r := &controllers.GroupBindingReconciler{Client: f.k8s, Recorder: rec}
+	b := &dexv1.GroupBinding{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: "team-a", Generation: 1},
+		Spec: dexv1.GroupBindingSpec{Expression: `"x" in groups`}}
+	g.Expect(f.k8s.Create(context.Background(), b)).To(Succeed())
+	req := ctrl.Request{NamespacedName: client.ObjectKeyFromObject(b)}
+	get := func() *dexv1.GroupBinding {
+		cur := &dexv1.GroupBinding{}
+		g.Expect(f.k8s.Get(context.Background(), req.NamespacedName, cur)).To(Succeed())
+		return cur
+	}
+
+	_, err := r.Reconcile(context.Background(), req)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(patches.take()).To(Equal(1))
+	g.Expect(get().Status.ObservedGeneration).To(Equal(int64(1)))
+	_, err = r.Reconcile(context.Background(), req)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(patches.take()).To(Equal(0))
+
+	cur := get()
+	cur.Spec.Expression = `groups contains`
+	cur.Generation++
+	g.Expect(f.k8s.Update(context.Background(), cur)).To(Succeed())
+	_, err = r.Reconcile(context.Background(), req)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(patches.take()).To(Equal(1))
+	bad := get()
+	g.Expect(bad.Status.Conditions).To(ContainElement(And(
+		HaveField("Type", dexv1.ConditionStalled), HaveField("Reason", dexv1.ReasonCompileError))))
+	g.Expect(rec.Events).To(Receive(ContainSubstring("Warning " + dexv1.ReasonCompileError)))
+	_, err = r.Reconcile(context.Background(), req)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(patches.take()).To(Equal(0))
+	g.Expect(rec.Events).NotTo(Receive(), "no transition, no event")
+}
+
+// A status patch of an object deleted meanwhile is no error; any other failure is returned.
+func TestStatusPatchFailures(t *testing.T) {
+	g := NewWithT(t)
+	patches := &statusPatches{fail: apierrors.NewNotFound(schema.GroupResource{Group: "dexterity.dev", Resource: "dexstaticclients"}, "app")}
+	f := newFixtureWith(t, patches.funcs())
+	c := f.client(t, "team-a", "app", "")
+	_, err := f.reconcile(t, c)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(patches.take()).To(Equal(1))
+
+	boom := errors.New("boom")
+	patches.fail = boom
+	other := f.client(t, "team-a", "other", "")
+	_, err = f.reconcile(t, other)
+	g.Expect(err).To(MatchError(boom))
+	g.Expect(err).To(MatchError(ContainSubstring("failed to patch DexStaticClient status")))
+}
+
+// A deleted provider waiting for its dependents says so once (status and event), then writes
+// nothing while the wait goes on.
+func TestProviderFinalizeStatusWrittenOnce(t *testing.T) {
+	g := NewWithT(t)
+	patches := &statusPatches{}
+	f := newFixtureWith(t, patches.funcs())
+	c := f.client(t, "team-a", "app", "")
+	_, err := f.reconcile(t, c)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(f.get(t, c).Finalizers).To(ContainElement(controllers.ClientFinalizer))
+	patches.take()
+
+	key := client.ObjectKey{Namespace: "platform", Name: "dex"}
+	p := &dexv1.OIDCProvider{}
+	g.Expect(f.k8s.Get(context.Background(), key, p)).To(Succeed())
+	g.Expect(f.k8s.Delete(context.Background(), p)).To(Succeed())
+	rec := record.NewFakeRecorder(10)
+	// A pointer: the reconciler compares its reader with its client (an interceptor is a struct).
+	r := &controllers.OIDCProviderReconciler{Client: &comparableClient{f.k8s}, Recorder: rec, Pool: f.pool}
+	req := ctrl.Request{NamespacedName: key}
+
+	_, err = r.Reconcile(context.Background(), req)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(patches.take()).To(Equal(1))
+	g.Expect(f.k8s.Get(context.Background(), key, p)).To(Succeed())
+	g.Expect(p.Status.Phase).To(Equal(dexv1.PhasePending))
+	g.Expect(p.Status.Conditions).To(ContainElement(And(
+		HaveField("Type", dexv1.ConditionReady), HaveField("Reason", dexv1.ReasonDeleting))))
+	g.Expect(p.Status.Conditions).To(ContainElement(And(
+		HaveField("Type", dexv1.ConditionReconciling), HaveField("Reason", dexv1.ReasonDeleting))))
+	g.Expect(rec.Events).To(Receive(ContainSubstring("Normal " + dexv1.ReasonDeleting)))
+
+	_, err = r.Reconcile(context.Background(), req)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(patches.take()).To(Equal(0))
+	g.Expect(rec.Events).NotTo(Receive())
+}
