@@ -287,6 +287,24 @@ func (o entryOwnership) claim(ctx context.Context, c client.Client, api client.R
 	return nil
 }
 
+// claimForWrite makes obj the owner of id right before it writes its entry to Dex. An entry
+// already in Dex (inDex) is written only when it is obj's (its claim, re-read from the API server
+// when the cache shows none, or a legacy claim) or when adopt is set; otherwise foreign is
+// returned and Dex is left untouched.
+func (o entryOwnership) claimForWrite(ctx context.Context, c client.Client, api client.Reader, obj client.Object, p *dexv1.OIDCProvider, id string, held *claimsv1.DexEntryClaim, inDex, adopt bool, foreign *blocked) error {
+	if inDex {
+		var err error
+		if held, err = o.confirm(ctx, api, obj, p, id, held); err != nil {
+			return err
+		}
+	}
+	ours := ownedBy(held, obj) || o.legacyOwned(ctx, obj, id)
+	if inDex && !ours && !adopt {
+		return foreign
+	}
+	return o.claim(ctx, c, api, obj, p, id, held)
+}
+
 // releaseFinalizer drops the finalizer of an object that owns nothing (it lost the race for its id).
 func (o entryOwnership) releaseFinalizer(ctx context.Context, c client.Client, obj client.Object) error {
 	if !controllerutil.ContainsFinalizer(obj, o.finalizer) {

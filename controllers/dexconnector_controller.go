@@ -6,7 +6,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -21,17 +20,8 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
@@ -60,16 +50,7 @@ const (
 
 // DexConnectorReconciler manages upstream identity-provider connectors in Dex.
 type DexConnectorReconciler struct {
-	client.Client
-	Recorder record.EventRecorder
-	Pool     dex.Connections
-	// APIReader reads from the API server, bypassing the cache (claims made just now).
-	APIReader client.Reader
-
-	// ResyncPeriod is the (jittered) period of drift repair (default 10m).
-	ResyncPeriod time.Duration
-	// MaxRetryDelay caps the backoff of failed reconciles (default 30s).
-	MaxRetryDelay time.Duration
+	DexEntryDeps
 
 	// probeReady holds the Dex addresses whose probe client is registered.
 	probeReady sync.Map
@@ -79,66 +60,47 @@ type DexConnectorReconciler struct {
 // +kubebuilder:rbac:groups=dexterity.dev,resources=dexconnectors/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=dexterity.dev,resources=dexconnectors/finalizers,verbs=update
 
-// Reconcile makes Dex hold exactly the connector a DexConnector describes.
-func (r *DexConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
-	c := &dexv1.DexConnector{}
-	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	before := c.DeepCopy()
-	defer func() {
-		if !released(c, ConnectorFinalizer) {
-			finishStatus(ctx, r.Client, r.Recorder, c, before, summarizeConnector, &retErr)
-		}
-	}()
+// connectorEntries is how DexConnectors keep their connectors in Dex (the flow: dexentry.go).
+var connectorEntries = dexEntryKind[*dexv1.DexConnector]{
+	controllerName: "dexconnector", ownership: &connectorOwnership, use: tenancy.Connectors,
+	idIndex: indexConnectorID, secretIndex: indexConnectorSecret, providerIndex: indexConnectorProvider,
+	newObject:   func() *dexv1.DexConnector { return &dexv1.DexConnector{} },
+	entryID:     func(c *dexv1.DexConnector) string { return c.Spec.ConnectorID },
+	providerRef: func(c *dexv1.DexConnector) dexv1.ObjectRef { return c.Spec.ProviderRef },
+	summarize:   summarizeConnector,
+	deleteEntry: func(ctx context.Context, dc dex.Client, id string) error { return dc.DeleteConnector(ctx, id) },
+	dexRefusal:  connectorsCRUDDisabled,
+}
 
-	id := c.Spec.ConnectorID
-	if !c.DeletionTimestamp.IsZero() {
-		return connectorOwnership.finalize(ctx, r.Client, r.APIReader, r.Pool, r.Recorder, c, c.Spec.ProviderRef, id,
-			func(dc dex.Client, id string) error { return dc.DeleteConnector(ctx, id) })
-	}
-	p, err := tenancy.ResolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef, tenancy.Connectors)
-	var held *claimsv1.DexEntryClaim
-	if err == nil {
-		held, err = connectorOwnership.reconcile(ctx, r.Client, c, p, id)
-	}
-	var cfg []byte
-	if err == nil {
-		cfg, err = r.renderConfig(ctx, c)
-	}
+// Reconcile makes Dex hold exactly the connector a DexConnector describes.
+func (r *DexConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return connectorEntries.reconcile(ctx, &r.DexEntryDeps, req, r.syncConnector)
+}
+
+// syncConnector renders the config, makes the connector in Dex match, then probes its health.
+func (r *DexConnectorReconciler) syncConnector(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider, held *claimsv1.DexEntryClaim) (string, error) {
+	cfg, err := r.renderConfig(ctx, c)
 	if err == nil {
 		err = r.reconcileDexConnector(ctx, c, p, cfg, held)
 		if dex.IsReadOnly(err) {
-			err = newBlocked(dexv1.ReasonConnectorExistsInDex, fmt.Sprintf("connector id %q is defined in Dex's configuration file, which Dex's API cannot change; choose another spec.connectorId", id))
+			err = newBlocked(dexv1.ReasonConnectorExistsInDex, fmt.Sprintf("connector id %q is defined in Dex's configuration file, which Dex's API cannot change; choose another spec.connectorId", c.Spec.ConnectorID))
 		}
 	}
 	if err != nil {
-		return r.blockedOrError(c, err)
+		return dexv1.ConditionRegistered, err
 	}
 	r.reconcileHealth(ctx, c, p)
-	return ctrl.Result{RequeueAfter: jitter(r.resyncPeriod())}, nil
+	return "", nil
 }
 
-func (r *DexConnectorReconciler) blockedOrError(c *dexv1.DexConnector, err error) (ctrl.Result, error) {
-	if res, ok := waitForProvider(c, dexv1.ConditionRegistered, err); ok {
-		return res, nil
+// connectorsCRUDDisabled is the blocked problem of a Dex that refuses connector changes for lack
+// of its feature flag (nil for any other error).
+func connectorsCRUDDisabled(err error) *blocked {
+	if !dex.IsConnectorsCRUDDisabled(err) {
+		return nil
 	}
-	var b *blocked
-	switch {
-	case errors.As(err, &b):
-		setCondition(c, dexv1.ConditionRegistered, metav1.ConditionFalse, b.Reason, b.Message)
-		return ctrl.Result{RequeueAfter: jitter(r.resyncPeriod())}, nil
-	case dex.IsConnectorsCRUDDisabled(err):
-		setCondition(c, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonConnectorsCRUDDisabled,
-			"Dex refuses connector changes through its API: start Dex with the environment variable DEX_API_CONNECTORS_CRUD=true (e.g. in the Dex Deployment's env), then this object converges on its own")
-		return ctrl.Result{RequeueAfter: jitter(r.resyncPeriod())}, nil
-	case dex.IsUnavailable(err):
-		setCondition(c, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonDexUnavailable,
-			fmt.Sprintf("Dex's gRPC API is unavailable (%v); retrying with backoff, nothing in Dex was changed", err))
-		return ctrl.Result{}, err
-	}
-	setCondition(c, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonProgressing, err.Error())
-	return ctrl.Result{}, err
+	return newBlocked(dexv1.ReasonConnectorsCRUDDisabled,
+		"Dex refuses connector changes through its API: start Dex with the environment variable DEX_API_CONNECTORS_CRUD=true (e.g. in the Dex Deployment's env), then this object converges on its own")
 }
 
 // renderConfig checks spec.config (no literal secrets), injects the Secret values and checks the
@@ -208,16 +170,8 @@ func (r *DexConnectorReconciler) reconcileDexConnector(ctx context.Context, c *d
 			actual = a
 		}
 	}
-	if actual != nil {
-		if held, err = connectorOwnership.confirm(ctx, r.APIReader, c, p, id, held); err != nil {
-			return err
-		}
-	}
-	ours := ownedBy(held, c) || connectorOwnership.legacyOwned(ctx, c, id)
-	if actual != nil && !ours {
-		return newBlocked(dexv1.ReasonConnectorExistsInDex, fmt.Sprintf("connector id %q already exists in Dex (from Dex's config file or created by hand) and is left untouched; choose another spec.connectorId", id))
-	}
-	if err := connectorOwnership.claim(ctx, r.Client, r.APIReader, c, p, id, held); err != nil {
+	foreign := newBlocked(dexv1.ReasonConnectorExistsInDex, fmt.Sprintf("connector id %q already exists in Dex (from Dex's config file or created by hand) and is left untouched; choose another spec.connectorId", id))
+	if err := connectorOwnership.claimForWrite(ctx, r.Client, r.APIReader, c, p, id, held, actual != nil, false, foreign); err != nil {
 		return err
 	}
 	name := c.Spec.DisplayName
@@ -335,48 +289,7 @@ func summarizeConnector(c *dexv1.DexConnector) {
 	summarizeReady(c, dexv1.ConditionRegistered, dexv1.ConditionConnectorHealthy)
 }
 
-func (r *DexConnectorReconciler) resyncPeriod() time.Duration {
-	if r.ResyncPeriod > 0 {
-		return r.ResyncPeriod
-	}
-	return 10 * time.Minute
-}
-
-// SetupWithManager registers the controller and its watches (its indexes: indexes.go).
+// SetupWithManager registers the controller and its watches (dexEntryKind.setupWithManager).
 func (r *DexConnectorReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	maxDelay := r.MaxRetryDelay
-	if maxDelay <= 0 {
-		maxDelay = 30 * time.Second
-	}
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&dexv1.DexConnector{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}, finalizerDropped{ConnectorFinalizer}))).
-		Watches(&dexv1.DexConnector{}, handler.Funcs{DeleteFunc: r.enqueuePeersOnDelete}).
-		Watches(&claimsv1.DexEntryClaim{}, handler.Funcs{DeleteFunc: waitersOnClaimDelete(r, claimsv1.EntryConnector, &dexv1.DexConnectorList{}, indexConnectorID)}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.connectorsForSecret)).
-		Watches(&dexv1.OIDCProvider{}, handler.EnqueueRequestsFromMapFunc(r.connectorsForProvider), builder.WithPredicates(providerChanged{})).
-		WithOptions(controller.Options{
-			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, maxDelay),
-		}).
-		Named("dexconnector").
-		Complete(r)
-}
-
-func (r *DexConnectorReconciler) enqueuePeersOnDelete(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	c, ok := e.Object.(*dexv1.DexConnector)
-	if !ok {
-		return
-	}
-	for _, key := range sameDexKeys(ctx, r.Client, tenancy.RefKey(c.Namespace, c.Spec.ProviderRef)) {
-		for _, req := range requestsFromList(ctx, r, &dexv1.DexConnectorList{}, client.MatchingFields{indexConnectorOwnerKey: tenancy.OwnerKey(key, c.Spec.ConnectorID)}) {
-			q.Add(req)
-		}
-	}
-}
-
-func (r *DexConnectorReconciler) connectorsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	return requestsFromList(ctx, r, &dexv1.DexConnectorList{}, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexConnectorSecret: o.GetName()})
-}
-
-func (r *DexConnectorReconciler) connectorsForProvider(ctx context.Context, o client.Object) []reconcile.Request {
-	return requestsFromList(ctx, r, &dexv1.DexConnectorList{}, client.MatchingFields{indexConnectorProvider: client.ObjectKeyFromObject(o).String()})
+	return connectorEntries.setupWithManager(mgr, r, &r.DexEntryDeps, 0)
 }

@@ -4,28 +4,15 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"errors"
 	"fmt"
-	mrand "math/rand/v2"
-	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/record"
-	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/builder"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-	"sigs.k8s.io/controller-runtime/pkg/event"
-	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
-	"sigs.k8s.io/controller-runtime/pkg/predicate"
-	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
@@ -51,16 +38,7 @@ const (
 
 // DexStaticClientReconciler registers DexStaticClients in Dex.
 type DexStaticClientReconciler struct {
-	client.Client
-	Recorder record.EventRecorder
-	Pool     dex.Connections
-	// APIReader reads from the API server, bypassing the cache (claims made just now).
-	APIReader client.Reader
-
-	// ResyncPeriod is the (jittered) period of drift repair (default 10m).
-	ResyncPeriod time.Duration
-	// MaxRetryDelay caps the backoff of failed reconciles (default 30s).
-	MaxRetryDelay time.Duration
+	DexEntryDeps
 	// MaxConcurrentReconciles (default 16: reconciles mostly wait on the API server and Dex).
 	MaxConcurrentReconciles int
 }
@@ -72,70 +50,47 @@ type DexStaticClientReconciler struct {
 // +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
-// Reconcile makes Dex hold exactly the client a DexStaticClient describes.
-func (r *DexStaticClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
-	c := &dexv1.DexStaticClient{}
-	if err := r.Get(ctx, req.NamespacedName, c); err != nil {
-		return ctrl.Result{}, client.IgnoreNotFound(err)
-	}
-	before := c.DeepCopy()
-	defer func() {
-		if !released(c, ClientFinalizer) {
-			finishStatus(ctx, r.Client, r.Recorder, c, before, summarizeClient, &retErr)
-		}
-	}()
+// clientEntries is how DexStaticClients keep their clients in Dex (the flow: dexentry.go).
+var clientEntries = dexEntryKind[*dexv1.DexStaticClient]{
+	controllerName: "dexstaticclient", ownership: &clientOwnership, use: tenancy.Clients,
+	idIndex: indexClientID, secretIndex: indexClientSecret, providerIndex: indexClientProvider,
+	defaultWorkers: 16, // reconciles mostly wait on the API server and Dex
+	newObject:      func() *dexv1.DexStaticClient { return &dexv1.DexStaticClient{} },
+	entryID:        (*dexv1.DexStaticClient).EffectiveClientID,
+	providerRef:    func(c *dexv1.DexStaticClient) dexv1.ObjectRef { return c.Spec.ProviderRef },
+	checkID:        checkClientID,
+	summarize:      summarizeClient,
+	deleteEntry:    func(ctx context.Context, dc dex.Client, id string) error { return dc.DeleteClient(ctx, id) },
+}
 
-	id := c.EffectiveClientID()
-	if !c.DeletionTimestamp.IsZero() {
-		return clientOwnership.finalize(ctx, r.Client, r.APIReader, r.Pool, r.Recorder, c, c.Spec.ProviderRef, id,
-			func(dc dex.Client, id string) error { return dc.DeleteClient(ctx, id) })
+// Reconcile makes Dex hold exactly the client a DexStaticClient describes.
+func (r *DexStaticClientReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	return clientEntries.reconcile(ctx, &r.DexEntryDeps, req, r.syncClient)
+}
+
+// checkClientID refuses client ids that are reserved, or outside the prefix the provider gives
+// the namespace.
+func checkClientID(p *dexv1.OIDCProvider, namespace, id string) error {
+	if err := tenancy.CheckReservedClientID(id); err != nil {
+		return err
 	}
-	p, err := tenancy.ResolveProvider(ctx, r.Client, c.Namespace, c.Spec.ProviderRef, tenancy.Clients)
-	if err == nil {
-		err = tenancy.CheckReservedClientID(id)
-	}
-	if err == nil {
-		err = tenancy.CheckClientIDPrefix(p, c.Namespace, id)
-	}
-	var held *claimsv1.DexEntryClaim
-	if err == nil {
-		held, err = clientOwnership.reconcile(ctx, r.Client, c, p, id)
-	}
-	if err != nil {
-		return r.blockedOrError(c, dexv1.ConditionRegistered, err)
-	}
+	return tenancy.CheckClientIDPrefix(p, namespace, id)
+}
+
+// syncClient reads (or generates) the client secret, then makes the client in Dex match.
+func (r *DexStaticClientReconciler) syncClient(ctx context.Context, c *dexv1.DexStaticClient, p *dexv1.OIDCProvider, held *claimsv1.DexEntryClaim) (string, error) {
 	secret, err := r.reconcileSecret(ctx, c)
 	if err != nil {
-		return r.blockedOrError(c, dexv1.ConditionSecretReady, err)
+		return dexv1.ConditionSecretReady, err
 	}
+	id := c.EffectiveClientID()
 	if err := r.reconcileDexClient(ctx, c, p, id, secret, held); err != nil {
 		if dex.IsReadOnly(err) {
 			err = newBlocked(dexv1.ReasonClientExistsInDex, fmt.Sprintf("client id %q is defined in Dex's configuration file (staticClients), which Dex's API cannot change; remove it there, or choose another spec.clientId", id))
 		}
-		return r.blockedOrError(c, dexv1.ConditionRegistered, err)
+		return dexv1.ConditionRegistered, err
 	}
-	return ctrl.Result{RequeueAfter: jitter(r.resyncPeriod())}, nil
-}
-
-// blockedOrError turns a sub-reconciler's error into a condition: a *blocked problem waits for
-// the user (or a watched object) and is retried at the resync period; a Dex outage is returned so
-// the workqueue backs off; anything else is returned as is.
-func (r *DexStaticClientReconciler) blockedOrError(c *dexv1.DexStaticClient, condType string, err error) (ctrl.Result, error) {
-	if res, ok := waitForProvider(c, condType, err); ok {
-		return res, nil
-	}
-	var b *blocked
-	switch {
-	case errors.As(err, &b):
-		setCondition(c, condType, metav1.ConditionFalse, b.Reason, b.Message)
-		return ctrl.Result{RequeueAfter: jitter(r.resyncPeriod())}, nil
-	case dex.IsUnavailable(err):
-		setCondition(c, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonDexUnavailable,
-			fmt.Sprintf("Dex's gRPC API is unavailable (%v); retrying with backoff, nothing in Dex was changed", err))
-		return ctrl.Result{}, err
-	}
-	setCondition(c, condType, metav1.ConditionFalse, dexv1.ReasonProgressing, err.Error())
-	return ctrl.Result{}, err
+	return "", nil
 }
 
 // reconcileSecret returns the client secret ("" for public clients), generating the Secret when
@@ -207,16 +162,8 @@ func (r *DexStaticClientReconciler) reconcileDexClient(ctx context.Context, c *d
 	if err != nil && !dex.IsNotFound(err) {
 		return err
 	}
-	if actual != nil {
-		if held, err = clientOwnership.confirm(ctx, r.APIReader, c, p, id, held); err != nil {
-			return err
-		}
-	}
-	ours := ownedBy(held, c) || clientOwnership.legacyOwned(ctx, c, id)
-	if actual != nil && !ours && !c.Spec.AdoptExisting {
-		return newBlocked(dexv1.ReasonClientExistsInDex, fmt.Sprintf("client id %q already exists in Dex and was not registered by Dexterity; it is left untouched. Set spec.adoptExisting=true to take it over, or choose another spec.clientId", id))
-	}
-	if err := clientOwnership.claim(ctx, r.Client, r.APIReader, c, p, id, held); err != nil {
+	foreign := newBlocked(dexv1.ReasonClientExistsInDex, fmt.Sprintf("client id %q already exists in Dex and was not registered by Dexterity; it is left untouched. Set spec.adoptExisting=true to take it over, or choose another spec.clientId", id))
+	if err := clientOwnership.claimForWrite(ctx, r.Client, r.APIReader, c, p, id, held, actual != nil, c.Spec.AdoptExisting, foreign); err != nil {
 		return err
 	}
 	desired := clientspec.Desired(c, id, secret)
@@ -267,113 +214,7 @@ func summarizeClient(c *dexv1.DexStaticClient) {
 	}
 }
 
-func (r *DexStaticClientReconciler) resyncPeriod() time.Duration {
-	if r.ResyncPeriod > 0 {
-		return r.ResyncPeriod
-	}
-	return 10 * time.Minute
-}
-
-// jitter spreads periodic work: d ± 10%.
-func jitter(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * (0.9 + 0.2*mrand.Float64()))
-}
-
-// SetupWithManager registers the controller and its watches (its indexes: indexes.go).
+// SetupWithManager registers the controller and its watches (dexEntryKind.setupWithManager).
 func (r *DexStaticClientReconciler) SetupWithManager(mgr ctrl.Manager) error {
-	maxDelay := r.MaxRetryDelay
-	if maxDelay <= 0 {
-		maxDelay = 30 * time.Second
-	}
-	workers := r.MaxConcurrentReconciles
-	if workers <= 0 {
-		workers = 16
-	}
-	return ctrl.NewControllerManagedBy(mgr).
-		For(&dexv1.DexStaticClient{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}, finalizerDropped{ClientFinalizer}))).
-		Watches(&dexv1.DexStaticClient{}, handler.Funcs{DeleteFunc: r.enqueuePeersOnDelete}).
-		Watches(&claimsv1.DexEntryClaim{}, handler.Funcs{DeleteFunc: waitersOnClaimDelete(r, claimsv1.EntryClient, &dexv1.DexStaticClientList{}, indexClientID)}).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.clientsForSecret)).
-		Watches(&dexv1.OIDCProvider{}, handler.EnqueueRequestsFromMapFunc(r.clientsForProvider), builder.WithPredicates(providerChanged{})).
-		WithOptions(controller.Options{
-			MaxConcurrentReconciles: workers,
-			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, maxDelay),
-		}).
-		Named("dexstaticclient").
-		Complete(r)
-}
-
-// enqueuePeersOnDelete wakes the objects that claim the same client id as a deleted one, so a
-// waiting loser takes the id over.
-func (r *DexStaticClientReconciler) enqueuePeersOnDelete(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	c, ok := e.Object.(*dexv1.DexStaticClient)
-	if !ok {
-		return
-	}
-	for _, key := range sameDexKeys(ctx, r.Client, tenancy.RefKey(c.Namespace, c.Spec.ProviderRef)) {
-		for _, req := range requestsFromList(ctx, r, &dexv1.DexStaticClientList{}, client.MatchingFields{indexClientOwnerKey: tenancy.OwnerKey(key, c.EffectiveClientID())}) {
-			q.Add(req)
-		}
-	}
-}
-
-func (r *DexStaticClientReconciler) clientsForSecret(ctx context.Context, o client.Object) []reconcile.Request {
-	return requestsFromList(ctx, r, &dexv1.DexStaticClientList{}, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexClientSecret: o.GetName()})
-}
-
-func (r *DexStaticClientReconciler) clientsForProvider(ctx context.Context, o client.Object) []reconcile.Request {
-	return requestsFromList(ctx, r, &dexv1.DexStaticClientList{}, client.MatchingFields{indexClientProvider: client.ObjectKeyFromObject(o).String()})
-}
-
-// waitersOnClaimDelete wakes the objects of a kind that wait for the id of a deleted claim (they
-// lost the race for it and may now claim it).
-func waitersOnClaimDelete(c client.Reader, kind claimsv1.EntryKind, list client.ObjectList, idIndex string) func(context.Context, event.TypedDeleteEvent[client.Object], workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-	return func(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		cl, ok := e.Object.(*claimsv1.DexEntryClaim)
-		if !ok || cl.Spec.EntryKind != kind {
-			return
-		}
-		for _, req := range requestsFromList(ctx, c, list.DeepCopyObject().(client.ObjectList), client.MatchingFields{idIndex: cl.Spec.EntryID}) {
-			q.Add(req)
-		}
-	}
-}
-
-// finalizerDropped passes updates that remove the operator's finalizer from an object that is not
-// being deleted, so that it is put back.
-type finalizerDropped struct{ finalizer string }
-
-func (f finalizerDropped) Create(event.CreateEvent) bool   { return false }
-func (f finalizerDropped) Delete(event.DeleteEvent) bool   { return false }
-func (f finalizerDropped) Generic(event.GenericEvent) bool { return false }
-func (f finalizerDropped) Update(e event.UpdateEvent) bool {
-	return e.ObjectNew.GetDeletionTimestamp().IsZero() &&
-		controllerutil.ContainsFinalizer(e.ObjectOld, f.finalizer) && !controllerutil.ContainsFinalizer(e.ObjectNew, f.finalizer)
-}
-
-// deletionStarted passes updates that set the deletion timestamp.
-type deletionStarted struct{ predicate.Funcs }
-
-func (deletionStarted) Update(e event.UpdateEvent) bool {
-	return e.ObjectOld.GetDeletionTimestamp().IsZero() && !e.ObjectNew.GetDeletionTimestamp().IsZero()
-}
-
-// providerChanged passes provider creations, deletions, spec changes, and DexReachable turning
-// True (so that objects waiting for Dex converge as soon as it is back). Routine status updates
-// do not wake every tenant object.
-type providerChanged struct{ predicate.Funcs }
-
-func (providerChanged) Create(event.CreateEvent) bool { return true }
-func (providerChanged) Delete(event.DeleteEvent) bool { return true }
-func (providerChanged) Update(e event.UpdateEvent) bool {
-	if e.ObjectOld.GetGeneration() != e.ObjectNew.GetGeneration() {
-		return true
-	}
-	o, ok1 := e.ObjectOld.(*dexv1.OIDCProvider)
-	n, ok2 := e.ObjectNew.(*dexv1.OIDCProvider)
-	if !ok1 || !ok2 {
-		return false
-	}
-	return !meta.IsStatusConditionTrue(o.Status.Conditions, dexv1.ConditionDexReachable) &&
-		meta.IsStatusConditionTrue(n.Status.Conditions, dexv1.ConditionDexReachable)
+	return clientEntries.setupWithManager(mgr, r, &r.DexEntryDeps, r.MaxConcurrentReconciles)
 }

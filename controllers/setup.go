@@ -50,16 +50,16 @@ func SetupWithManager(mgr ctrl.Manager, pool dex.Connections, keys *oidc.Cache, 
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up DexEntryClaim controller: %w", err)
 	}
-	if err := (&DexStaticClientReconciler{
+	if err := (&DexStaticClientReconciler{DexEntryDeps: DexEntryDeps{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("dexterity-dexstaticclient"),
 		Pool: pool, APIReader: mgr.GetAPIReader(), ResyncPeriod: o.ResyncPeriod, MaxRetryDelay: o.MaxRetryDelay,
-	}).SetupWithManager(mgr); err != nil {
+	}}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up DexStaticClient controller: %w", err)
 	}
-	if err := (&DexConnectorReconciler{
+	if err := (&DexConnectorReconciler{DexEntryDeps: DexEntryDeps{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("dexterity-dexconnector"),
 		Pool: pool, APIReader: mgr.GetAPIReader(), ResyncPeriod: o.ResyncPeriod, MaxRetryDelay: o.MaxRetryDelay,
-	}).SetupWithManager(mgr); err != nil {
+	}}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up DexConnector controller: %w", err)
 	}
 	if err := (&DexReconciler{

@@ -49,7 +49,7 @@ func newFixtureWith(t *testing.T, funcs interceptor.Funcs) *fixture {
 	k8s := b.Build()
 	pool := dexfake.NewPool()
 	f := &fixture{k8s: k8s, pool: pool, dex: pool.Dex(dexAddr),
-		r: &controllers.DexStaticClientReconciler{Client: k8s, APIReader: k8s, Recorder: record.NewFakeRecorder(100), Pool: pool}}
+		r: &controllers.DexStaticClientReconciler{DexEntryDeps: controllers.DexEntryDeps{Client: k8s, APIReader: k8s, Recorder: record.NewFakeRecorder(100), Pool: pool}}}
 	NewWithT(t).Expect(k8s.Create(context.Background(), &dexv1.OIDCProvider{
 		ObjectMeta: metav1.ObjectMeta{Name: "dex", Namespace: "platform", UID: "uid-provider", Finalizers: []string{controllers.ProviderFinalizer}},
 		Spec: dexv1.OIDCProviderSpec{IssuerURL: "http://127.0.0.1:5556/dex", ClientID: "registry", Dex: &dexv1.DexAdminSpec{
