@@ -95,7 +95,7 @@ func testProvider(issuer string, mutate func(*dexv1.OIDCProviderSpec)) *dexv1.OI
 func (f *authFixture) tenant(t testing.TB, p *dexv1.OIDCProvider) *tenant {
 	t.Helper()
 	f.store.upsert(p)
-	tt := f.store.providers[p.Namespace+"/"+p.Name]
+	tt := f.store.issuers[p.Namespace+"/"+p.Name]
 	if tt == nil {
 		t.Fatalf("provider %s/%s not in the store", p.Namespace, p.Name)
 	}
@@ -405,7 +405,7 @@ func TestVerificationsBelongToTheProviderObject(t *testing.T) {
 	f.store.upsert(changed)
 	g.Expect(f.auth.tokens.len()).To(BeZero())
 	// A status update (same generation) keeps them.
-	tt = f.store.providers["ns/dex"]
+	tt = f.store.issuers["ns/dex"]
 	f.loadKeys(t, is, "other-client") // still without the prefix: not current
 	_, aerr = f.auth.authenticate(ctx, tt, tok2)
 	g.Expect(aerr.status).To(Equal(http.StatusServiceUnavailable))

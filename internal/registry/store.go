@@ -67,18 +67,18 @@ type namespaceContent struct {
 type Store struct {
 	defaultProvider string // <namespace>/<name>, may be empty
 
-	mu        sync.RWMutex
-	providers map[string]*tenant         // serving providers (not being deleted), by key
-	listing   map[string]map[string]bool // normalized host -> keys of the serving providers listing it
-	hosts     map[string]string          // normalized host -> key of its holder (first come, first served)
-	dexOf     map[string]dexID           // key -> the Dex of every provider with spec.dex (being deleted too)
-	clients   map[types.NamespacedName]*dexv1.DexStaticClient
-	clientIDs map[string]map[types.NamespacedName]*dexv1.DexStaticClient // status.clientId -> objects
-	bindings  map[string]map[string]*dexv1.GroupBinding
-	modules   map[string]map[string]*dexv1.Module
-	provs     map[string]map[string]*dexv1.Provider
-	content   map[string]*namespaceContent // derived, rebuilt per namespace on change
-	compiled  map[types.UID]*binding
+	mu                sync.RWMutex
+	issuers           map[string]*tenant         // serving OIDCProviders (not being deleted), by key
+	listing           map[string]map[string]bool // normalized host -> keys of the serving providers listing it
+	hosts             map[string]string          // normalized host -> key of its holder (first come, first served)
+	dexOf             map[string]dexID           // key -> the Dex of every provider with spec.dex (being deleted too)
+	clients           map[types.NamespacedName]*dexv1.DexStaticClient
+	clientIDs         map[string]map[types.NamespacedName]*dexv1.DexStaticClient // status.clientId -> objects
+	bindings          map[string]map[string]*dexv1.GroupBinding
+	modules           map[string]map[string]*dexv1.Module
+	registryProviders map[string]map[string]*dexv1.Provider
+	content           map[string]*namespaceContent // derived, rebuilt per namespace on change
+	compiled          map[types.UID]*binding
 
 	// clientsVersion changes with every DexStaticClient or spec.dex change: cached client
 	// identities are checked again against the clients after a change.
@@ -95,19 +95,19 @@ type Store struct {
 // hosts no OIDCProvider lists in spec.hostnames.
 func NewStore(defaultProvider string) *Store {
 	return &Store{
-		defaultProvider: defaultProvider,
-		providers:       map[string]*tenant{},
-		listing:         map[string]map[string]bool{},
-		hosts:           map[string]string{},
-		dexOf:           map[string]dexID{},
-		clients:         map[types.NamespacedName]*dexv1.DexStaticClient{},
-		clientIDs:       map[string]map[types.NamespacedName]*dexv1.DexStaticClient{},
-		bindings:        map[string]map[string]*dexv1.GroupBinding{},
-		modules:         map[string]map[string]*dexv1.Module{},
-		provs:           map[string]map[string]*dexv1.Provider{},
-		content:         map[string]*namespaceContent{},
-		compiled:        map[types.UID]*binding{},
-		forget:          func(types.UID, int64) {},
+		defaultProvider:   defaultProvider,
+		issuers:           map[string]*tenant{},
+		listing:           map[string]map[string]bool{},
+		hosts:             map[string]string{},
+		dexOf:             map[string]dexID{},
+		clients:           map[types.NamespacedName]*dexv1.DexStaticClient{},
+		clientIDs:         map[string]map[types.NamespacedName]*dexv1.DexStaticClient{},
+		bindings:          map[string]map[string]*dexv1.GroupBinding{},
+		modules:           map[string]map[string]*dexv1.Module{},
+		registryProviders: map[string]map[string]*dexv1.Provider{},
+		content:           map[string]*namespaceContent{},
+		compiled:          map[types.UID]*binding{},
+		forget:            func(types.UID, int64) {},
 	}
 }
 
@@ -170,7 +170,7 @@ func (s *Store) upsert(o any) {
 		put(s.modules, obj.Namespace, obj.Name, obj)
 		s.rebuild(obj.Namespace)
 	case *dexv1.Provider:
-		put(s.provs, obj.Namespace, obj.Name, obj)
+		put(s.registryProviders, obj.Namespace, obj.Name, obj)
 		s.rebuild(obj.Namespace)
 	}
 }
@@ -197,7 +197,7 @@ func (s *Store) remove(o any) {
 		delete(s.modules[obj.Namespace], obj.Name)
 		s.rebuild(obj.Namespace)
 	case *dexv1.Provider:
-		delete(s.provs[obj.Namespace], obj.Name)
+		delete(s.registryProviders[obj.Namespace], obj.Name)
 		s.rebuild(obj.Namespace)
 	}
 }
@@ -229,7 +229,7 @@ func (s *Store) putProvider(p *dexv1.OIDCProvider) {
 		return
 	}
 	t := &tenant{key: key, provider: p, uid: p.UID, generation: p.Generation, dexAddress: addr, issuer: id.issuer}
-	old := s.providers[key]
+	old := s.issuers[key]
 	if old != nil {
 		if old.uid == t.uid && old.generation == t.generation {
 			t.current.Store(old.current.Load()) // a status update: the spec is the same
@@ -238,7 +238,7 @@ func (s *Store) putProvider(p *dexv1.OIDCProvider) {
 		}
 		s.unlist(old)
 	}
-	s.providers[key] = t
+	s.issuers[key] = t
 	affected := hostnamesOf(p)
 	for _, h := range affected {
 		if s.listing[h] == nil {
@@ -253,11 +253,11 @@ func (s *Store) putProvider(p *dexv1.OIDCProvider) {
 }
 
 func (s *Store) dropProvider(key string) {
-	old, ok := s.providers[key]
+	old, ok := s.issuers[key]
 	if !ok {
 		return
 	}
-	delete(s.providers, key)
+	delete(s.issuers, key)
 	s.forget(old.uid, old.generation)
 	s.unlist(old)
 	s.reassign(hostnamesOf(old.provider))
@@ -284,7 +284,7 @@ func (s *Store) reassign(hosts []string) {
 		}
 		candidates := make([]dexv1.OIDCProvider, 0, len(keys))
 		for k := range keys {
-			candidates = append(candidates, *s.providers[k].provider)
+			candidates = append(candidates, *s.issuers[k].provider)
 		}
 		holder, ok := tenancy.HostnameHolder(candidates, h)
 		if !ok {
@@ -394,7 +394,7 @@ func (s *Store) rebuild(ns string) {
 			c.modules[addr] = m
 		}
 	}
-	for _, p := range s.provs[ns] {
+	for _, p := range s.registryProviders[ns] {
 		addr := strings.ToLower(p.ProviderAddress())
 		if cur, ok := c.providers[addr]; !ok || tenancy.Older(p, cur) {
 			c.providers[addr] = p
@@ -414,15 +414,15 @@ func (s *Store) tenantFor(host string) *tenant {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if key, ok := s.hosts[host]; ok {
-		return s.providers[key]
+		return s.issuers[key]
 	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		if key, ok := s.hosts[h]; ok {
-			return s.providers[key]
+			return s.issuers[key]
 		}
 	}
 	if s.defaultProvider != "" {
-		return s.providers[s.defaultProvider]
+		return s.issuers[s.defaultProvider]
 	}
 	return nil
 }
@@ -432,7 +432,7 @@ func (s *Store) oidcTenants() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []string
-	for key, t := range s.providers {
+	for key, t := range s.issuers {
 		if t.provider.OIDCEnabled() {
 			out = append(out, key)
 		}
