@@ -371,7 +371,7 @@ func dexErrorCondition(p *dexv1.OIDCProvider, err error) (string, string) {
 	addr := p.Spec.Dex.GRPCAddress
 	switch {
 	case dex.IsTLS(err):
-		return dexv1.ReasonDexTLSError, fmt.Sprintf("TLS handshake with Dex at %s failed: %v; check ca.crt, tls.crt and tls.key in Secret %q against Dex's grpc.tlsCert and grpc.tlsClientCA", addr, err, tlsSecretName(p))
+		return dexv1.ReasonDexTLSError, fmt.Sprintf("TLS handshake with Dex at %s failed: %v; check Secret %q: ca.crt must hold the CA of Dex's grpc.tlsCert, and the client certificate (tls.crt, tls.key) must be signed by Dex's grpc.tlsClientCA", addr, err, tlsSecretName(p))
 	case dex.IsUnavailable(err) && p.Spec.Dex.TLS != nil:
 		return dexv1.ReasonDexUnavailable, fmt.Sprintf("cannot reach Dex's gRPC API at %s: %v; check that Dex is running, and that the client certificate in Secret %q is signed by Dex's grpc.tlsClientCA (Dex drops connections with untrusted client certificates)", addr, err, tlsSecretName(p))
 	case dex.IsUnavailable(err):
