@@ -32,7 +32,7 @@ const (
 var errTLSSecret = errors.New("invalid Dex TLS Secret")
 
 // providerKey is the pool key of a provider.
-func providerKey(p *dexv1.OIDCProvider) string { return p.Namespace + "/" + p.Name }
+func providerKey(p *dexv1.OIDCProvider) string { return tenancy.ProviderKey(p.Namespace, p.Name) }
 
 // dexClientFor returns the pooled Dex client of a provider with spec.dex, reading its TLS Secret.
 func dexClientFor(ctx context.Context, c client.Reader, pool dex.Connections, p *dexv1.OIDCProvider) (dex.Client, error) {

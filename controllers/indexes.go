@@ -72,7 +72,7 @@ func Indexes() []Index {
 		}},
 		{&claimsv1.DexEntryClaim{}, indexClaimProvider, func(o client.Object) []string {
 			cl := o.(*claimsv1.DexEntryClaim)
-			return []string{cl.Spec.Provider.Namespace + "/" + cl.Spec.Provider.Name}
+			return []string{tenancy.ProviderKey(cl.Spec.Provider.Namespace, cl.Spec.Provider.Name)}
 		}},
 	}
 }

@@ -323,7 +323,7 @@ func (r *OIDCProviderReconciler) registeredDependents(ctx context.Context, reade
 	}
 	for _, cl := range claims.Items {
 		d := dependent{cl.Spec.Owner.Kind, cl.Spec.Owner.Namespace, cl.Spec.Owner.Name}
-		if cl.Spec.Provider.Namespace+"/"+cl.Spec.Provider.Name == key && !seen[d.String()] {
+		if tenancy.ProviderKey(cl.Spec.Provider.Namespace, cl.Spec.Provider.Name) == key && !seen[d.String()] {
 			seen[d.String()] = true
 			out = append(out, d)
 		}

@@ -107,7 +107,7 @@ func (v *DexConnectorValidator) crossObject(ctx context.Context, c *dexv1.DexCon
 	if err := v.Client.List(ctx, &all); err != nil {
 		return nil, fmt.Errorf("failed to list DexConnectors: %w", err)
 	}
-	provider := p.Namespace + "/" + p.Name
+	provider := tenancy.ProviderKey(p.Namespace, p.Name)
 	sameDex, err := sameDexSet(ctx, v.Client, p)
 	if err != nil {
 		return nil, err

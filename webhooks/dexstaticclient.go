@@ -112,7 +112,7 @@ func (v *DexStaticClientValidator) crossObject(ctx context.Context, c *dexv1.Dex
 	if err := v.Client.List(ctx, &all); err != nil {
 		return nil, fmt.Errorf("failed to list DexStaticClients: %w", err)
 	}
-	provider := p.Namespace + "/" + p.Name
+	provider := tenancy.ProviderKey(p.Namespace, p.Name)
 	sameDex, err := sameDexSet(ctx, v.Client, p)
 	if err != nil {
 		return nil, err

@@ -180,7 +180,7 @@ func (s *Store) remove(o any) {
 	defer s.mu.Unlock()
 	switch obj := o.(type) {
 	case *dexv1.OIDCProvider:
-		key := obj.Namespace + "/" + obj.Name
+		key := tenancy.ProviderKey(obj.Namespace, obj.Name)
 		if _, ok := s.dexOf[key]; ok {
 			delete(s.dexOf, key)
 			s.clientsVersion.Add(1)
@@ -213,7 +213,7 @@ func put[T any](m map[string]map[string]T, ns, name string, v T) {
 // listed). A provider being deleted (it may wait for its clients) serves nothing, so another
 // provider listing its hosts takes them over.
 func (s *Store) putProvider(p *dexv1.OIDCProvider) {
-	key := p.Namespace + "/" + p.Name
+	key := tenancy.ProviderKey(p.Namespace, p.Name)
 	addr := tenancy.DexAddress(p)
 	id := dexID{address: addr, issuer: normalizeIssuer(p.Spec.IssuerURL)}
 	if cur, ok := s.dexOf[key]; ok != (p.Spec.Dex != nil) || cur != id {
@@ -291,7 +291,7 @@ func (s *Store) reassign(hosts []string) {
 			delete(s.hosts, h)
 			continue
 		}
-		s.hosts[h] = holder.Namespace + "/" + holder.Name
+		s.hosts[h] = tenancy.ProviderKey(holder.Namespace, holder.Name)
 	}
 }
 

@@ -28,6 +28,13 @@ type Blocked struct {
 
 func (b *Blocked) Error() string { return b.Reason + ": " + b.Message }
 
+// ProviderKey is the one spelling of an OIDCProvider's key, "<namespace>/<name>": the Dex
+// connection pool, the key cache, claims, indexes, the webhooks and the registry's store all key
+// providers by it (RefKey(...).String() spells the same for a reference).
+func ProviderKey(namespace, name string) string {
+	return types.NamespacedName{Namespace: namespace, Name: name}.String()
+}
+
 // RefKey is the namespace/name a Ref points to from an object in namespace ns.
 func RefKey(ns string, ref dexv1.ObjectRef) types.NamespacedName {
 	if ref.Namespace != "" {
@@ -151,7 +158,7 @@ func Older(a, b metav1.Object) bool {
 // and connector ids is decided across all of them: "one owner per Dex", even when two providers
 // describe one Dex. Two addresses that reach one Dex under different names are not recognised.
 func SameDex(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) ([]string, error) {
-	own := p.Namespace + "/" + p.Name
+	own := ProviderKey(p.Namespace, p.Name)
 	keys := []string{own}
 	if p.Spec.Dex == nil {
 		return keys, nil
@@ -163,7 +170,7 @@ func SameDex(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) ([]str
 	addr := DexAddress(p)
 	for i := range all.Items {
 		o := &all.Items[i]
-		if k := o.Namespace + "/" + o.Name; k != own && o.Spec.Dex != nil && DexAddress(o) == addr {
+		if k := ProviderKey(o.Namespace, o.Name); k != own && o.Spec.Dex != nil && DexAddress(o) == addr {
 			keys = append(keys, k)
 		}
 	}
