@@ -1,15 +1,12 @@
 package controllers
 
 import (
-	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -103,21 +100,15 @@ func connectorsCRUDDisabled(err error) *blocked {
 		"Dex refuses connector changes through its API: start Dex with the environment variable DEX_API_CONNECTORS_CRUD=true (e.g. in the Dex Deployment's env), then this object converges on its own")
 }
 
-// renderConfig checks spec.config (no literal secrets), injects the Secret values and checks the
-// result against Dex's own config type. The rendered config lives only in memory.
+// renderConfig reads the Secret values of spec.secrets and renders the config with
+// connector.Render (the same rendering admission checks with placeholders). The rendered config
+// lives only in memory.
 func (r *DexConnectorReconciler) renderConfig(ctx context.Context, c *dexv1.DexConnector) ([]byte, error) {
 	var raw []byte
 	if c.Spec.Config != nil {
 		raw = c.Spec.Config.Raw
 	}
 	typ := string(c.Spec.Type)
-	if lit := connector.LiteralSecrets(typ, raw); len(lit) > 0 {
-		paths := make([]string, len(lit))
-		for i, l := range lit {
-			paths[i] = "spec.config." + l
-		}
-		return nil, newBlocked(dexv1.ReasonInvalidConfig, fmt.Sprintf("%s: secret values must not be written in spec.config; remove them and add spec.secrets entries, e.g. {path: %s, secretRef: {name: <secret>, key: <key>}}", strings.Join(paths, ", "), lit[0]))
-	}
 	values := map[string]string{}
 	for i, s := range c.Spec.Secrets {
 		var sec corev1.Secret
@@ -130,17 +121,19 @@ func (r *DexConnectorReconciler) renderConfig(ctx context.Context, c *dexv1.DexC
 		}
 		values[s.Path] = string(sec.Data[s.SecretRef.Key])
 	}
-	cfg := raw
-	if len(cfg) == 0 {
-		cfg = []byte("{}")
-	}
-	cfg, err := connector.Inject(cfg, values)
-	if err != nil {
-		return nil, newBlocked(dexv1.ReasonInvalidConfig, "spec.secrets: "+err.Error())
-	}
-	if errs := connector.Validate(typ, cfg); len(errs) > 0 {
-		msgs := make([]string, 0, len(errs))
-		for _, e := range errs {
+	out := connector.Render(typ, raw, values)
+	switch {
+	case len(out.LiteralSecrets) > 0:
+		paths := make([]string, len(out.LiteralSecrets))
+		for i, l := range out.LiteralSecrets {
+			paths[i] = "spec.config." + l
+		}
+		return nil, newBlocked(dexv1.ReasonInvalidConfig, fmt.Sprintf("%s: secret values must not be written in spec.config; remove them and add spec.secrets entries, e.g. {path: %s, secretRef: {name: <secret>, key: <key>}}", strings.Join(paths, ", "), out.LiteralSecrets[0]))
+	case out.InjectErr != nil:
+		return nil, newBlocked(dexv1.ReasonInvalidConfig, "spec.secrets: "+out.InjectErr.Error())
+	case len(out.Invalid) > 0:
+		msgs := make([]string, 0, len(out.Invalid))
+		for _, e := range out.Invalid {
 			if e.Path == "" {
 				msgs = append(msgs, "spec.type: "+e.Message)
 				continue
@@ -149,7 +142,7 @@ func (r *DexConnectorReconciler) renderConfig(ctx context.Context, c *dexv1.DexC
 		}
 		return nil, newBlocked(dexv1.ReasonInvalidConfig, "Dex would not load this "+typ+" connector: "+strings.Join(msgs, "; "))
 	}
-	return cfg, nil
+	return out.Config, nil
 }
 
 // reconcileDexConnector compares the connector in Dex with the desired one and writes only what
@@ -174,36 +167,24 @@ func (r *DexConnectorReconciler) reconcileDexConnector(ctx context.Context, c *d
 	if err := connectorOwnership.claimForWrite(ctx, r.Client, r.APIReader, c, p, id, held, actual != nil, false, foreign); err != nil {
 		return err
 	}
-	name := c.Spec.DisplayName
-	if name == "" {
-		name = id
-	}
-	desired := &api.Connector{Id: id, Type: string(c.Spec.Type), Name: name, Config: cfg}
+	desired := connector.Desired(id, string(c.Spec.Type), c.Spec.DisplayName, cfg)
 	logger := log.FromContext(ctx).WithValues("connectorId", id)
-	switch {
-	case actual == nil:
+	switch action, why := connector.Plan(actual, desired); action {
+	case connector.Create:
 		if err := dc.CreateConnector(ctx, desired); err != nil {
 			return fmt.Errorf("failed to create connector %s in Dex: %w", id, err)
 		}
 		logger.Info("Created connector in Dex")
 		r.Recorder.Eventf(c, corev1.EventTypeNormal, "Created", "Created connector %s in Dex", id)
-	case actual.GetType() != desired.Type || actual.GetName() != desired.Name || !sameJSON(actual.GetConfig(), cfg):
-		if err := dc.UpdateConnector(ctx, &api.UpdateConnectorReq{Id: id, NewType: desired.Type, NewName: desired.Name, NewConfig: cfg}); err != nil {
+	case connector.Update:
+		if err := dc.UpdateConnector(ctx, connector.UpdateRequest(desired)); err != nil {
 			return fmt.Errorf("failed to update connector %s in Dex: %w", id, err)
 		}
-		logger.Info("Updated connector in Dex")
-		r.Recorder.Eventf(c, corev1.EventTypeNormal, "Updated", "Updated connector %s in Dex", id)
+		logger.Info("Updated connector in Dex", "reason", why)
+		r.Recorder.Eventf(c, corev1.EventTypeNormal, "Updated", "Updated connector %s in Dex (%s)", id, why)
 	}
 	setCondition(c, dexv1.ConditionRegistered, metav1.ConditionTrue, dexv1.ReasonReconciled, "connector registered in Dex")
 	return nil
-}
-
-func sameJSON(a, b []byte) bool {
-	var x, y any
-	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
-		return bytes.Equal(a, b)
-	}
-	return reflect.DeepEqual(x, y)
 }
 
 // reconcileHealth probes GET <issuer>/auth/<id> without following redirects: a redirect means

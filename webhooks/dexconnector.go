@@ -64,26 +64,19 @@ func ValidateDexConnector(c *dexv1.DexConnector) field.ErrorList {
 	if c.Spec.Config != nil {
 		raw = c.Spec.Config.Raw
 	}
-	for _, l := range connector.LiteralSecrets(typ, raw) {
-		errs = append(errs, field.Forbidden(spec.Child("config").Child(l),
-			fmt.Sprintf("secret values must not be written in spec.config; remove it and add spec.secrets: [{path: %s, secretRef: {name: <secret>, key: <key>}}]", l)))
-	}
-	if len(errs) > 0 {
-		return errs
-	}
-	cfg := raw
-	if len(cfg) == 0 {
-		cfg = []byte("{}")
-	}
 	placeholders := map[string]string{}
 	for _, s := range c.Spec.Secrets {
 		placeholders[s.Path] = "placeholder"
 	}
-	cfg, err := connector.Inject(cfg, placeholders)
-	if err != nil {
-		return append(errs, field.Invalid(spec.Child("secrets"), "", err.Error()))
+	out := connector.Render(typ, raw, placeholders)
+	for _, l := range out.LiteralSecrets {
+		errs = append(errs, field.Forbidden(spec.Child("config").Child(l),
+			fmt.Sprintf("secret values must not be written in spec.config; remove it and add spec.secrets: [{path: %s, secretRef: {name: <secret>, key: <key>}}]", l)))
 	}
-	for _, e := range connector.Validate(typ, cfg) {
+	if out.InjectErr != nil {
+		errs = append(errs, field.Invalid(spec.Child("secrets"), "", out.InjectErr.Error()))
+	}
+	for _, e := range out.Invalid {
 		if e.Path == "" {
 			errs = append(errs, field.NotSupported(spec.Child("type"), typ, connector.Types))
 			continue
