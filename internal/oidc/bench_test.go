@@ -8,7 +8,7 @@ import (
 	gooidc "github.com/coreos/go-oidc/v3/oidc"
 )
 
-// BenchmarkVerify verifies one RS256 token repeatedly through Provider.Verify (cached keys).
+// BenchmarkVerify verifies one RS256 token repeatedly through Issuer.Verify (cached keys).
 func BenchmarkVerify(b *testing.B) {
 	key := newRSAKey(b, "k1", 0)
 	iss := newTestIssuer(b, key)

@@ -15,7 +15,7 @@ import (
 // doubles on each further failure, capped at the provider's RefreshInterval.
 const initialRetryBackoff = time.Second
 
-// Cache holds one Provider per key (an OIDCProvider's "namespace/name") and refreshes each
+// Cache holds one Issuer per key (an OIDCProvider's "namespace/name") and refreshes each
 // in the background. It implements controller-runtime's manager.Runnable and
 // LeaderElectionRunnable; every replica runs it, so every replica has the keys.
 type Cache struct {
@@ -33,7 +33,7 @@ type Cache struct {
 }
 
 type cacheEntry struct {
-	provider *Provider
+	provider *Issuer
 	cfg      Config
 	cancel   context.CancelFunc // stops the refresh loop; nil while not running
 }
@@ -50,7 +50,7 @@ func NewCache() *Cache {
 // Start runs. An unchanged cfg returns the existing provider untouched. An invalid cfg
 // removes any existing provider for key (tokens must not keep verifying under a config
 // that was replaced) and returns the validation error.
-func (c *Cache) Sync(key string, cfg Config) (*Provider, error) {
+func (c *Cache) Sync(key string, cfg Config) (*Issuer, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if e, ok := c.entries[key]; ok {
@@ -58,7 +58,7 @@ func (c *Cache) Sync(key string, cfg Config) (*Provider, error) {
 			return e.provider, nil
 		}
 	}
-	p, err := newProvider(key, cfg)
+	p, err := newIssuer(key, cfg)
 	if err != nil {
 		c.removeLocked(key)
 		return nil, err
@@ -73,7 +73,7 @@ func (c *Cache) Sync(key string, cfg Config) (*Provider, error) {
 }
 
 // Get returns the provider for key.
-func (c *Cache) Get(key string) (*Provider, bool) {
+func (c *Cache) Get(key string) (*Issuer, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[key]
@@ -175,7 +175,7 @@ func (c *Cache) startLocked(key string, e *cacheEntry) {
 	}()
 }
 
-func (c *Cache) refreshLoop(ctx context.Context, key string, p *Provider) {
+func (c *Cache) refreshLoop(ctx context.Context, key string, p *Issuer) {
 	log := logf.FromContext(ctx).WithName("oidc").WithValues("provider", key)
 	interval := p.cfg.RefreshInterval
 	if c.MaxRefreshInterval > 0 {

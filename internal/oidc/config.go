@@ -1,6 +1,6 @@
 // Package oidc verifies OIDC (Dex) JSON Web Tokens locally against a cached JWKS.
 //
-// A Provider holds one issuer's discovery document and signing keys; Verify never
+// A Issuer holds one issuer's discovery document and signing keys; Verify never
 // contacts the issuer on the happy path. Keys are refreshed in the background by a
 // Cache, and at most once per UnknownKidCooldown when a token names a key id that is
 // not in the cached set (key rotation at the issuer).
@@ -18,7 +18,7 @@ import (
 	"time"
 )
 
-// Defaults applied by NewProvider to zero-valued Config fields.
+// Defaults applied by NewIssuer to zero-valued Config fields.
 const (
 	defaultUsernameClaim      = "sub"
 	defaultGroupsClaim        = "groups"
@@ -138,7 +138,7 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
-// clone returns a deep copy of c, so callers cannot mutate a Provider's config.
+// clone returns a deep copy of c, so callers cannot mutate a Issuer's config.
 func (c Config) clone() Config {
 	c.CABundle = slices.Clone(c.CABundle)
 	c.Audiences = slices.Clone(c.Audiences)

@@ -28,7 +28,7 @@ const (
 	ReasonNotReady Reason = "keys_not_loaded"
 )
 
-// VerifyError is the error returned by Provider.Verify. Detail never contains the token.
+// VerifyError is the error returned by Issuer.Verify. Detail never contains the token.
 type VerifyError struct {
 	Reason Reason
 	Detail string

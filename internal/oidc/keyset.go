@@ -7,10 +7,10 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 )
 
-// keySet implements go-oidc's KeySet over the Provider's cached keys. Unlike go-oidc's
+// keySet implements go-oidc's KeySet over the Issuer's cached keys. Unlike go-oidc's
 // RemoteKeySet it does not refetch on every unknown key id: see fetchForUnknownKid.
 type keySet struct {
-	p *Provider
+	p *Issuer
 }
 
 // verifyStateKey carries a *verifyState through go-oidc's Verify, which flattens the
@@ -18,7 +18,7 @@ type keySet struct {
 type verifyStateKey struct{}
 
 type verifyState struct {
-	// raw and jws: the token Provider.verify already parsed, so that the key set does not
+	// raw and jws: the token Issuer.verify already parsed, so that the key set does not
 	// parse it again.
 	raw string
 	jws *jose.JSONWebSignature

@@ -47,18 +47,18 @@ func (id *Identity) Claims() (map[string]any, error) {
 // Verify verifies rawToken: compact JWS with an allowed asymmetric algorithm, issuer,
 // signature against the cached JWKS, expiry, audience (any of Config.Audiences), required
 // claims and the username claim. Errors are *VerifyError.
-func (p *Provider) Verify(ctx context.Context, rawToken string) (*Identity, error) {
+func (p *Issuer) Verify(ctx context.Context, rawToken string) (*Identity, error) {
 	return p.verifyAndCount(ctx, rawToken, true)
 }
 
 // VerifyForAnyAudience is Verify without the audience check, for callers that decide on
 // the audience themselves (Identity.Audience). Issuer, expiry, signature and required
 // claims are still checked. Errors are *VerifyError.
-func (p *Provider) VerifyForAnyAudience(ctx context.Context, rawToken string) (*Identity, error) {
+func (p *Issuer) VerifyForAnyAudience(ctx context.Context, rawToken string) (*Identity, error) {
 	return p.verifyAndCount(ctx, rawToken, false)
 }
 
-func (p *Provider) verifyAndCount(ctx context.Context, rawToken string, checkAudience bool) (*Identity, error) {
+func (p *Issuer) verifyAndCount(ctx context.Context, rawToken string, checkAudience bool) (*Identity, error) {
 	id, verr := p.verify(ctx, rawToken, checkAudience)
 	if verr != nil {
 		verificationsTotal.WithLabelValues(p.name, string(verr.Reason)).Inc()
@@ -68,7 +68,7 @@ func (p *Provider) verifyAndCount(ctx context.Context, rawToken string, checkAud
 	return id, nil
 }
 
-func (p *Provider) verify(ctx context.Context, raw string, checkAudience bool) (*Identity, *VerifyError) {
+func (p *Issuer) verify(ctx context.Context, raw string, checkAudience bool) (*Identity, *VerifyError) {
 	jws, payload, verr := parseToken(raw)
 	if verr != nil {
 		return nil, verr
@@ -149,7 +149,7 @@ type defaultClaims struct {
 
 // readClaims decodes what Verify needs from the payload: into a small struct for the default
 // mapping, into a map of every claim when the provider maps other claims or requires some.
-func (p *Provider) readClaims(payload []byte) (claimValues, *VerifyError) {
+func (p *Issuer) readClaims(payload []byte) (claimValues, *VerifyError) {
 	var c claimValues
 	notJSON := verifyErr(ReasonNotJWT, "token payload is not a JSON object")
 	if p.cfg.UsernameClaim == "sub" && p.cfg.GroupsClaim == "groups" && len(p.cfg.RequiredClaims) == 0 {

@@ -349,7 +349,7 @@ var errKeysNotLoaded = &authError{status: http.StatusServiceUnavailable, path: p
 // says: the same issuer, audiences and claim mapping. The key cache follows OIDCProviders
 // through its own informer handler, so for a moment after a change (or a delete and a
 // re-create) it may still hold the provider of the older spec, whose audiences must not decide.
-func keyCacheCurrent(t *tenant, prov *oidc.Provider) bool {
+func keyCacheCurrent(t *tenant, prov *oidc.Issuer) bool {
 	if t.current.Load() == prov {
 		return true
 	}
@@ -413,7 +413,7 @@ func unauthenticatedClient(clientID string) *authError {
 
 // finishOIDC completes the verification of a token that claims the provider's issuer (id, err
 // are the result of prov.Verify) and caches the principal under k.
-func (a *authenticator) finishOIDC(ctx context.Context, t *tenant, k verifiedKey, prov *oidc.Provider, token string, id *oidc.Identity, err error) (*principal, *authError) {
+func (a *authenticator) finishOIDC(ctx context.Context, t *tenant, k verifiedKey, prov *oidc.Issuer, token string, id *oidc.Identity, err error) (*principal, *authError) {
 	if err != nil && !prov.Status().KeysReady {
 		return nil, errKeysNotLoaded
 	}

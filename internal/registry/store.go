@@ -39,7 +39,7 @@ type tenant struct {
 	dexAddress string
 	issuer     string
 	// current caches the key-cache provider found to match this spec (keyCacheCurrent).
-	current atomic.Pointer[oidc.Provider]
+	current atomic.Pointer[oidc.Issuer]
 }
 
 // binding is a GroupBinding compiled once per generation.

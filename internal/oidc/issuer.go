@@ -48,7 +48,7 @@ func isAllowedAlg(alg string) bool {
 	return false
 }
 
-// Status is a snapshot of a Provider's discovery and key state.
+// Status is a snapshot of a Issuer's discovery and key state.
 type Status struct {
 	// DiscoveryReady is true once a discovery document was fetched and accepted; it is
 	// kept through later failures, as the last good document is kept.
@@ -87,10 +87,10 @@ func newKeySnapshot(keys []jose.JSONWebKey) *keySnapshot {
 	return s
 }
 
-// Provider verifies the tokens of one OIDC issuer against its cached JWKS. It is safe for
+// Issuer verifies the tokens of one OIDC issuer against its cached JWKS. It is safe for
 // concurrent use. Verify never contacts the issuer except for the rate-limited refetch of
 // an unknown key id.
-type Provider struct {
+type Issuer struct {
 	name     string // metrics label: the Cache key, or the issuer URL
 	orig     Config // as given, returned by Config
 	cfg      Config // with defaults applied
@@ -122,13 +122,13 @@ type kidFetch struct {
 	done chan struct{}
 }
 
-// NewProvider validates cfg and builds a Provider and its HTTP client. It does no network
+// NewIssuer validates cfg and builds a Issuer and its HTTP client. It does no network
 // I/O: call Refresh (or let a Cache do it) to load discovery and keys.
-func NewProvider(cfg Config) (*Provider, error) {
-	return newProvider(cfg.IssuerURL, cfg)
+func NewIssuer(cfg Config) (*Issuer, error) {
+	return newIssuer(cfg.IssuerURL, cfg)
 }
 
-func newProvider(name string, cfg Config) (*Provider, error) {
+func newIssuer(name string, cfg Config) (*Issuer, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("failed to validate OIDC provider config: %w", err)
 	}
@@ -150,7 +150,7 @@ func newProvider(name string, cfg Config) (*Provider, error) {
 	}
 	transport.TLSClientConfig = tlsConfig
 
-	p := &Provider{
+	p := &Issuer{
 		name: name,
 		orig: orig,
 		cfg:  eff,
@@ -166,13 +166,13 @@ func newProvider(name string, cfg Config) (*Provider, error) {
 	return p, nil
 }
 
-// Config returns the config the Provider was created with, as given (without defaults).
-func (p *Provider) Config() Config {
+// Config returns the config the Issuer was created with, as given (without defaults).
+func (p *Issuer) Config() Config {
 	return p.orig.clone()
 }
 
 // Status returns a snapshot of the provider's discovery and key state.
-func (p *Provider) Status() Status {
+func (p *Issuer) Status() Status {
 	p.mu.Lock()
 	st := Status{
 		DiscoveryReady:        p.discoveryReady,
@@ -194,7 +194,7 @@ func (p *Provider) Status() Status {
 
 // Refresh fetches the discovery document and then the JWKS. On failure the last good
 // discovery data and keys are kept, the error is recorded in Status.LastError, and returned.
-func (p *Provider) Refresh(ctx context.Context) error {
+func (p *Issuer) Refresh(ctx context.Context) error {
 	jwksURI, err := p.discover(ctx)
 	if err != nil {
 		p.recordError(err)
@@ -212,7 +212,7 @@ type discoveryDocument struct {
 }
 
 // discover fetches and checks the discovery document, stores it, and returns the JWKS URL.
-func (p *Provider) discover(ctx context.Context) (string, error) {
+func (p *Issuer) discover(ctx context.Context) (string, error) {
 	docURL := p.cfg.discoveryDocumentURL()
 	doc, err := p.fetchDiscovery(ctx, docURL)
 	if err != nil {
@@ -231,7 +231,7 @@ func (p *Provider) discover(ctx context.Context) (string, error) {
 	return doc.JWKSURI, nil
 }
 
-func (p *Provider) fetchDiscovery(ctx context.Context, docURL string) (*discoveryDocument, error) {
+func (p *Issuer) fetchDiscovery(ctx context.Context, docURL string) (*discoveryDocument, error) {
 	body, err := p.get(ctx, docURL)
 	if err != nil {
 		return nil, fmt.Errorf("failed to fetch discovery document from %s: %w", docURL, err)
@@ -259,7 +259,7 @@ func (p *Provider) fetchDiscovery(ctx context.Context, docURL string) (*discover
 
 // fetchKeys fetches the JWKS from jwksURI and, if it holds at least one usable key,
 // replaces the cached keys. Failures are recorded and the previous keys kept.
-func (p *Provider) fetchKeys(ctx context.Context, jwksURI string) error {
+func (p *Issuer) fetchKeys(ctx context.Context, jwksURI string) error {
 	seq := p.seq.Add(1)
 	p.fetches.Add(1)
 	keys, err := p.fetchJWKS(ctx, jwksURI)
@@ -284,13 +284,13 @@ func (p *Provider) fetchKeys(ctx context.Context, jwksURI string) error {
 	return nil
 }
 
-func (p *Provider) recordError(err error) {
+func (p *Issuer) recordError(err error) {
 	p.mu.Lock()
 	p.lastError = err.Error()
 	p.mu.Unlock()
 }
 
-func (p *Provider) fetchJWKS(ctx context.Context, jwksURI string) ([]jose.JSONWebKey, error) {
+func (p *Issuer) fetchJWKS(ctx context.Context, jwksURI string) ([]jose.JSONWebKey, error) {
 	body, err := p.get(ctx, jwksURI)
 	if err != nil {
 		return nil, fmt.Errorf("failed to fetch JWKS from %s: %w", jwksURI, err)
@@ -344,7 +344,7 @@ func parseJWKS(body []byte) ([]jose.JSONWebKey, error) {
 }
 
 // get performs a GET and returns the body of a 200 response.
-func (p *Provider) get(ctx context.Context, u string) ([]byte, error) {
+func (p *Issuer) get(ctx context.Context, u string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return nil, fmt.Errorf("failed to build request: %w", err)
@@ -371,7 +371,7 @@ func (p *Provider) get(ctx context.Context, u string) ([]byte, error) {
 // fetchForUnknownKid refetches the JWKS because a token named an unknown key id. At most
 // one such fetch starts per UnknownKidCooldown; callers arriving while one is in flight
 // wait for it. It reports whether a fetch completed, so that the lookup is worth retrying.
-func (p *Provider) fetchForUnknownKid(ctx context.Context) bool {
+func (p *Issuer) fetchForUnknownKid(ctx context.Context) bool {
 	p.kidMu.Lock()
 	if call := p.kidCall; call != nil {
 		p.kidMu.Unlock()

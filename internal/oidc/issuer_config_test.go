@@ -63,12 +63,12 @@ func TestValidate(t *testing.T) {
 			err := tc.cfg.Validate()
 			if tc.wantErr == "" {
 				g.Expect(err).NotTo(HaveOccurred())
-				_, err = NewProvider(tc.cfg)
+				_, err = NewIssuer(tc.cfg)
 				g.Expect(err).NotTo(HaveOccurred())
 				return
 			}
 			g.Expect(err).To(MatchError(ContainSubstring(tc.wantErr)))
-			_, err = NewProvider(tc.cfg)
+			_, err = NewIssuer(tc.cfg)
 			g.Expect(err).To(HaveOccurred())
 		})
 	}
@@ -77,7 +77,7 @@ func TestValidate(t *testing.T) {
 func TestConfigReturnsConfigAsGiven(t *testing.T) {
 	g := NewWithT(t)
 	cfg := Config{IssuerURL: "https://dex.example.com", Audiences: []string{"a"}}
-	p, err := NewProvider(cfg)
+	p, err := NewIssuer(cfg)
 	g.Expect(err).NotTo(HaveOccurred())
 	got := p.Config()
 	g.Expect(got).To(Equal(cfg))
@@ -98,7 +98,7 @@ func TestRefreshTLSTrust(t *testing.T) {
 		g := NewWithT(t)
 		cfg := iss.config()
 		cfg.CABundle = nil
-		p, err := NewProvider(cfg)
+		p, err := NewIssuer(cfg)
 		g.Expect(err).NotTo(HaveOccurred())
 		err = p.Refresh(ctx)
 		g.Expect(err).To(HaveOccurred())
@@ -112,7 +112,7 @@ func TestRefreshTLSTrust(t *testing.T) {
 
 	t.Run("with CA bundle discovery and keys load", func(t *testing.T) {
 		g := NewWithT(t)
-		p, err := NewProvider(iss.config())
+		p, err := NewIssuer(iss.config())
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(p.Refresh(ctx)).To(Succeed())
 		st := p.Status()
@@ -133,7 +133,7 @@ func TestDiscoveryIssuerMismatch(t *testing.T) {
 	g := NewWithT(t)
 	iss := newTestIssuer(t, newRSAKey(t, "k1", 0))
 	iss.setAdvertisedIssuer("https://evil.example.com")
-	p, err := NewProvider(iss.config())
+	p, err := NewIssuer(iss.config())
 	g.Expect(err).NotTo(HaveOccurred())
 	err = p.Refresh(context.Background())
 	g.Expect(err).To(HaveOccurred())
@@ -162,7 +162,7 @@ func TestDiscoveryURLSplitNetwork(t *testing.T) {
 			cfg := iss.config()
 			cfg.IssuerURL = publicIssuer
 			cfg.DiscoveryURL = discoveryURL
-			p, err := NewProvider(cfg)
+			p, err := NewIssuer(cfg)
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(p.Refresh(context.Background())).To(Succeed())
 			st := p.Status()
@@ -188,13 +188,13 @@ func TestDiscoveryURLSplitNetwork(t *testing.T) {
 	})
 }
 
-func readyProvider(t testing.TB, iss *testIssuer, mut func(*Config)) *Provider {
+func readyProvider(t testing.TB, iss *testIssuer, mut func(*Config)) *Issuer {
 	t.Helper()
 	cfg := iss.config()
 	if mut != nil {
 		mut(&cfg)
 	}
-	p, err := NewProvider(cfg)
+	p, err := NewIssuer(cfg)
 	if err != nil {
 		t.Fatalf("failed to create provider: %v", err)
 	}
@@ -372,7 +372,7 @@ func TestVerifyBeforeKeysLoaded(t *testing.T) {
 	g := NewWithT(t)
 	key := newRSAKey(t, "k1", 0)
 	iss := newTestIssuer(t, key)
-	p, err := NewProvider(iss.config())
+	p, err := NewIssuer(iss.config())
 	g.Expect(err).NotTo(HaveOccurred())
 	_, err = p.Verify(context.Background(), signToken(t, key, iss.claims(nil)))
 	g.Expect(ReasonOf(err)).To(Equal(ReasonNotReady))
@@ -589,7 +589,7 @@ func TestMetrics(t *testing.T) {
 	g := NewWithT(t)
 	key := newRSAKey(t, "k1", 0)
 	iss := newTestIssuer(t, key)
-	label := iss.URL() // providers made by NewProvider are labelled by issuer
+	label := iss.URL() // providers made by NewIssuer are labelled by issuer
 	// Ports may be reused by servers of earlier tests: compare deltas.
 	value := func(c *prometheus.CounterVec, result string) float64 {
 		return testutil.ToFloat64(c.WithLabelValues(label, result))
