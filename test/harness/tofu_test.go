@@ -236,7 +236,7 @@ module "m" {
 
 		token, err = tf.StoredToken(host)
 		g.Expect(err).NotTo(HaveOccurred())
-		provider, err := oidc.NewIssuer(ctx, d.IssuerURL())
+		provider, err := oidc.NewProvider(ctx, d.IssuerURL())
 		g.Expect(err).NotTo(HaveOccurred())
 		verified, err := provider.Verifier(&oidc.Config{ClientID: tofuClientID}).Verify(ctx, token)
 		g.Expect(err).NotTo(HaveOccurred(), "the stored token must be a token Dex signed for %s", tofuClientID)
