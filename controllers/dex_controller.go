@@ -13,6 +13,7 @@ import (
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/selection"
@@ -31,6 +32,7 @@ import (
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/dexdeploy"
+	"dexterity.dev/dexterity/internal/tenancy"
 )
 
 // DexFinalizer keeps a Dex until its OIDCProvider is gone (which waits for the clients and
@@ -118,7 +120,11 @@ func (e *dexUserError) Error() string { return e.msg }
 // disruption budget, OIDCProvider. It returns when the certificates are next due for renewal.
 func (r *DexReconciler) render(ctx context.Context, d *dexv1.Dex) (time.Time, error) {
 	names := dexdeploy.NamesFor(d)
-	config, env, err := dexdeploy.Config(d)
+	bootstrap, err := r.needsBootstrapConnector(ctx, d)
+	if err != nil {
+		return time.Time{}, err
+	}
+	config, env, err := dexdeploy.Config(d, bootstrap)
 	if err != nil {
 		return time.Time{}, &dexUserError{dexv1.ReasonInvalidSpec, err.Error()}
 	}
@@ -155,6 +161,38 @@ func (r *DexReconciler) render(ctx context.Context, d *dexv1.Dex) (time.Time, er
 	d.Status.GRPCAddress = dexdeploy.GRPCAddress(d)
 	d.Status.OIDCProviderRef = &dexv1.ObjectRef{Name: names.OIDCProvider, Namespace: d.Namespace}
 	return renewAt, nil
+}
+
+// needsBootstrapConnector reports whether Dex must be given its local connector to start: no
+// DexConnector is registered in it yet (see dexdeploy.Config), or its storage forgets them.
+func (r *DexReconciler) needsBootstrapConnector(ctx context.Context, d *dexv1.Dex) (bool, error) {
+	if d.Spec.EnablePasswordDB {
+		return false, nil
+	}
+	if d.StorageType() == dexv1.DexStorageMemory {
+		return true, nil
+	}
+	list := &dexv1.DexConnectorList{}
+	key := tenancy.ProviderKey(d.Namespace, dexdeploy.NamesFor(d).OIDCProvider)
+	if err := r.List(ctx, list, client.MatchingFields{indexConnectorProvider: key}); err != nil {
+		return false, err
+	}
+	for _, c := range list.Items {
+		if meta.IsStatusConditionTrue(c.Status.Conditions, dexv1.ConditionRegistered) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
+// dexesForConnector maps a DexConnector to the Dex whose OIDCProvider it names (a registered
+// connector ends the bootstrap connector; see needsBootstrapConnector).
+func dexesForConnector(_ context.Context, o client.Object) []reconcile.Request {
+	c, ok := o.(*dexv1.DexConnector)
+	if !ok {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: tenancy.RefKey(c.Namespace, c.Spec.ProviderRef)}}
 }
 
 // referencedSecrets checks that every Secret key the spec names exists and returns the Secrets'
@@ -533,6 +571,7 @@ func (r *DexReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Owns(&appsv1.Deployment{}).
 		Owns(&dexv1.OIDCProvider{}).
 		Owns(&corev1.Secret{}).
+		Watches(&dexv1.DexConnector{}, handler.EnqueueRequestsFromMapFunc(dexesForConnector)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return requestsFromList(ctx, r, &dexv1.DexList{}, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexDexSecret: o.GetName()})
 		})).

@@ -105,7 +105,14 @@ type staticPassword struct {
 // Config is Dex's configuration file for d, and the environment variables it refers to. The file
 // holds no secret value: the postgres password and the password hashes come from Secrets through
 // the environment (Dex expands $VAR in its storage config and reads hashFromEnv).
-func Config(d *dexv1.Dex) ([]byte, []corev1.EnvVar, error) {
+//
+// bootstrapConnector turns Dex's local password connector on even when spec.enablePasswordDB is
+// off: Dex refuses to start without any connector ("server: no connectors specified"), and the
+// connectors of DexConnector objects reach Dex only through its API, once it runs. The controller
+// sets it until a DexConnector is registered in this Dex (then the connector is in Dex's storage),
+// and always on the memory storage (which forgets it on every restart). With no static password
+// the local connector has no user.
+func Config(d *dexv1.Dex, bootstrapConnector bool) ([]byte, []corev1.EnvVar, error) {
 	c := dexConfig{
 		Issuer: d.Spec.Issuer,
 		Web:    webConfig{HTTP: listen(PortHTTP)},
@@ -119,7 +126,7 @@ func Config(d *dexv1.Dex) ([]byte, []corev1.EnvVar, error) {
 		OAuth2:           d.Spec.OAuth2,
 		Expiry:           d.Spec.Expiry,
 		Logger:           loggerConfig{Level: d.Spec.LogLevel, Format: "json"},
-		EnablePasswordDB: d.Spec.EnablePasswordDB,
+		EnablePasswordDB: d.Spec.EnablePasswordDB || bootstrapConnector,
 	}
 	if c.Logger.Level == "" {
 		c.Logger.Level = "info"

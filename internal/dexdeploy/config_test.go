@@ -20,7 +20,7 @@ func dexObject(storage *dexv1.DexStorage) *dexv1.Dex {
 
 func renderedConfig(t *testing.T, d *dexv1.Dex) (map[string]any, []corev1.EnvVar) {
 	t.Helper()
-	b, env, err := Config(d)
+	b, env, err := Config(d, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,5 +107,20 @@ func TestDiscoveryURL(t *testing.T) {
 		if got := DiscoveryURL(d); got != want {
 			t.Errorf("DiscoveryURL(%s) = %q, want %q", issuer, got, want)
 		}
+	}
+}
+
+func TestBootstrapConnector(t *testing.T) {
+	d := dexObject(nil)
+	m, _ := renderedConfig(t, d)
+	if m["enablePasswordDB"] != nil {
+		t.Fatalf("password DB on without being asked: %v", m["enablePasswordDB"])
+	}
+	b, _, err := Config(d, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"enablePasswordDB": true`) {
+		t.Fatalf("bootstrap connector missing:\n%s", b)
 	}
 }

@@ -354,3 +354,79 @@ func TestDexKindEndToEnd(t *testing.T) {
 		}
 	})
 }
+
+// TestDexSQLite3: a Dex without the password database starts (the operator gives it Dex's local
+// connector until a DexConnector is registered: Dex refuses to start without any connector), keeps
+// its database on the PersistentVolumeClaim the operator renders, and once a DexConnector is in
+// its storage restarts without the local connector; a restarted pod finds the clients there.
+func TestDexSQLite3(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	const ns = "platform-sqlite"
+	g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
+	// The pod of TestDexKindEndToEnd binds the same ports: wait until its Deployment is gone.
+	g.Eventually(func() int { return kubelet.PodPID(platformNS, "dex") }, timeout).Should(BeZero())
+	d := &dexv1.Dex{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dex"},
+		Spec: dexv1.DexSpec{
+			Issuer:  "http://dex." + ns + ".svc:5556/dex",
+			Storage: &dexv1.DexStorage{Type: dexv1.DexStorageSQLite3},
+		},
+	}
+	g.Expect(k8s.Create(ctx, d)).To(Succeed())
+	g.Eventually(func() error { return kubelet.Run(ns, "dex") }, timeout).Should(Succeed())
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("--- Dex pod log ---\n%s", tail(kubelet.Logs(ns, "dex")))
+		}
+		_ = k8s.Delete(context.Background(), d)
+	})
+	g.Eventually(condition(d, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue))
+	pvc := &corev1.PersistentVolumeClaim{}
+	g.Expect(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dex-data"}, pvc)).To(Succeed())
+
+	web := &dexv1.DexStaticClient{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "web"},
+		Spec: dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, Public: true,
+			RedirectURIs: []string{"https://web.example.org/callback"}},
+	}
+	g.Expect(k8s.Create(ctx, web)).To(Succeed())
+	g.Eventually(condition(web, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue))
+	inDex := func(g Gomega) {
+		s := &corev1.Secret{}
+		g.Expect(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dex-grpc-client"}, s)).To(Succeed())
+		cfg, err := harness.ClientTLSConfig(s.Data["ca.crt"], s.Data["tls.crt"], s.Data["tls.key"])
+		g.Expect(err).NotTo(HaveOccurred())
+		conn, err := grpc.NewClient("dex."+ns+".svc:5557", grpc.WithTransportCredentials(credentials.NewTLS(cfg)))
+		g.Expect(err).NotTo(HaveOccurred())
+		defer func() { _ = conn.Close() }()
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		_, err = api.NewDexClient(conn).GetClient(rctx, &api.GetClientReq{Id: web.EffectiveClientID()})
+		g.Expect(err).NotTo(HaveOccurred())
+	}
+	g.Eventually(inDex, timeout).Should(Succeed())
+
+	// A connector arrives through the API: the bootstrap connector goes, the pod rolls and starts
+	// on the connector in its storage.
+	starts := kubelet.PodStarts(ns, "dex")
+	conn := &dexv1.DexConnector{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mock"},
+		Spec:       dexv1.DexConnectorSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, ConnectorID: "mock", Type: "mockCallback", DisplayName: "Mock"},
+	}
+	g.Expect(k8s.Create(ctx, conn)).To(Succeed())
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), conn) })
+	g.Eventually(condition(conn, dexv1.ConditionRegistered), timeout).Should(HaveField("Status", metav1.ConditionTrue))
+	g.Eventually(func(g Gomega) string {
+		s := &corev1.Secret{}
+		g.Expect(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dex-config"}, s)).To(Succeed())
+		return string(s.Data["config.yaml"])
+	}, timeout).ShouldNot(ContainSubstring("enablePasswordDB"))
+	g.Eventually(func() int { return kubelet.PodStarts(ns, "dex") }, timeout).Should(BeNumerically(">", starts))
+	g.Eventually(condition(d, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue))
+	g.Eventually(condition(conn, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue))
+
+	// A restarted pod opens the same database: the client is there at once, before any resync.
+	g.Expect(kubelet.RestartPod(ns, "dex")).To(Succeed())
+	g.Eventually(inDex, 15*time.Second).Should(Succeed())
+}
