@@ -68,6 +68,25 @@ func (t timings) addHistograms(families map[string]*dto.MetricFamily, keyLabels 
 	}
 }
 
+// apiServerMetrics reads kube-apiserver's /metrics.
+func apiServerMetrics(b *testing.B) map[string]*dto.MetricFamily {
+	hc, err := rest.HTTPClientFor(restConfig)
+	if err != nil {
+		b.Fatal(err)
+	}
+	resp, err := hc.Get(strings.TrimSuffix(restConfig.Host, "/") + "/metrics")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer resp.Body.Close()
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return families
+}
+
 // breakdown reads where the time of the measured phase goes:
 //   - kube-apiserver: requests by verb and resource, with the time it spent serving them
 //     (apiserver_request_duration_seconds);
@@ -79,21 +98,7 @@ func (t timings) addHistograms(families map[string]*dto.MetricFamily, keyLabels 
 //     counted too).
 func breakdown(b *testing.B) timings {
 	out := timings{}
-	hc, err := rest.HTTPClientFor(restConfig)
-	if err != nil {
-		b.Fatal(err)
-	}
-	resp, err := hc.Get(strings.TrimSuffix(restConfig.Host, "/") + "/metrics")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	server, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		b.Fatal(err)
-	}
-	out.addHistograms(server, map[string][]string{"apiserver_request_duration_seconds": {"verb", "resource", "subresource"}})
+	out.addHistograms(apiServerMetrics(b), map[string][]string{"apiserver_request_duration_seconds": {"verb", "resource", "subresource"}})
 	gathered, err := metrics.Registry.Gather()
 	if err != nil {
 		b.Fatal(err)

@@ -18,8 +18,6 @@ import (
 	"time"
 
 	api "github.com/dexidp/dex/api/v2"
-	"github.com/prometheus/common/expfmt"
-	"github.com/prometheus/common/model"
 	"go.uber.org/zap/zapcore"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -523,20 +521,7 @@ func (r requestCounts) String() string {
 
 // apiRequests reads the API server's request counters from its /metrics endpoint.
 func apiRequests(b *testing.B) requestCounts {
-	hc, err := rest.HTTPClientFor(restConfig)
-	if err != nil {
-		b.Fatal(err)
-	}
-	resp, err := hc.Get(strings.TrimSuffix(restConfig.Host, "/") + "/metrics")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer resp.Body.Close()
-	parser := expfmt.NewTextParser(model.UTF8Validation)
-	families, err := parser.TextToMetricFamilies(resp.Body)
-	if err != nil {
-		b.Fatal(err)
-	}
+	families := apiServerMetrics(b)
 	counts := requestCounts{}
 	for _, m := range families["apiserver_request_total"].GetMetric() {
 		l := map[string]string{}
