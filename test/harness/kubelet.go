@@ -405,9 +405,9 @@ func resolveInRoot(root, path string) (string, error) {
 	return root + filepath.Join(cur, rest[0]), nil
 }
 
-// Stop stops every pod and removes what the kubelet created: the mappings of AddHosts, the
-// mount points it made on the host, and the state and log directories it created (Logs still
-// answers afterwards). Objects it created in the API (see Run) are left.
+// Stop stops every pod and removes what the kubelet created: the mappings of AddHosts and the
+// state and log directories it created (Logs still answers afterwards). The mount points it made
+// on the host stay, empty (see below), and so do the objects it created in the API (see Run).
 func (k *Kubelet) Stop() {
 	k.mu.Lock()
 	if k.stopped {
@@ -428,9 +428,10 @@ func (k *Kubelet) Stop() {
 	names := slices.Collect(maps.Keys(k.hostRefs))
 	_ = removeHosts(names...)
 	k.hostRefs = map[string]int{}
-	for _, p := range slices.Backward(k.mountPoints) {
-		_ = os.Remove(p) // only when empty (files we created are empty)
-	}
+	// The mount points created on the host stay (empty): removing a directory that is a mount
+	// point in another mount namespace detaches that mount, and the pods of another test process
+	// (packages run in parallel) may have the same paths mounted (e.g. the service account
+	// token's). Nothing is left mounted on the host itself.
 	k.mountPoints = nil
 	for _, d := range k.cleanup {
 		_ = os.RemoveAll(d)
@@ -479,7 +480,7 @@ func (k *Kubelet) setHosts(old, names []string) error {
 }
 
 // ensureMountPoint creates path on the host (a directory, or an empty file when dir is false)
-// with its missing parents, and remembers what it created for Stop.
+// with its missing parents (they stay after Stop: see Stop).
 func (k *Kubelet) ensureMountPoint(path string, dir bool) error {
 	if _, err := os.Stat(path); err == nil {
 		return nil
@@ -503,6 +504,9 @@ func (k *Kubelet) ensureMountPoint(path string, dir bool) error {
 			if f, err = os.OpenFile(cur, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644); err == nil {
 				f.Close()
 			}
+		}
+		if errors.Is(err, os.ErrExist) {
+			continue // another test process created it meanwhile
 		}
 		if err != nil {
 			return fmt.Errorf("failed to create mount point %s: %w", cur, err)
