@@ -42,9 +42,6 @@ const DexFinalizer = "dexterity.dev/dex-cleanup"
 // indexDexSecret indexes Dex objects by the Secrets their spec takes values from.
 const indexDexSecret = "dexterity.dev/dex-secret"
 
-// errOwnedByOther: an object the Dex would render exists and is not the Dex's.
-var errOwnedByOther = errors.New("owned by another object")
-
 // DexReconciler deploys the Dex a Dex object describes and the OIDCProvider that administers it.
 type DexReconciler struct {
 	client.Client
@@ -275,7 +272,7 @@ func (r *DexReconciler) ownedSecret(ctx context.Context, d *dexv1.Dex, name stri
 }
 
 func ownedByOther(d *dexv1.Dex, kind, name string) error {
-	return &dexUserError{dexv1.ReasonOwnedByOther, fmt.Sprintf("%s %s/%s already exists and does not belong to Dex %s; delete or rename it, or give this Dex another name (%v)", kind, d.Namespace, name, d.Name, errOwnedByOther)}
+	return &dexUserError{dexv1.ReasonOwnedByOther, fmt.Sprintf("%s %s/%s already exists and does not belong to Dex %s; delete or rename it, or give this Dex another name", kind, d.Namespace, name, d.Name)}
 }
 
 func (r *DexReconciler) ensureSecret(ctx context.Context, d *dexv1.Dex, want *corev1.Secret) error {
@@ -367,7 +364,7 @@ func (r *DexReconciler) ensure(ctx context.Context, d *dexv1.Dex, kind string, o
 	case apierrors.IsNotFound(err):
 		mutate()
 		obj.SetLabels(lbls)
-		metav1.SetMetaDataAnnotation(objMeta(obj), dexdeploy.AnnotationAppliedHash, hash)
+		setAnnotation(obj, dexdeploy.AnnotationAppliedHash, hash)
 		if err := controllerutil.SetControllerReference(d, obj, r.Scheme()); err != nil {
 			return err
 		}
@@ -392,16 +389,21 @@ func (r *DexReconciler) ensure(ctx context.Context, d *dexv1.Dex, kind string, o
 	}
 	maps.Copy(l, lbls)
 	obj.SetLabels(l)
-	metav1.SetMetaDataAnnotation(objMeta(obj), dexdeploy.AnnotationAppliedHash, hash)
+	setAnnotation(obj, dexdeploy.AnnotationAppliedHash, hash)
 	if err := r.Update(ctx, obj); err != nil {
 		return fmt.Errorf("failed to update %s %s/%s: %w", kind, obj.GetNamespace(), obj.GetName(), err)
 	}
 	return nil
 }
 
-// objMeta returns the ObjectMeta of the typed objects ensure handles.
-func objMeta(obj client.Object) *metav1.ObjectMeta {
-	return obj.(metav1.ObjectMetaAccessor).GetObjectMeta().(*metav1.ObjectMeta)
+// setAnnotation sets one annotation of obj.
+func setAnnotation(obj client.Object, key, value string) {
+	a := obj.GetAnnotations()
+	if a == nil {
+		a = map[string]string{}
+	}
+	a[key] = value
+	obj.SetAnnotations(a)
 }
 
 func labelsContain(have, want map[string]string) bool {
