@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -123,8 +122,7 @@ type manager struct {
 	probePort            int
 
 	mu      sync.Mutex // kill may run in a goroutine while a failed test's cleanup stops
-	cmd     *exec.Cmd
-	logf    *os.File
+	proc    *harness.ManagerProcess
 	running bool
 }
 
@@ -136,22 +134,17 @@ func (m *manager) waitReady() error {
 func (m *manager) start() error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	var err error
-	if m.logf, err = os.OpenFile(m.log, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o600); err != nil {
-		return err
-	}
-	m.cmd = exec.Command(m.bin,
+	proc, err := harness.StartManagerProcess(m.bin, m.log, nil,
 		"--kubeconfig", m.kubeconfig,
 		"--metrics-bind-address", "0",
 		"--health-probe-bind-address", "127.0.0.1:"+strconv.Itoa(m.probePort),
 		"--registry-bind-address", "0",
 		"--dex-resync-period", "5s",
 	)
-	m.cmd.Stdout, m.cmd.Stderr = m.logf, m.logf
-	if err := m.cmd.Start(); err != nil {
-		return fmt.Errorf("failed to start the manager: %w", err)
+	if err != nil {
+		return err
 	}
-	m.running = true
+	m.proc, m.running = proc, true
 	return nil
 }
 
@@ -163,9 +156,7 @@ func (m *manager) kill() {
 		return
 	}
 	m.running = false
-	_ = m.cmd.Process.Kill()
-	_ = m.cmd.Wait()
-	_ = m.logf.Close()
+	m.proc.Kill()
 }
 
 func (m *manager) stop() {
@@ -175,15 +166,7 @@ func (m *manager) stop() {
 		return
 	}
 	m.running = false
-	_ = m.cmd.Process.Signal(os.Interrupt)
-	done := make(chan struct{})
-	go func() { _ = m.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(15 * time.Second):
-		_ = m.cmd.Process.Kill()
-	}
-	_ = m.logf.Close()
+	m.proc.Stop()
 }
 
 func (m *manager) logTail() string {

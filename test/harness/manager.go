@@ -84,6 +84,13 @@ func StartManagerProcess(bin, logPath string, env []string, args ...string) (*Ma
 	return &ManagerProcess{cmd: cmd, log: logf}, nil
 }
 
+// Kill ends the manager with SIGKILL: no cleanup, wherever it is (fault tests).
+func (m *ManagerProcess) Kill() {
+	_ = m.cmd.Process.Kill()
+	_ = m.cmd.Wait()
+	_ = m.log.Close()
+}
+
 // Stop interrupts the manager (it shuts down as on SIGINT in a pod) and kills it after 15 s.
 func (m *ManagerProcess) Stop() {
 	_ = m.cmd.Process.Signal(os.Interrupt)
