@@ -348,8 +348,17 @@ func TestTofuLoginAndInit(t *testing.T) {
 		tok, err := tf.StoredToken(registryHost)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(tok).NotTo(BeEmpty())
-		out, err := tofuInit(t, tf, configuration(t))
-		g.Expect(err).NotTo(HaveOccurred(), out)
+		// Module and Provider have no status to wait for: retry until the registry's cache has
+		// seen them (they were created a moment ago).
+		work := configuration(t)
+		var out string
+		g.Eventually(func() error {
+			var err error
+			if out, err = tofuInit(t, tf, work); err != nil {
+				return errors.New(out)
+			}
+			return nil
+		}, time.Minute, time.Second).Should(Succeed())
 		g.Expect(out).To(ContainSubstring("Installed " + registryHost + "/team-a/echo v0.1.0 (signed, key ID " + c.provider.Key.KeyID))
 		g.Expect(out).To(ContainSubstring("OpenTofu has been successfully initialized"))
 	})
