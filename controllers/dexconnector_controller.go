@@ -28,8 +28,9 @@ import (
 )
 
 const (
-	// ConnectorFinalizer keeps a DexConnector until its connector is deleted from Dex.
-	ConnectorFinalizer = "dexterity.dev/dex-connector"
+	// ConnectorFinalizer keeps a DexConnector until its connector is deleted from Dex (set at
+	// admission, or by the controller before its first write to Dex).
+	ConnectorFinalizer = dexv1.ConnectorFinalizer
 	// LegacyAnnotationRegisteredConnectorID is where versions before DexEntryClaims recorded the
 	// connector id an object owned; see LegacyAnnotationRegisteredClientID.
 	LegacyAnnotationRegisteredConnectorID = "dexterity.dev/registered-connector-id"
@@ -40,7 +41,7 @@ const (
 	ProbeRedirectURI = "http://127.0.0.1/dexterity-connector-probe"
 
 	indexConnectorOwnerKey = "dexterity.dev/connector-owner-key"
-	indexConnectorID       = "dexterity.dev/connector-id"
+	indexConnectorID       = tenancy.IndexConnectorID
 	indexConnectorSecret   = "dexterity.dev/connector-secret"
 	indexConnectorProvider = "dexterity.dev/connector-provider"
 )

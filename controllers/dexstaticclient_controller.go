@@ -22,16 +22,18 @@ import (
 )
 
 const (
-	// ClientFinalizer keeps a DexStaticClient until its client is deleted from Dex. It is added
-	// only to the object that owns the client id, right before the first write to Dex.
-	ClientFinalizer = "dexterity.dev/dex-client"
+	// ClientFinalizer keeps a DexStaticClient until its client is deleted from Dex. The defaulting
+	// webhook sets it at creation; the controller adds it before its first write to Dex when it
+	// is missing (webhooks off, or removed by hand), and drops it from an object that lost the
+	// race for its id.
+	ClientFinalizer = dexv1.ClientFinalizer
 	// LegacyAnnotationRegisteredClientID is where versions before DexEntryClaims recorded the
 	// client id an object owned. It is never trusted on its own (a tenant can write it): an object
 	// whose status confirms it is carried over to a claim, and the annotation is dropped.
 	LegacyAnnotationRegisteredClientID = "dexterity.dev/registered-client-id"
 
 	indexClientOwnerKey = "dexterity.dev/client-owner-key"
-	indexClientID       = "dexterity.dev/client-id"
+	indexClientID       = tenancy.IndexClientID
 	indexClientSecret   = "dexterity.dev/client-secret"
 	indexClientProvider = "dexterity.dev/client-provider"
 )

@@ -156,6 +156,46 @@ func TestClientLifecycle(t *testing.T) {
 	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, key, &dexv1.DexStaticClient{})) }, waitTimeout).Should(BeTrue())
 }
 
+// A client created with its finalizer (as the defaulting webhook creates it) is registered with
+// one write of the controller to the object, its status: no finalizer patch. The managed fields
+// say who wrote what (the creator here has a field manager of its own).
+func TestFinalizerFromAdmissionSavesThePatch(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	dapi := dexAPI(t, plainDex)
+	ns := providerFor(t, plainDex, nil)
+	for _, tc := range []struct {
+		name       string
+		finalizers []string
+		patched    bool
+	}{
+		{"admitted", []string{controllers.ClientFinalizer}, false},
+		{"without", nil, true},
+	} {
+		c := &dexv1.DexStaticClient{
+			ObjectMeta: metav1.ObjectMeta{Name: tc.name, Namespace: ns, Finalizers: tc.finalizers},
+			Spec:       dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, Public: true, RedirectURIs: []string{"https://app.example.com/cb"}},
+		}
+		g.Expect(k8s.Create(ctx, c, client.FieldOwner("tenant"))).To(Succeed())
+		key := client.ObjectKeyFromObject(c)
+		g.Eventually(clientCondition(key, dexv1.ConditionReady), waitTimeout).Should(readyTrue())
+		g.Expect(dexClient(dapi, ns+"-"+tc.name)(g)).NotTo(BeNil())
+		got := mustGet(t, key)
+		g.Expect(got.Finalizers).To(Equal([]string{controllers.ClientFinalizer}))
+		var writers []string
+		for _, m := range got.ManagedFields {
+			if m.Manager != "tenant" && m.Subresource == "" {
+				writers = append(writers, m.Manager)
+			}
+		}
+		if tc.patched {
+			g.Expect(writers).NotTo(BeEmpty(), "%s: the controller patched the finalizer in", tc.name)
+		} else {
+			g.Expect(writers).To(BeEmpty(), "%s: only the status was written by the controller", tc.name)
+		}
+	}
+}
+
 func TestGeneratedSecretWorksAndRotates(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()

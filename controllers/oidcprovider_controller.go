@@ -275,9 +275,11 @@ type dependent struct{ Kind, Namespace, Name string }
 
 func (d dependent) String() string { return d.Kind + " " + d.Namespace + "/" + d.Name }
 
-// registeredDependents lists the clients and connectors that refer to p and still hold their
-// finalizer, i.e. may have an entry in its Dex. With the cache it uses the provider indexes; with
-// the API server (no field index there) it filters a full list.
+// registeredDependents lists the clients and connectors that may have an entry in p's Dex: those
+// holding a claim made through p, and those whose finalizer and status say they registered one
+// before claims existed. (A finalizer alone says nothing: admission sets it on every new object.)
+// With the cache it uses the provider indexes; with the API server (no field index there) it
+// filters a full list.
 func (r *OIDCProviderReconciler) registeredDependents(ctx context.Context, reader client.Reader, p *dexv1.OIDCProvider) ([]dependent, error) {
 	key := providerKey(p)
 	var opts []client.ListOption
@@ -291,7 +293,7 @@ func (r *OIDCProviderReconciler) registeredDependents(ctx context.Context, reade
 	}
 	for i := range clients.Items {
 		c := &clients.Items[i]
-		if tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String() == key && controllerutil.ContainsFinalizer(c, ClientFinalizer) {
+		if tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String() == key && controllerutil.ContainsFinalizer(c, ClientFinalizer) && clientOwnership.registered(c, c.EffectiveClientID()) {
 			out = append(out, dependent{"DexStaticClient", c.Namespace, c.Name})
 		}
 	}
@@ -304,7 +306,7 @@ func (r *OIDCProviderReconciler) registeredDependents(ctx context.Context, reade
 	}
 	for i := range connectors.Items {
 		c := &connectors.Items[i]
-		if tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String() == key && controllerutil.ContainsFinalizer(c, ConnectorFinalizer) {
+		if tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String() == key && controllerutil.ContainsFinalizer(c, ConnectorFinalizer) && connectorOwnership.registered(c, c.Spec.ConnectorID) {
 			out = append(out, dependent{"DexConnector", c.Namespace, c.Name})
 		}
 	}

@@ -175,9 +175,10 @@ func TestProviderWaitsForItsClients(t *testing.T) {
 	g.Consistently(func() error { return k8s.Get(ctx, pkey, &dexv1.OIDCProvider{}) }, time.Second, 100*time.Millisecond).Should(Succeed(), "the provider waits for its client")
 	g.Expect(dexClient(dapi, id)(g)).NotTo(BeNil())
 
-	// Meanwhile it takes no new client.
+	// Meanwhile it takes no new client. The late one carries the finalizer from its creation, as
+	// the defaulting webhook sets it; never registered, it does not hold the provider back.
 	late := &dexv1.DexStaticClient{
-		ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: ns},
+		ObjectMeta: metav1.ObjectMeta{Name: "late", Namespace: ns, Finalizers: []string{controllers.ClientFinalizer}},
 		Spec:       dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, Public: true, RedirectURIs: []string{"https://app.example.com/cb"}},
 	}
 	g.Expect(k8s.Create(ctx, late)).To(Succeed())
@@ -187,6 +188,10 @@ func TestProviderWaitsForItsClients(t *testing.T) {
 	g.Expect(k8s.Delete(ctx, c)).To(Succeed())
 	g.Eventually(dexClient(dapi, id), waitTimeout).Should(BeNil(), "the client's finalizer still reaches Dex through the deleting provider")
 	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, pkey, &dexv1.OIDCProvider{})) }, waitTimeout).Should(BeTrue())
+
+	// The late client's finalizer goes at its deletion without a call to Dex.
+	g.Expect(k8s.Delete(ctx, late)).To(Succeed())
+	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(late), &dexv1.DexStaticClient{})) }, waitTimeout).Should(BeTrue())
 }
 
 // A namespace deleted as a whole takes the provider's TLS Secret with it at once; the clients'

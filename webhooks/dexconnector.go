@@ -96,8 +96,9 @@ func (v *DexConnectorValidator) crossObject(ctx context.Context, c *dexv1.DexCon
 	if p == nil || err != nil {
 		return errs, err
 	}
+	// The objects with the same id, from the cache's index: read only, not copied.
 	var all dexv1.DexConnectorList
-	if err := v.Client.List(ctx, &all); err != nil {
+	if err := v.Client.List(ctx, &all, client.MatchingFields{tenancy.IndexConnectorID: c.Spec.ConnectorID}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("failed to list DexConnectors: %w", err)
 	}
 	provider := tenancy.ProviderKey(p.Namespace, p.Name)

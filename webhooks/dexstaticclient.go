@@ -108,8 +108,10 @@ func (v *DexStaticClientValidator) crossObject(ctx context.Context, c *dexv1.Dex
 	if err := tenancy.CheckClientIDPrefix(p, c.Namespace, id); errors.As(err, &b) {
 		errs = append(errs, field.Invalid(spec.Child("clientId"), id, strings.TrimPrefix(b.Message, "spec.clientId: ")))
 	}
+	// The objects with the same id, from the cache's index: read only, not copied (a burst of
+	// creates must not copy every client for each of them).
 	var all dexv1.DexStaticClientList
-	if err := v.Client.List(ctx, &all); err != nil {
+	if err := v.Client.List(ctx, &all, client.MatchingFields{tenancy.IndexClientID: id}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("failed to list DexStaticClients: %w", err)
 	}
 	provider := tenancy.ProviderKey(p.Namespace, p.Name)

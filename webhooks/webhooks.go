@@ -1,4 +1,5 @@
-// Package webhooks holds the typed validating webhooks of the four kinds. Single-object rules are
+// Package webhooks holds the typed validating webhooks of the kinds, and two defaulting webhooks
+// that only set finalizers (finalizers.go). Single-object rules are
 // also enforced by CEL on the CRDs (the API server applies those first); the webhooks add the
 // cross-object and Dex-aware rules and friendly warnings. The controllers enforce the
 // cross-object rules again, because a webhook can be bypassed or down.
@@ -21,16 +22,21 @@ import (
 	"dexterity.dev/dexterity/internal/tenancy"
 )
 
-// SetupWithManager registers the validating webhooks of all four kinds.
+// SetupWithManager registers the validating webhooks of all kinds, and the defaulting webhooks that
+// set the finalizers of DexStaticClients and DexConnectors (finalizers.go). They read mgr's cache
+// by the id indexes tenancy.IndexClientID and tenancy.IndexConnectorID, which
+// controllers.SetupWithManager registers (on every replica).
 func SetupWithManager(mgr ctrl.Manager) error {
 	c := mgr.GetClient()
 	if err := ctrl.NewWebhookManagedBy(mgr).For(&dexv1.OIDCProvider{}).WithValidator(&OIDCProviderValidator{Client: c}).Complete(); err != nil {
 		return fmt.Errorf("failed to register OIDCProvider webhook: %w", err)
 	}
-	if err := ctrl.NewWebhookManagedBy(mgr).For(&dexv1.DexStaticClient{}).WithValidator(&DexStaticClientValidator{Client: c}).Complete(); err != nil {
+	if err := ctrl.NewWebhookManagedBy(mgr).For(&dexv1.DexStaticClient{}).WithValidator(&DexStaticClientValidator{Client: c}).
+		WithDefaulter(&FinalizerDefaulter[*dexv1.DexStaticClient]{Finalizer: dexv1.ClientFinalizer}).Complete(); err != nil {
 		return fmt.Errorf("failed to register DexStaticClient webhook: %w", err)
 	}
-	if err := ctrl.NewWebhookManagedBy(mgr).For(&dexv1.DexConnector{}).WithValidator(&DexConnectorValidator{Client: c}).Complete(); err != nil {
+	if err := ctrl.NewWebhookManagedBy(mgr).For(&dexv1.DexConnector{}).WithValidator(&DexConnectorValidator{Client: c}).
+		WithDefaulter(&FinalizerDefaulter[*dexv1.DexConnector]{Finalizer: dexv1.ConnectorFinalizer}).Complete(); err != nil {
 		return fmt.Errorf("failed to register DexConnector webhook: %w", err)
 	}
 	if err := ctrl.NewWebhookManagedBy(mgr).For(&dexv1.GroupBinding{}).WithValidator(&GroupBindingValidator{}).Complete(); err != nil {

@@ -5,7 +5,6 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
-	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -24,7 +23,6 @@ import (
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -32,6 +30,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/test/harness"
 	"dexterity.dev/dexterity/webhooks"
 )
@@ -80,6 +79,13 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	// The webhooks list by the id indexes, which the controllers register in a manager.
+	for _, ix := range controllers.Indexes() {
+		if err := mgr.GetFieldIndexer().IndexField(context.Background(), ix.Object, ix.Field, ix.Extract); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
 	if err := webhooks.SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
@@ -96,14 +102,7 @@ func run(m *testing.M) int {
 
 	// Wait for the webhook server to serve TLS.
 	addr := net.JoinHostPort(wo.LocalServingHost, strconv.Itoa(wo.LocalServingPort))
-	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
-		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness probe only
-		if err != nil {
-			return false, nil
-		}
-		_ = conn.Close()
-		return true, nil
-	}); err != nil {
+	if err := harness.WaitTLS(addr, 30*time.Second); err != nil {
 		fmt.Fprintln(os.Stderr, "webhook server not serving:", err)
 		return 1
 	}
@@ -477,4 +476,45 @@ func TestRegistryContentRules(t *testing.T) {
 	NewWithT(t).Expect(k8s.Get(ctx, client.ObjectKey{Namespace: ns, Name: "network"}, m)).To(Succeed())
 	m.Spec.Versions = append(m.Spec.Versions, dexv1.ModuleVersion{Version: "1.1.0", Source: "https://downloads.example.org/m2.tar.gz"})
 	NewWithT(t).Expect(k8s.Update(ctx, m)).To(Succeed())
+}
+
+// TestFinalizersSetAtCreation: new DexStaticClients and DexConnectors get their finalizer from the
+// defaulting webhook (so the controller need not patch them); updates are left alone, so a
+// finalizer taken off stays off until the controller itself adds it back.
+func TestFinalizersSetAtCreation(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t, nil)
+	c := &dexv1.DexStaticClient{
+		ObjectMeta: metav1.ObjectMeta{Name: "fin", Namespace: ns},
+		Spec:       dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "absent"}, Public: true, RedirectURIs: []string{"https://app.example.com/cb"}},
+	}
+	g.Expect(k8s.Create(ctx, c)).To(Succeed())
+	g.Expect(c.Finalizers).To(Equal([]string{dexv1.ClientFinalizer}), "the create's response carries the finalizer")
+	orig := c.DeepCopy()
+	c.Finalizers = nil
+	g.Expect(k8s.Patch(ctx, c, client.MergeFrom(orig))).To(Succeed())
+	got := &dexv1.DexStaticClient{}
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(c), got)).To(Succeed())
+	g.Expect(got.Finalizers).To(BeEmpty(), "an update is not defaulted")
+
+	k := &dexv1.DexConnector{
+		ObjectMeta: metav1.ObjectMeta{Name: "fin", Namespace: ns},
+		Spec:       dexv1.DexConnectorSpec{ProviderRef: dexv1.ObjectRef{Name: "absent"}, ConnectorID: "fin-" + ns, Type: "mockCallback"},
+	}
+	g.Expect(k8s.Create(ctx, k)).To(Succeed())
+	g.Expect(k.Finalizers).To(Equal([]string{dexv1.ConnectorFinalizer}))
+
+	// A tenant's own finalizers are kept next to ours.
+	own := &dexv1.DexStaticClient{
+		ObjectMeta: metav1.ObjectMeta{Name: "own", Namespace: ns, Finalizers: []string{"example.com/keep"}},
+		Spec:       dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "absent"}, Public: true, RedirectURIs: []string{"https://app.example.com/cb"}},
+	}
+	g.Expect(k8s.Create(ctx, own)).To(Succeed())
+	g.Expect(own.Finalizers).To(ConsistOf("example.com/keep", dexv1.ClientFinalizer))
+	for _, o := range []client.Object{c, k, own} {
+		o.SetFinalizers(nil)
+		g.Expect(k8s.Update(ctx, o)).To(Succeed())
+		g.Expect(k8s.Delete(ctx, o)).To(Succeed())
+	}
 }

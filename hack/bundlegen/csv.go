@@ -69,7 +69,7 @@ func (b *builder) build(rendered, samples []object) error {
 	if err != nil {
 		return err
 	}
-	services, err := b.webhooks(objs.take("ValidatingWebhookConfiguration"), objs.take("Service"), d)
+	services, err := b.webhooks(objs.take("ValidatingWebhookConfiguration"), objs.take("MutatingWebhookConfiguration"), objs.take("Service"), d)
 	if err != nil {
 		return err
 	}
@@ -103,8 +103,6 @@ func rejectUnsupported(rendered []object) error {
 			return fmt.Errorf("%s: cert-manager objects are not supported by bundlegen (under OLM the webhook serving certificate is OLM's)", o)
 		case o.Kind == "Secret":
 			return fmt.Errorf("%s: Secrets are not supported by bundlegen (under OLM the webhook serving certificate is OLM's; others would have to be handled explicitly)", o)
-		case o.Kind == "MutatingWebhookConfiguration":
-			return fmt.Errorf("%s: mutating webhooks are not supported by bundlegen (only ValidatingWebhookConfigurations become webhookdefinitions)", o)
 		}
 	}
 	return nil
@@ -219,9 +217,10 @@ func imageRepository(image string) string {
 	return image
 }
 
-// webhooks turns the ValidatingWebhookConfigurations into webhookdefinitions served by d, drops
-// d's own mounts at OLM's certificate directory, and returns the Services that serve no webhook.
-func (b *builder) webhooks(configs, services []object, d *appsv1.Deployment) ([]object, error) {
+// webhooks turns the Validating- and MutatingWebhookConfigurations into webhookdefinitions served
+// by d, drops d's own mounts at OLM's certificate directory, and returns the Services that serve
+// no webhook.
+func (b *builder) webhooks(validating, mutating, services []object, d *appsv1.Deployment) ([]object, error) {
 	svcs := map[string]*corev1.Service{}
 	for _, o := range services {
 		s := &corev1.Service{}
@@ -232,25 +231,49 @@ func (b *builder) webhooks(configs, services []object, d *appsv1.Deployment) ([]
 	}
 	used := map[string]bool{}
 	var defs []operatorsv1alpha1.WebhookDescription
-	for _, o := range configs {
+	// add makes the definition of webhook w of o, with the fields both kinds of webhook share.
+	add := func(o object, typ operatorsv1alpha1.WebhookAdmissionType, w admissionregistrationv1.ValidatingWebhook) (*operatorsv1alpha1.WebhookDescription, error) {
+		def, err := webhookTarget(o, w.Name, w.ClientConfig, svcs, d)
+		if err != nil {
+			return nil, err
+		}
+		used[w.ClientConfig.Service.Name] = true
+		if w.NamespaceSelector != nil {
+			// OLM sets namespaceSelector itself, from the OperatorGroup.
+			fmt.Fprintf(os.Stderr, "bundlegen: %s: namespaceSelector of webhook %s is replaced by OLM's\n", o, w.Name)
+		}
+		def.Type = typ
+		def.Rules, def.FailurePolicy, def.MatchPolicy, def.ObjectSelector = w.Rules, w.FailurePolicy, w.MatchPolicy, w.ObjectSelector
+		def.SideEffects, def.TimeoutSeconds, def.AdmissionReviewVersions = w.SideEffects, w.TimeoutSeconds, w.AdmissionReviewVersions
+		defs = append(defs, def)
+		return &defs[len(defs)-1], nil
+	}
+	for _, o := range validating {
 		c := &admissionregistrationv1.ValidatingWebhookConfiguration{}
 		if err := o.decode(c); err != nil {
 			return nil, err
 		}
 		for _, w := range c.Webhooks {
-			def, err := webhookTarget(o, w.Name, w.ClientConfig, svcs, d)
+			if _, err := add(o, operatorsv1alpha1.ValidatingAdmissionWebhook, w); err != nil {
+				return nil, err
+			}
+		}
+	}
+	for _, o := range mutating {
+		c := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		if err := o.decode(c); err != nil {
+			return nil, err
+		}
+		for _, w := range c.Webhooks {
+			def, err := add(o, operatorsv1alpha1.MutatingAdmissionWebhook, admissionregistrationv1.ValidatingWebhook{
+				Name: w.Name, ClientConfig: w.ClientConfig, Rules: w.Rules, FailurePolicy: w.FailurePolicy, MatchPolicy: w.MatchPolicy,
+				NamespaceSelector: w.NamespaceSelector, ObjectSelector: w.ObjectSelector, SideEffects: w.SideEffects,
+				TimeoutSeconds: w.TimeoutSeconds, AdmissionReviewVersions: w.AdmissionReviewVersions, MatchConditions: w.MatchConditions,
+			})
 			if err != nil {
 				return nil, err
 			}
-			used[w.ClientConfig.Service.Name] = true
-			if w.NamespaceSelector != nil {
-				// OLM sets namespaceSelector itself, from the OperatorGroup.
-				fmt.Fprintf(os.Stderr, "bundlegen: %s: namespaceSelector of webhook %s is replaced by OLM's\n", o, w.Name)
-			}
-			def.Type = operatorsv1alpha1.ValidatingAdmissionWebhook
-			def.Rules, def.FailurePolicy, def.MatchPolicy, def.ObjectSelector = w.Rules, w.FailurePolicy, w.MatchPolicy, w.ObjectSelector
-			def.SideEffects, def.TimeoutSeconds, def.AdmissionReviewVersions = w.SideEffects, w.TimeoutSeconds, w.AdmissionReviewVersions
-			defs = append(defs, def)
+			def.ReinvocationPolicy = w.ReinvocationPolicy
 		}
 	}
 	sort.SliceStable(defs, func(i, j int) bool { return defs[i].GenerateName < defs[j].GenerateName })

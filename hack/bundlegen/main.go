@@ -10,7 +10,8 @@
 //   - The Deployment (exactly one: the manager) → the CSV's install strategy (name, labels,
 //     spec); its containers of the same image repository as the CSV's containerImage are set to
 //     containerImage.
-//   - ValidatingWebhookConfigurations → the CSV's webhookdefinitions, served by the Deployment
+//   - Validating- and MutatingWebhookConfigurations → the CSV's webhookdefinitions (types
+//     ValidatingAdmissionWebhook, MutatingAdmissionWebhook), served by the Deployment
 //     the webhook's Service selects. OLM creates the configurations, their Service and the
 //     serving certificate, which it mounts at /tmp/k8s-webhook-server/serving-certs: the webhook
 //     Service is left out, and so are the Deployment's own mounts at that path (config/manager's
@@ -24,7 +25,7 @@
 //     is, without metadata.namespace. Any other kind is left out with a notice on stderr.
 //
 // config/ renders none of the following, so they are not supported and fail the generation
-// rather than being mishandled: Secrets, MutatingWebhookConfigurations, cert-manager objects and
+// rather than being mishandled: Secrets, cert-manager objects and
 // its cert-manager.io/inject-ca-from annotation, more than one Deployment, CRD conversion
 // webhooks and aggregated ClusterRoles.
 //

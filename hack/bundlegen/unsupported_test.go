@@ -17,10 +17,6 @@ func TestUnsupported(t *testing.T) {
 			"apiVersion: v1\nkind: Secret\nmetadata: {name: certs, namespace: ns}\n",
 			"Secret ns/certs: Secrets are not supported",
 		},
-		"MutatingWebhookConfiguration": {
-			"apiVersion: admissionregistration.k8s.io/v1\nkind: MutatingWebhookConfiguration\nmetadata: {name: m}\n",
-			"MutatingWebhookConfiguration m: mutating webhooks are not supported",
-		},
 		"Certificate": {
 			"apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: serving, namespace: ns}\n",
 			"Certificate ns/serving: cert-manager objects are not supported",

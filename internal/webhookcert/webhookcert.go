@@ -10,7 +10,8 @@
 //     creates the Secret --webhook-cert-secret in its namespace if it is missing, and
 //     open-policy-agent/cert-controller's rotator keeps a self-signed CA and a serving certificate
 //     for <service>.<namespace>.svc in it, rotates them before they expire and injects the CA into
-//     the ValidatingWebhookConfiguration's caBundle. A controller writes the certificate from the
+//     the caBundle of the ValidatingWebhookConfiguration and of the MutatingWebhookConfiguration
+//     (the defaulting webhooks). A controller writes the certificate from the
 //     Secret into the cert dir (atomically, the way the kubelet writes Secret volumes), where the
 //     webhook server picks up every change.
 //
@@ -45,6 +46,8 @@ const (
 	DefaultSecretName        = "dexterity-webhook-server-cert"
 	DefaultServiceName       = "dexterity-webhook-service"
 	DefaultWebhookConfigName = "dexterity-validating-webhook-configuration"
+	// DefaultMutatingWebhookConfigName is the configuration of the defaulting webhooks.
+	DefaultMutatingWebhookConfigName = "dexterity-mutating-webhook-configuration"
 )
 
 // The issuer of every certificate this manager issues; it tells its own certificates from
@@ -80,6 +83,9 @@ type Options struct {
 	ServiceName string
 	// WebhookConfigName is the ValidatingWebhookConfiguration whose caBundle is kept current.
 	WebhookConfigName string
+	// MutatingWebhookConfigName is the MutatingWebhookConfiguration whose caBundle is kept
+	// current; empty: none.
+	MutatingWebhookConfigName string
 	// Namespace of the Secret and the Service: the manager's own. Empty: $POD_NAMESPACE, then the
 	// namespace of the pod's service account.
 	Namespace string
@@ -92,15 +98,18 @@ type Options struct {
 
 // DefaultOptions are the flag defaults.
 func DefaultOptions() Options {
-	return Options{SecretName: DefaultSecretName, ServiceName: DefaultServiceName, WebhookConfigName: DefaultWebhookConfigName}
+	return Options{SecretName: DefaultSecretName, ServiceName: DefaultServiceName, WebhookConfigName: DefaultWebhookConfigName,
+		MutatingWebhookConfigName: DefaultMutatingWebhookConfigName}
 }
 
-// BindFlags registers --webhook-cert-secret, --webhook-service-name and --webhook-config-name.
+// BindFlags registers --webhook-cert-secret, --webhook-service-name, --webhook-config-name and
+// --mutating-webhook-config-name.
 func (o *Options) BindFlags(fs *flag.FlagSet) {
 	d := DefaultOptions()
 	fs.StringVar(&o.SecretName, "webhook-cert-secret", d.SecretName, "Secret (in the manager's namespace) in which the manager keeps a self-signed webhook serving certificate when --webhook-cert-dir holds none of someone else's; empty: never self-manage.")
 	fs.StringVar(&o.ServiceName, "webhook-service-name", d.ServiceName, "Service of the webhook server (in the manager's namespace), the name the self-managed certificate is issued for.")
 	fs.StringVar(&o.WebhookConfigName, "webhook-config-name", d.WebhookConfigName, "ValidatingWebhookConfiguration whose caBundle the manager keeps current with a self-managed certificate.")
+	fs.StringVar(&o.MutatingWebhookConfigName, "mutating-webhook-config-name", d.MutatingWebhookConfigName, "MutatingWebhookConfiguration (the defaulting webhooks that set finalizers) whose caBundle the manager keeps current with a self-managed certificate; empty: none.")
 }
 
 // Setup decides who provides the webhook serving certificate of srv, which must be the manager's
@@ -153,7 +162,7 @@ func Setup(ctx context.Context, mgr ctrl.Manager, srv *Server, o Options) (Mode,
 		DNSName:        host,
 		ExtraDNSNames:  append([]string{host + ".cluster.local"}, o.ExtraDNSNames...),
 		IsReady:        ready,
-		Webhooks:       []rotator.WebhookInfo{{Name: o.WebhookConfigName, Type: rotator.Validating}},
+		Webhooks:       o.webhooks(),
 		FieldOwner:     fieldOwner,
 		// Every replica serves webhooks and needs the certificate in its own cert dir.
 		RequireLeaderElection: false,
@@ -167,8 +176,17 @@ func Setup(ctx context.Context, mgr ctrl.Manager, srv *Server, o Options) (Mode,
 		return "", fmt.Errorf("failed to add webhook certificate writer: %w", err)
 	}
 	srv.waitFor(ready)
-	log.Info("Managing the webhook certificate", "secret", key.String(), "dnsName", host, "webhookConfiguration", o.WebhookConfigName, "certDir", dir)
+	log.Info("Managing the webhook certificate", "secret", key.String(), "dnsName", host, "webhookConfiguration", o.WebhookConfigName, "mutatingWebhookConfiguration", o.MutatingWebhookConfigName, "certDir", dir)
 	return ModeSelfManaged, nil
+}
+
+// webhooks are the configurations whose caBundle the rotator keeps current.
+func (o Options) webhooks() []rotator.WebhookInfo {
+	out := []rotator.WebhookInfo{{Name: o.WebhookConfigName, Type: rotator.Validating}}
+	if o.MutatingWebhookConfigName != "" {
+		out = append(out, rotator.WebhookInfo{Name: o.MutatingWebhookConfigName, Type: rotator.Mutating})
+	}
+	return out
 }
 
 func (o Options) namespace() (string, error) {

@@ -29,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/internal/webhookcert"
 	"dexterity.dev/dexterity/test/harness"
 	"dexterity.dev/dexterity/webhooks"
@@ -175,10 +176,21 @@ func TestSelfManagedCertificate(t *testing.T) {
 	g.Expect(k8s.Create(ctx, vwc)).To(Succeed())
 	t.Cleanup(func() { _ = k8s.Delete(context.Background(), vwc) })
 
+	mwc, err := harness.MutatingWebhookConfiguration()
+	g.Expect(err).NotTo(HaveOccurred())
+	mwc.Name = "dexterity-test-mutating-" + ns
+	harness.PointMutatingWebhooksAt(mwc, "localhost", port, nil)
+	g.Expect(k8s.Create(ctx, mwc)).To(Succeed())
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), mwc) })
+
 	o := options(ns, vwc.Name)
+	o.MutatingWebhookConfigName = mwc.Name
 	mode, err := webhookcert.Setup(ctx, mgr, srv, o)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(mode).To(Equal(webhookcert.ModeSelfManaged))
+	for _, ix := range controllers.Indexes() {
+		g.Expect(mgr.GetFieldIndexer().IndexField(ctx, ix.Object, ix.Field, ix.Extract)).To(Succeed())
+	}
 	g.Expect(webhooks.SetupWithManager(mgr)).To(Succeed())
 	g.Expect(mgr.AddReadyzCheck("webhooks", srv.StartedChecker())).To(Succeed())
 
@@ -215,6 +227,11 @@ func TestSelfManagedCertificate(t *testing.T) {
 		cur := &admissionregistrationv1.ValidatingWebhookConfiguration{}
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(vwc), cur)).To(Succeed())
 		for _, w := range cur.Webhooks {
+			g.Expect(w.ClientConfig.CABundle).To(Equal(s.Data["ca.crt"]), "caBundle of %s", w.Name)
+		}
+		curM := &admissionregistrationv1.MutatingWebhookConfiguration{}
+		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(mwc), curM)).To(Succeed())
+		for _, w := range curM.Webhooks {
 			g.Expect(w.ClientConfig.CABundle).To(Equal(s.Data["ca.crt"]), "caBundle of %s", w.Name)
 		}
 		g.Expect(served(g, port, s.Data["ca.crt"], o.ServiceName+"."+ns+".svc")).To(Equal(s.Data["tls.crt"]))
@@ -275,6 +292,13 @@ func admissionWorks(t *testing.T, ns, name string) {
 		Should(MatchError(And(ContainSubstring("spec.expression"), ContainSubstring("expected bool"))))
 	gb.Spec.Expression = `"team-a" in groups`
 	g.Expect(k8s.Create(context.Background(), gb)).To(Succeed())
+	// The defaulting webhook (failure policy Ignore: only a call that worked sets the finalizer).
+	c := &dexv1.DexStaticClient{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "absent"}, Public: true, RedirectURIs: []string{"https://app.example.com/cb"}}}
+	g.Expect(k8s.Create(context.Background(), c)).To(Succeed())
+	g.Expect(c.Finalizers).To(ContainElement(dexv1.ClientFinalizer), "the API server called the defaulting webhook over TLS")
+	c.Finalizers = nil
+	g.Expect(k8s.Update(context.Background(), c)).To(Succeed())
 }
 
 func pemCert(der []byte) []byte {

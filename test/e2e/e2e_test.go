@@ -147,7 +147,7 @@ func setup() error {
 	}
 	cleanups = append(cleanups, mgr.Stop)
 
-	// The validating webhooks, pointing at the manager with the CA of its certificate.
+	// The validating and defaulting webhooks, pointing at the manager with the CA of its certificate.
 	vwc, err := harness.WebhookConfiguration()
 	if err != nil {
 		return err
@@ -155,6 +155,14 @@ func setup() error {
 	harness.PointWebhooksAt(vwc, "127.0.0.1", webhookPort, webhookCert.CACert)
 	if err := k8s.Create(context.Background(), vwc); err != nil {
 		return fmt.Errorf("failed to register the webhooks: %w", err)
+	}
+	mwc, err := harness.MutatingWebhookConfiguration()
+	if err != nil {
+		return err
+	}
+	harness.PointMutatingWebhooksAt(mwc, "127.0.0.1", webhookPort, webhookCert.CACert)
+	if err := k8s.Create(context.Background(), mwc); err != nil {
+		return fmt.Errorf("failed to register the defaulting webhooks: %w", err)
 	}
 
 	// Ready (webhooks serving included) within a minute.

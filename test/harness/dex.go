@@ -544,6 +544,9 @@ func dexBinary() (string, error) {
 	return bin, nil
 }
 
+// RepoRoot is the root of the repository (where config/ is), found from the working directory.
+func RepoRoot() (string, error) { return repoRoot() }
+
 // repoRoot walks up from the working directory to the directory containing
 // the go.mod of module dexterity.dev/dexterity.
 func repoRoot() (string, error) {

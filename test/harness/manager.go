@@ -2,7 +2,9 @@ package harness
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -57,6 +59,23 @@ func WaitHTTPOK(ctx context.Context, url string, timeout time.Duration) error {
 	})
 	if err != nil {
 		return fmt.Errorf("%s did not answer 200 within %s: %w", url, timeout, err)
+	}
+	return nil
+}
+
+// WaitTLS polls addr until it completes a TLS handshake (a webhook server that serves), for at
+// most timeout.
+func WaitTLS(addr string, timeout time.Duration) error {
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(context.Context) (bool, error) {
+		conn, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // readiness probe only
+		if err != nil {
+			return false, nil
+		}
+		_ = conn.Close()
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("%s did not serve TLS within %s: %w", addr, timeout, err)
 	}
 	return nil
 }

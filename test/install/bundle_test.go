@@ -13,6 +13,7 @@ import (
 
 	. "github.com/onsi/gomega"
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -118,7 +119,7 @@ func TestBundleExamplesAreAccepted(t *testing.T) {
 	}
 }
 
-// The CSV's webhookdefinitions are config/webhook's webhooks, served by the manager Deployment
+// The CSV's webhookdefinitions are config/webhook's webhooks (validating and defaulting), served by the manager Deployment
 // on the port of config/webhook's Service.
 func TestBundleWebhooksAreTheConfigs(t *testing.T) {
 	g := NewWithT(t)
@@ -143,20 +144,40 @@ func TestBundleWebhooksAreTheConfigs(t *testing.T) {
 	for _, d := range csv.Spec.WebhookDefinitions {
 		defs[d.GenerateName] = d
 	}
-	var want []string
+	mwc, err := harness.MutatingWebhookConfiguration()
+	g.Expect(err).NotTo(HaveOccurred())
+	type webhook struct {
+		typ           operatorsv1alpha1.WebhookAdmissionType
+		name          string
+		rules         []admissionregistrationv1.RuleWithOperations
+		failurePolicy *admissionregistrationv1.FailurePolicyType
+		sideEffects   *admissionregistrationv1.SideEffectClass
+		timeout       *int32
+		versions      []string
+		cc            admissionregistrationv1.WebhookClientConfig
+	}
+	var all []webhook
 	for _, w := range vwc.Webhooks {
-		want = append(want, w.Name)
-		t.Run(w.Name, func(t *testing.T) {
+		all = append(all, webhook{operatorsv1alpha1.ValidatingAdmissionWebhook, w.Name, w.Rules, w.FailurePolicy, w.SideEffects, w.TimeoutSeconds, w.AdmissionReviewVersions, w.ClientConfig})
+	}
+	for _, w := range mwc.Webhooks {
+		all = append(all, webhook{operatorsv1alpha1.MutatingAdmissionWebhook, w.Name, w.Rules, w.FailurePolicy, w.SideEffects, w.TimeoutSeconds, w.AdmissionReviewVersions, w.ClientConfig})
+	}
+	var want []string
+	for _, w := range all {
+		want = append(want, w.name)
+		t.Run(w.name, func(t *testing.T) {
 			g := NewWithT(t)
-			d, ok := defs[w.Name]
-			g.Expect(ok).To(BeTrue(), "the CSV has no webhook %s: run `make bundle`", w.Name)
-			g.Expect(d.Type).To(Equal(operatorsv1alpha1.ValidatingAdmissionWebhook))
-			g.Expect(d.Rules).To(Equal(w.Rules))
-			g.Expect(d.FailurePolicy).To(Equal(w.FailurePolicy))
-			g.Expect(d.SideEffects).To(Equal(w.SideEffects))
-			g.Expect(d.AdmissionReviewVersions).To(Equal(w.AdmissionReviewVersions))
-			g.Expect(w.ClientConfig.Service).NotTo(BeNil())
-			g.Expect(d.WebhookPath).To(Equal(w.ClientConfig.Service.Path))
+			d, ok := defs[w.name]
+			g.Expect(ok).To(BeTrue(), "the CSV has no webhook %s: run `make bundle`", w.name)
+			g.Expect(d.Type).To(Equal(w.typ))
+			g.Expect(d.Rules).To(Equal(w.rules))
+			g.Expect(d.FailurePolicy).To(Equal(w.failurePolicy))
+			g.Expect(d.SideEffects).To(Equal(w.sideEffects))
+			g.Expect(d.TimeoutSeconds).To(Equal(w.timeout))
+			g.Expect(d.AdmissionReviewVersions).To(Equal(w.versions))
+			g.Expect(w.cc.Service).NotTo(BeNil())
+			g.Expect(d.WebhookPath).To(Equal(w.cc.Service.Path))
 			g.Expect(d.DeploymentName).To(Equal(deployments[0].Name))
 			g.Expect(d.ContainerPort).To(Equal(port.Port))
 			g.Expect(d.TargetPort).To(HaveValue(Equal(port.TargetPort)))

@@ -28,6 +28,7 @@ type defaultInstall struct {
 	deployment *appsv1.Deployment
 	service    *corev1.Service
 	vwc        *admissionregistrationv1.ValidatingWebhookConfiguration
+	mwc        *admissionregistrationv1.MutatingWebhookConfiguration
 	// rules granted to the ServiceAccount: cluster-wide, and in namespace.
 	clusterRules, namespaceRules []rbacv1.PolicyRule
 }
@@ -52,9 +53,11 @@ func renderDefault(t *testing.T) *defaultInstall {
 	}
 	in.sa, in.deployment = &corev1.ServiceAccount{}, &appsv1.Deployment{}
 	in.vwc = &admissionregistrationv1.ValidatingWebhookConfiguration{}
+	in.mwc = &admissionregistrationv1.MutatingWebhookConfiguration{}
 	one("ServiceAccount", in.sa)
 	one("Deployment", in.deployment)
 	one("ValidatingWebhookConfiguration", in.vwc)
+	one("MutatingWebhookConfiguration", in.mwc)
 	// The webhook Service is the one the configuration calls (there may be others).
 	g.Expect(in.vwc.Webhooks).NotTo(BeEmpty())
 	g.Expect(in.vwc.Webhooks[0].ClientConfig.Service).NotTo(BeNil())
@@ -210,20 +213,31 @@ func TestKustomizeDefault(t *testing.T) {
 		g.Expect(in.service.Spec.Ports).To(HaveLen(1))
 		g.Expect(in.service.Spec.Ports[0].TargetPort.IntVal).To(Equal(port))
 
-		// The configuration calls that Service, and has every webhook of config/webhook, without a
-		// caBundle (the manager injects it; `kubectl apply` does not reset it).
+		// The configurations call that Service, and have every webhook of config/webhook, without
+		// a caBundle (the manager injects it; `kubectl apply` does not reset it).
 		want, err := harness.WebhookConfiguration()
 		g.Expect(err).NotTo(HaveOccurred())
+		wantM, err := harness.MutatingWebhookConfiguration()
+		g.Expect(err).NotTo(HaveOccurred())
 		var names, wantNames []string
+		check := func(name string, cc admissionregistrationv1.WebhookClientConfig) {
+			names = append(names, name)
+			g.Expect(cc.Service).NotTo(BeNil())
+			g.Expect(cc.Service.Name).To(Equal(in.service.Name), "webhook %s", name)
+			g.Expect(cc.Service.Namespace).To(Equal(in.namespace), "webhook %s", name)
+			g.Expect(cc.Service.Port).To(Or(BeNil(), HaveValue(Equal(in.service.Spec.Ports[0].Port))))
+			g.Expect(cc.CABundle).To(BeEmpty())
+		}
 		for _, w := range in.vwc.Webhooks {
-			names = append(names, w.Name)
-			g.Expect(w.ClientConfig.Service).NotTo(BeNil())
-			g.Expect(w.ClientConfig.Service.Name).To(Equal(in.service.Name), "webhook %s", w.Name)
-			g.Expect(w.ClientConfig.Service.Namespace).To(Equal(in.namespace), "webhook %s", w.Name)
-			g.Expect(w.ClientConfig.Service.Port).To(Or(BeNil(), HaveValue(Equal(in.service.Spec.Ports[0].Port))))
-			g.Expect(w.ClientConfig.CABundle).To(BeEmpty())
+			check(w.Name, w.ClientConfig)
+		}
+		for _, w := range in.mwc.Webhooks {
+			check(w.Name, w.ClientConfig)
 		}
 		for _, w := range want.Webhooks {
+			wantNames = append(wantNames, w.Name)
+		}
+		for _, w := range wantM.Webhooks {
 			wantNames = append(wantNames, w.Name)
 		}
 		g.Expect(names).To(ConsistOf(wantNames))
@@ -239,6 +253,7 @@ func TestKustomizeDefault(t *testing.T) {
 		}
 		g.Expect(effective("webhook-service-name", webhookcert.DefaultServiceName)).To(Equal(in.service.Name))
 		g.Expect(effective("webhook-config-name", webhookcert.DefaultWebhookConfigName)).To(Equal(in.vwc.Name))
+		g.Expect(effective("mutating-webhook-config-name", webhookcert.DefaultMutatingWebhookConfigName)).To(Equal(in.mwc.Name))
 		secret := effective("webhook-cert-secret", webhookcert.DefaultSecretName)
 		g.Expect(secret).NotTo(BeEmpty(), "self-management is on")
 		for _, tc := range []struct {
@@ -253,6 +268,9 @@ func TestKustomizeDefault(t *testing.T) {
 			{in.clusterRules, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "update", "someone-elses", false},
 			{in.clusterRules, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "watch", "", true},
 			{in.clusterRules, "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "update", in.vwc.Name, false},
+			{in.clusterRules, "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "update", in.mwc.Name, true},
+			{in.clusterRules, "admissionregistration.k8s.io", "mutatingwebhookconfigurations", "update", "someone-elses", false},
+			{in.clusterRules, "admissionregistration.k8s.io", "validatingwebhookconfigurations", "update", in.mwc.Name, false},
 		} {
 			g.Expect(allows(tc.rules, tc.group, tc.resource, tc.verb, tc.name)).To(Equal(tc.allowed), "%s %s/%s %q", tc.verb, tc.group, tc.resource, tc.name)
 		}

@@ -144,14 +144,23 @@ func installBundle(t *testing.T, port int) installation {
 	dir := t.TempDir()
 	writeCerts(t, dir, certs)
 	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "olm-" + ns}}
+	mwc := &admissionregistrationv1.MutatingWebhookConfiguration{ObjectMeta: metav1.ObjectMeta{Name: "olm-" + ns}}
 	for _, d := range csv.Spec.WebhookDefinitions {
-		g.Expect(d.Type).To(Equal(operatorsv1alpha1.ValidatingAdmissionWebhook))
-		vwc.Webhooks = append(vwc.Webhooks, d.GetValidatingWebhook(ns, nil, certs.CACert))
+		switch d.Type {
+		case operatorsv1alpha1.ValidatingAdmissionWebhook:
+			vwc.Webhooks = append(vwc.Webhooks, d.GetValidatingWebhook(ns, nil, certs.CACert))
+		case operatorsv1alpha1.MutatingAdmissionWebhook:
+			mwc.Webhooks = append(mwc.Webhooks, d.GetMutatingWebhook(ns, nil, certs.CACert))
+		default:
+			t.Fatalf("webhookdefinition %s: unexpected type %s", d.GenerateName, d.Type)
+		}
 	}
 	g.Expect(vwc.Webhooks).NotTo(BeEmpty())
+	g.Expect(mwc.Webhooks).NotTo(BeEmpty())
 	harness.PointWebhooksAt(vwc, "localhost", port, certs.CACert)
-	create(t, vwc)
-	t.Cleanup(func() { _ = k8s.Delete(context.Background(), vwc) })
+	harness.PointMutatingWebhooksAt(mwc, "localhost", port, certs.CACert)
+	create(t, vwc, mwc)
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), vwc); _ = k8s.Delete(context.Background(), mwc) })
 
 	o := webhookcert.DefaultOptions()
 	o.Namespace, o.Name = ns, uniqueName()
@@ -174,6 +183,11 @@ func installDefault(t *testing.T, port int) installation {
 			harness.PointWebhooksAt(vwc, "localhost", port, nil)
 			create(t, vwc)
 			t.Cleanup(func() { _ = k8s.Delete(context.Background(), vwc) })
+		case "MutatingWebhookConfiguration":
+			mwc := in.mwc.DeepCopy()
+			harness.PointMutatingWebhooksAt(mwc, "localhost", port, nil)
+			create(t, mwc)
+			t.Cleanup(func() { _ = k8s.Delete(context.Background(), mwc) })
 		default:
 			create(t, o)
 		}
@@ -182,7 +196,8 @@ func installDefault(t *testing.T, port int) installation {
 	o := webhookcert.DefaultOptions()
 	o.Namespace, o.Name, o.ExtraDNSNames = in.namespace, uniqueName(), []string{"localhost"}
 	c := in.deployment.Spec.Template.Spec.Containers[0]
-	for flag, field := range map[string]*string{"webhook-cert-secret": &o.SecretName, "webhook-service-name": &o.ServiceName, "webhook-config-name": &o.WebhookConfigName} {
+	for flag, field := range map[string]*string{"webhook-cert-secret": &o.SecretName, "webhook-service-name": &o.ServiceName, "webhook-config-name": &o.WebhookConfigName,
+		"mutating-webhook-config-name": &o.MutatingWebhookConfigName} {
 		if v, ok := arg(c.Args, flag); ok {
 			*field = v
 		}
