@@ -191,7 +191,9 @@ func TestProviderWaitsForItsClients(t *testing.T) {
 
 	// The late client's finalizer goes at its deletion without a call to Dex.
 	g.Expect(k8s.Delete(ctx, late)).To(Succeed())
-	g.Eventually(func() bool { return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(late), &dexv1.DexStaticClient{})) }, waitTimeout).Should(BeTrue())
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKeyFromObject(late), &dexv1.DexStaticClient{}))
+	}, waitTimeout).Should(BeTrue())
 }
 
 // A namespace deleted as a whole takes the provider's TLS Secret with it at once; the clients'
