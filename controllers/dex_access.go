@@ -73,7 +73,7 @@ func dexConfigFor(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) (
 	}
 	var s corev1.Secret
 	name := d.TLS.SecretRef.Name
-	if err := c.Get(ctx, types.NamespacedName{Namespace: p.Namespace, Name: name}, &s); err != nil {
+	if err := tlsSecrets.get(ctx, c, types.NamespacedName{Namespace: p.Namespace, Name: name}, &s); err != nil {
 		if apierrors.IsNotFound(err) {
 			return cfg, fmt.Errorf("%w: spec.dex.tls.secretRef: Secret %s/%s not found; create it with ca.crt (and tls.crt/tls.key for mutual TLS)", errTLSSecret, p.Namespace, name)
 		}

@@ -79,8 +79,10 @@ func (r *DexReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ct
 		return r.finalize(ctx, d)
 	}
 	if !controllerutil.ContainsFinalizer(d, DexFinalizer) {
+		orig := d.DeepCopy()
 		controllerutil.AddFinalizer(d, DexFinalizer)
-		if err := r.Update(ctx, d); err != nil {
+		// A patch: the cached object lacks what stripUnread dropped.
+		if err := r.Patch(ctx, d, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 			return ctrl.Result{}, fmt.Errorf("failed to add the finalizer of Dex %s: %w", req, err)
 		}
 		before.Finalizers, before.ResourceVersion = d.Finalizers, d.ResourceVersion
@@ -500,8 +502,9 @@ func (r *DexReconciler) finalize(ctx context.Context, d *dexv1.Dex) (ctrl.Result
 			return ctrl.Result{}, fmt.Errorf("failed to delete %T %s of Dex %s/%s: %w", o, o.GetName(), d.Namespace, d.Name, err)
 		}
 	}
+	orig := d.DeepCopy()
 	controllerutil.RemoveFinalizer(d, DexFinalizer)
-	if err := r.Update(ctx, d); err != nil {
+	if err := r.Patch(ctx, d, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	return ctrl.Result{}, nil
@@ -572,11 +575,11 @@ func (r *DexReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		For(&dexv1.Dex{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}))).
 		Owns(&appsv1.Deployment{}).
 		Owns(&dexv1.OIDCProvider{}).
-		Owns(&corev1.Secret{}).
+		Owns(&corev1.Secret{}, builder.OnlyMetadata).
 		Watches(&dexv1.DexConnector{}, handler.EnqueueRequestsFromMapFunc(dexesForConnector)).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return requestsFromList(ctx, r, &dexv1.DexList{}, client.InNamespace(o.GetNamespace()), client.MatchingFields{indexDexSecret: o.GetName()})
-		})).
+		}), builder.OnlyMetadata).
 		WithOptions(controller.Options{
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, maxDelay),
 		}).

@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/internal/dexdeploy"
 )
 
@@ -282,10 +283,17 @@ func TestDexDeletionRemovesEverything(t *testing.T) {
 	ns := newNamespace(t)
 	d := newDex(ns, "dex")
 	d.Spec.StaticPasswords, d.Spec.EnablePasswordDB = nil, false
+	// Applied with kubectl: the cache drops the last-applied annotation, and the operator's
+	// finalizer writes (patches, not updates of the cached copy) must keep it in the object.
+	d.Annotations = map[string]string{corev1.LastAppliedConfigAnnotation: `{"kind":"Dex"}`}
 	g.Expect(k8s.Create(ctx, d)).To(Succeed())
 	g.Eventually(func() error {
 		return k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dex"}, &dexv1.OIDCProvider{})
 	}, waitTimeout).Should(Succeed())
+	got := &dexv1.Dex{}
+	g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(d), got)).To(Succeed())
+	g.Expect(got.Finalizers).To(ContainElement(controllers.DexFinalizer))
+	g.Expect(got.Annotations).To(HaveKeyWithValue(corev1.LastAppliedConfigAnnotation, `{"kind":"Dex"}`))
 	g.Eventually(func() error {
 		return k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dex"}, &appsv1.Deployment{})
 	}, waitTimeout).Should(Succeed())

@@ -171,7 +171,7 @@ func (k *dexEntryKind[T]) setupWithManager(mgr ctrl.Manager, r reconcile.Reconci
 		Watches(&claimsv1.DexEntryClaim{}, handler.Funcs{DeleteFunc: waitersOnClaimDelete(d.Client, k.ownership.kind, k.ownership.peers(), k.idIndex)}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return requestsFromList(ctx, d.Client, k.ownership.peers(), client.InNamespace(o.GetNamespace()), client.MatchingFields{k.secretIndex: o.GetName()})
-		})).
+		}), builder.OnlyMetadata).
 		Watches(&dexv1.OIDCProvider{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
 			return requestsFromList(ctx, d.Client, k.ownership.peers(), client.MatchingFields{k.providerIndex: client.ObjectKeyFromObject(o).String()})
 		}), builder.WithPredicates(providerChanged{})).

@@ -449,7 +449,7 @@ func (r *OIDCProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	}}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&dexv1.OIDCProvider{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}))).
-		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.providersForSecret)).
+		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.providersForSecret), builder.OnlyMetadata).
 		Watches(&dexv1.OIDCProvider{}, handler.EnqueueRequestsFromMapFunc(r.providersSharingHosts), builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}))).
 		Watches(&dexv1.DexStaticClient{}, dependentGone).
 		Watches(&dexv1.DexConnector{}, dependentGone).

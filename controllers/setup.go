@@ -5,7 +5,11 @@ import (
 	"fmt"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/dexdeploy"
@@ -22,6 +26,38 @@ type Options struct {
 	MaxRetryDelay time.Duration
 	// DexCerts is the lifetime policy of the gRPC certificates of Dex objects (tests shorten it).
 	DexCerts dexdeploy.CertPolicy
+}
+
+// CacheOptions are the options of the manager's cache: objects are kept without what nothing
+// reads (stripUnread), and the kinds only Dex objects render only when labelled
+// (DexCacheOptions).
+func CacheOptions() cache.Options {
+	return cache.Options{DefaultTransform: stripUnread, ByObject: DexCacheOptions()}
+}
+
+// ClientOptions are the options of the manager's client: Secrets are read from the API server.
+// The controllers watch Secrets metadata only (builder.OnlyMetadata), so the operator never holds
+// the data of every Secret of the cluster in memory.
+func ClientOptions() client.Options {
+	return client.Options{Cache: &client.CacheOptions{DisableFor: []client.Object{&corev1.Secret{}}}}
+}
+
+// lastApplied is kubectl's copy of the applied object (a Secret's data included).
+const lastApplied = corev1.LastAppliedConfigAnnotation
+
+// stripUnread drops managed fields and kubectl's last-applied configuration from an object
+// before the cache stores it. Cached objects are written back by patch only (an update would
+// remove the annotation from the stored object), except the objects Dex renders, which kubectl
+// does not apply.
+func stripUnread(in any) (any, error) {
+	if o, err := meta.Accessor(in); err == nil {
+		o.SetManagedFields(nil)
+		if a := o.GetAnnotations(); a[lastApplied] != "" {
+			delete(a, lastApplied)
+			o.SetAnnotations(a) // an unstructured object's annotations are a copy
+		}
+	}
+	return in, nil
 }
 
 // SetupWithManager registers the key-cache sync (every replica) and the five controllers

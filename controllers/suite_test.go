@@ -81,6 +81,8 @@ func runSuite(m *testing.M) int {
 	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  harness.Scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache:   controllers.CacheOptions(),
+		Client:  controllers.ClientOptions(),
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -14,7 +14,6 @@ import (
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -42,6 +41,7 @@ func init() {
 
 type options struct {
 	metricsAddr, probeAddr       string
+	pprofAddr                    string
 	leaderElect                  bool
 	leaderElectionNamespace      string
 	webhookPort                  int
@@ -61,6 +61,7 @@ func main() {
 	// --kubeconfig is registered by controller-runtime's config package.
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus /metrics endpoint; \"0\" disables it.")
 	flag.StringVar(&o.probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz endpoints.")
+	flag.StringVar(&o.pprofAddr, "pprof-bind-address", "", "Address of the /debug/pprof endpoints (for profiling; unauthenticated, keep it on loopback); empty disables them.")
 	flag.BoolVar(&o.leaderElect, "leader-elect", false, "Run controllers only on the elected leader (use with several replicas).")
 	flag.StringVar(&o.leaderElectionNamespace, "leader-election-namespace", "", "Namespace of the leader-election Lease (default: the pod's namespace; required to run several replicas out of a cluster).")
 	flag.IntVar(&o.webhookPort, "webhook-port", 9443, "Port of the validating webhook server.")
@@ -98,12 +99,13 @@ func run(o options) error {
 		Scheme:                  scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
+		PprofBindAddress:        o.pprofAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        "dexterity.dev",
 		LeaderElectionNamespace: o.leaderElectionNamespace,
 		WebhookServer:           webhookServer,
-		// Nothing reads managed fields: the cache keeps the objects without them.
-		Cache: cache.Options{DefaultTransform: cache.TransformStripManagedFields(), ByObject: controllers.DexCacheOptions()},
+		Cache:                   controllers.CacheOptions(),
+		Client:                  controllers.ClientOptions(),
 	})
 	if err != nil {
 		return fmt.Errorf("failed to create manager: %w", err)

@@ -155,7 +155,7 @@ type dirWriter struct {
 func (w *dirWriter) setupWithManager(mgr ctrl.Manager, name string) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		Named(name).
-		For(&corev1.Secret{}, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
+		For(&corev1.Secret{}, builder.OnlyMetadata, builder.WithPredicates(predicate.NewPredicateFuncs(func(o client.Object) bool {
 			return o.GetNamespace() == w.Secret.Namespace && o.GetName() == w.Secret.Name
 		}))).
 		WithOptions(controller.Options{NeedLeaderElection: ptr.To(false)}).

@@ -172,7 +172,8 @@ func Setup(ctx context.Context, mgr ctrl.Manager, srv *Server, o Options) (Mode,
 	}); err != nil {
 		return "", fmt.Errorf("failed to add webhook certificate rotator: %w", err)
 	}
-	if err := (&dirWriter{Reader: mgr.GetClient(), Secret: key, Dir: dir, CertName: srv.certName, KeyName: srv.keyName}).setupWithManager(mgr, name+"-writer"); err != nil {
+	// The Secret is watched metadata only: it is read from the API server.
+	if err := (&dirWriter{Reader: mgr.GetAPIReader(), Secret: key, Dir: dir, CertName: srv.certName, KeyName: srv.keyName}).setupWithManager(mgr, name+"-writer"); err != nil {
 		return "", fmt.Errorf("failed to add webhook certificate writer: %w", err)
 	}
 	srv.waitFor(ready)

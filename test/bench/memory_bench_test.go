@@ -2,11 +2,17 @@ package bench
 
 import (
 	"bufio"
+	"bytes"
+	"cmp"
 	"context"
 	"fmt"
+	"io"
+	"maps"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -27,6 +33,11 @@ import (
 // 1,000 DexStaticClients, 100 DexConnectors and 100 GroupBindings, all Ready, next to the same
 // manager idle. It runs on an envtest and a Dex (sqlite3) of its own, so that no other
 // controller shares the cluster.
+//
+// DEXTERITY_BENCH_HEAP_PROFILE=<dir> saves into dir, idle and loaded, the manager's heap profile
+// (also as pprof -top), its runtime.MemStats and where its resident memory lies (smaps).
+// DEXTERITY_BENCH_MANAGER_ENV="K=V ..." sets environment variables of the manager only (e.g.
+// GOMEMLIMIT, GOGC).
 func BenchmarkManagerMemory(b *testing.B) {
 	ctx := context.Background()
 	env, err := harness.StartEnv(harness.EnvOptions{})
@@ -56,9 +67,18 @@ func BenchmarkManagerMemory(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	mgr := exec.Command(bin, "--kubeconfig", kubeconfig, "--metrics-bind-address", "0",
-		"--health-probe-bind-address", "127.0.0.1:"+strconv.Itoa(probe),
-		"--registry-bind-address", "127.0.0.1:"+strconv.Itoa(registry))
+	args := []string{"--kubeconfig", kubeconfig, "--metrics-bind-address", "0",
+		"--health-probe-bind-address", "127.0.0.1:" + strconv.Itoa(probe),
+		"--registry-bind-address", "127.0.0.1:" + strconv.Itoa(registry)}
+	profileDir := os.Getenv("DEXTERITY_BENCH_HEAP_PROFILE")
+	pprofAddr := ""
+	if profileDir != "" {
+		port, _ := harness.FreePort()
+		pprofAddr = "127.0.0.1:" + strconv.Itoa(port)
+		args = append(args, "--pprof-bind-address", pprofAddr)
+	}
+	mgr := exec.Command(bin, args...)
+	mgr.Env = append(os.Environ(), strings.Fields(os.Getenv("DEXTERITY_BENCH_MANAGER_ENV"))...)
 	mgr.Stdout, mgr.Stderr = logf, logf
 	if err := mgr.Start(); err != nil {
 		b.Fatal(err)
@@ -70,6 +90,9 @@ func BenchmarkManagerMemory(b *testing.B) {
 
 	for range b.N {
 		idleRSS, _ := settledMemory(b, mgr.Process.Pid)
+		if profileDir != "" {
+			saveMemoryProfile(b, profileDir, "idle", bin, pprofAddr, mgr.Process.Pid)
+		}
 
 		ns := "memory"
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
@@ -124,11 +147,17 @@ func BenchmarkManagerMemory(b *testing.B) {
 			b.Fatalf("not all Ready: %v (%d Ready)", err, allReady(ctx, c, ns))
 		}
 		rss, peak := settledMemory(b, mgr.Process.Pid)
+		anon, file := lastAnon, lastFile
+		if profileDir != "" {
+			saveMemoryProfile(b, profileDir, "loaded", bin, pprofAddr, mgr.Process.Pid)
+		}
 		b.ReportMetric(float64(idleRSS)/1024, "idle-MiB")
 		b.ReportMetric(float64(rss)/1024, "loaded-MiB")
 		b.ReportMetric(float64(peak)/1024, "peak-MiB")
-		b.Logf("manager RSS: idle %.1f MiB; with 1,000 clients, 100 connectors, 100 bindings Ready %.1f MiB (peak %.1f MiB; goal <= 64 MiB)",
-			float64(idleRSS)/1024, float64(rss)/1024, float64(peak)/1024)
+		b.ReportMetric(float64(anon)/1024, "loaded-anon-MiB")
+		b.ReportMetric(float64(file)/1024, "loaded-file-MiB")
+		b.Logf("manager RSS: idle %.1f MiB; with 1,000 clients, 100 connectors, 100 bindings Ready %.1f MiB (peak %.1f MiB; goal <= 64 MiB), of which anonymous (heap, stacks) %.1f MiB and mapped from the binary %.1f MiB",
+			float64(idleRSS)/1024, float64(rss)/1024, float64(peak)/1024, float64(anon)/1024, float64(file)/1024)
 	}
 }
 
@@ -177,6 +206,10 @@ func settledMemory(b *testing.B, pid int) (rss, peak int64) {
 	return rss, peak
 }
 
+// lastAnon and lastFile are the anonymous (heap, stacks) and file-backed (the binary's own code
+// and data) parts of the RSS memoryOf read last, in KiB.
+var lastAnon, lastFile int64
+
 // memoryOf returns VmRSS and VmHWM (peak) of a process, in KiB.
 func memoryOf(b *testing.B, pid int) (rss, peak int64) {
 	b.Helper()
@@ -197,7 +230,86 @@ func memoryOf(b *testing.B, pid int) (rss, peak int64) {
 			rss = v
 		case "VmHWM:":
 			peak = v
+		case "RssAnon:":
+			lastAnon = v
+		case "RssFile:":
+			lastFile = v
 		}
 	}
 	return rss, peak
+}
+
+// saveMemoryProfile writes <phase>-heap.pb.gz (after a GC), <phase>-heap.txt (pprof -top
+// -inuse_space), <phase>-memstats.txt and <phase>-smaps.txt (resident KiB by mapping, and
+// smaps_rollup) of the manager into dir.
+func saveMemoryProfile(b *testing.B, dir, phase, bin, pprofAddr string, pid int) {
+	b.Helper()
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	get := func(query string) []byte {
+		resp, err := http.Get("http://" + pprofAddr + "/debug/pprof/heap?" + query)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer func() { _ = resp.Body.Close() }()
+		body, err := io.ReadAll(resp.Body)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return body
+	}
+	write := func(name string, data []byte) {
+		if err := os.WriteFile(filepath.Join(dir, phase+"-"+name), data, 0o644); err != nil {
+			b.Fatal(err)
+		}
+	}
+	// smaps first: the profile requests themselves allocate.
+	smaps, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps", pid))
+	if err != nil {
+		b.Fatal(err)
+	}
+	rollup, _ := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	write("smaps.txt", append([]byte(residentByMapping(string(smaps))+"\n"), rollup...))
+	heap := filepath.Join(dir, phase+"-heap.pb.gz")
+	write("heap.pb.gz", get("gc=1"))
+	text := get("debug=1")
+	if i := bytes.Index(text, []byte("# runtime.MemStats")); i >= 0 {
+		text = text[i:]
+	}
+	write("memstats.txt", text)
+	top, err := exec.Command("go", "tool", "pprof", "-top", "-inuse_space", bin, heap).CombinedOutput()
+	if err != nil {
+		b.Fatalf("go tool pprof: %v\n%s", err, top)
+	}
+	write("heap.txt", top)
+}
+
+// residentByMapping sums the Rss of /proc/<pid>/smaps by what is mapped (a file, [heap], [stack]
+// or anonymous memory), largest first.
+func residentByMapping(smaps string) string {
+	kib := map[string]int64{}
+	name := ""
+	for line := range strings.Lines(smaps) {
+		f := strings.Fields(line)
+		switch {
+		case len(f) >= 5 && strings.Contains(f[0], "-") && !strings.HasSuffix(f[0], ":"):
+			name = "[anonymous]"
+			if len(f) >= 6 {
+				name = f[5]
+			}
+			if len(f) >= 2 && strings.Contains(f[1], "x") && len(f) >= 6 {
+				name += " (text)"
+			}
+		case len(f) >= 2 && f[0] == "Rss:":
+			v, _ := strconv.ParseInt(f[1], 10, 64)
+			kib[name] += v
+		}
+	}
+	names := slices.SortedFunc(maps.Keys(kib), func(x, y string) int { return cmp.Compare(kib[y], kib[x]) })
+	var sb strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&sb, "%8d KiB  %s\n", kib[n], n)
+	}
+	return sb.String()
 }

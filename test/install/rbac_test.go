@@ -241,6 +241,10 @@ func startManager(t *testing.T, in installation, webhookPort int) string {
 		WebhookServer:           srv,
 		// Both installs run the same controllers in this process.
 		Controller: config.Controller{SkipNameValidation: ptr.To(true)},
+		// As cmd/dexterity: what the cache holds (and so what the install must allow) is part of
+		// what is tested.
+		Cache:  controllers.CacheOptions(),
+		Client: controllers.ClientOptions(),
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	pool, keys := dex.NewPool(), oidc.NewCache()

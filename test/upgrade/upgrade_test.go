@@ -178,7 +178,8 @@ func eventReasons(t *testing.T, k8s client.Client, ns, name string) []string {
 func startManager(t *testing.T, env *harness.Env) {
 	t.Helper()
 	g := NewWithT(t)
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: harness.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{Scheme: harness.Scheme, Metrics: metricsserver.Options{BindAddress: "0"},
+		Cache: controllers.CacheOptions(), Client: controllers.ClientOptions()})
 	g.Expect(err).NotTo(HaveOccurred())
 	pool := dex.NewPool()
 	g.Expect(controllers.SetupWithManager(mgr, pool, oidc.NewCache(), controllers.Options{ResyncPeriod: 3 * time.Second, MaxRetryDelay: 2 * time.Second})).To(Succeed())
