@@ -9,8 +9,12 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net"
 	"os"
+	"path/filepath"
+	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,8 +31,10 @@ import (
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
 	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
@@ -36,6 +42,7 @@ import (
 	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/oidc"
 	"dexterity.dev/dexterity/test/harness"
+	"dexterity.dev/dexterity/webhooks"
 )
 
 var (
@@ -94,11 +101,35 @@ var (
 	stopManager = func() {}
 )
 
-// startManager starts the controllers once, on first use: BenchmarkApply1000Clients first
-// measures the API server alone, with no controller watching.
+// startManager starts the controllers and the webhooks once, on first use:
+// BenchmarkApply1000Clients first measures the API server alone, with no controller watching and
+// no webhook configured. The webhook configurations of config/webhook are registered then, as an
+// install has them: every create goes through the defaulting and the validating webhook.
 func startManager(b *testing.B) {
 	managerOnce.Do(func() {
-		mgr, err := ctrl.NewManager(restConfig, ctrl.Options{Scheme: harness.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}})
+		root, err := harness.RepoRoot()
+		if err != nil {
+			b.Fatal(err)
+		}
+		wo := &envtest.WebhookInstallOptions{Paths: []string{filepath.Join(root, "config", "webhook", "manifests.yaml")}}
+		if err := wo.PrepWithoutInstalling(); err != nil {
+			b.Fatal(err)
+		}
+		// DEXTERITY_BENCH_WEBHOOKS=validating|mutating|none registers only those (experiments
+		// that tell their cost apart); default: both, as installed.
+		switch os.Getenv("DEXTERITY_BENCH_WEBHOOKS") {
+		case "validating":
+			wo.MutatingWebhooks = nil
+		case "mutating":
+			wo.ValidatingWebhooks = nil
+		case "none":
+			wo.MutatingWebhooks, wo.ValidatingWebhooks = nil, nil
+		}
+		if err := wo.Install(restConfig); err != nil {
+			b.Fatal(err)
+		}
+		mgr, err := ctrl.NewManager(restConfig, ctrl.Options{Scheme: harness.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: controllers.CacheOptions(), Client: controllers.ClientOptions(),
+			WebhookServer: webhook.NewServer(webhook.Options{Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir})})
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -106,14 +137,21 @@ func startManager(b *testing.B) {
 		if err := controllers.SetupWithManager(mgr, pool, oidc.NewCache(), controllers.Options{}); err != nil {
 			b.Fatal(err)
 		}
+		if err := webhooks.SetupWithManager(mgr); err != nil {
+			b.Fatal(err)
+		}
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan error, 1)
 		go func() { done <- mgr.Start(ctx) }()
+		if err := harness.WaitTLS(net.JoinHostPort(wo.LocalServingHost, strconv.Itoa(wo.LocalServingPort)), 30*time.Second); err != nil {
+			b.Fatal(err)
+		}
 		stopManager = func() {
 			cancel()
 			if err := <-done; err != nil {
 				fmt.Fprintln(os.Stderr, "manager:", err)
 			}
+			_ = wo.Cleanup()
 			pool.Close()
 		}
 	})
@@ -129,7 +167,10 @@ func measureFloor(b *testing.B, n int, then func(context.Context, *dexv1.DexStat
 	if err := k8s.Create(ctx, ns); err != nil {
 		b.Fatal(err)
 	}
+	cpu := processCPU()
 	took := createClients(b, ns.Name, n, then)
+	_, line := cpuSince(cpu, took)
+	fmt.Fprintf(os.Stderr, "CPU during the floor phase:%s\n", line)
 	var list dexv1.DexStaticClientList
 	if err := k8s.List(ctx, &list, client.InNamespace(ns.Name)); err != nil {
 		b.Fatal(err)
@@ -254,6 +295,7 @@ func BenchmarkApply1000Clients(b *testing.B) {
 	for it := 0; it < b.N; it++ {
 		// Baseline: a bare serial create loop.
 		base := fmt.Sprintf("baseline-%d-%d", time.Now().UnixNano(), it)
+		baseCPU := processCPU()
 		start := time.Now()
 		for i := range n {
 			redirects := make([]string, 0, 11)
@@ -265,6 +307,8 @@ func BenchmarkApply1000Clients(b *testing.B) {
 			}
 		}
 		baseline := time.Since(start)
+		_, baseLine := cpuSince(baseCPU, baseline)
+		fmt.Fprintf(os.Stderr, "CPU during the baseline (serial gRPC creates):%s\n", baseLine)
 
 		// The API server's floors (first iteration only, before the controllers start): the same
 		// 1,000 objects created by the same writers with no controller running; then created and
@@ -302,8 +346,10 @@ func BenchmarkApply1000Clients(b *testing.B) {
 		ns := setupProvider(b)
 		waitProviderReady(b, ns)
 		stopProfile := profileAPIServer(b)
+		stopSelfProfile := profileSelf(b)
 		requestsBefore := apiRequests(b)
 		timingsBefore := breakdown(b)
+		cpuBefore := processCPU()
 		start = time.Now()
 		inDex := make(chan time.Time, 1)
 		go func() { inDex <- waitAllInDex(ns, n, 5*time.Minute) }()
@@ -315,7 +361,10 @@ func BenchmarkApply1000Clients(b *testing.B) {
 			b.Fatal("not all clients in Dex after 5 minutes")
 		}
 		dexTime := allInDex.Sub(start)
+		_, cpuLine := cpuSince(cpuBefore, time.Since(start))
+		fmt.Fprintf(os.Stderr, "CPU while applying and reconciling:%s\n", cpuLine)
 		stopProfile()
+		stopSelfProfile()
 		requests := apiRequests(b)
 		requests.sub(requestsBefore)
 		// Printed, not logged: the testing package truncates a benchmark's log to a few lines.
@@ -495,6 +544,26 @@ func profileAPIServer(b *testing.B) func() {
 		_, _ = io.Copy(f, resp.Body)
 	}()
 	return func() { <-done }
+}
+
+// profileSelf records a CPU profile of this process (the controllers, the webhooks and the
+// writers) while the operator works, when DEXTERITY_BENCH_PROFILE names the output file.
+func profileSelf(b *testing.B) func() {
+	out := os.Getenv("DEXTERITY_BENCH_PROFILE")
+	if out == "" {
+		return func() {}
+	}
+	f, err := os.Create(out)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		b.Fatal(err)
+	}
+	return func() {
+		pprof.StopCPUProfile()
+		_ = f.Close()
+	}
 }
 
 // requestCounts are kube-apiserver's apiserver_request_total, summed by verb, resource and
