@@ -29,6 +29,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/record"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
@@ -128,8 +129,13 @@ func startManager(b *testing.B) {
 		if err := wo.Install(restConfig); err != nil {
 			b.Fatal(err)
 		}
-		mgr, err := ctrl.NewManager(restConfig, ctrl.Options{Scheme: harness.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: controllers.CacheOptions(), Client: controllers.ClientOptions(),
-			WebhookServer: webhook.NewServer(webhook.Options{Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir})})
+		opts := ctrl.Options{Scheme: harness.Scheme, Metrics: metricsserver.Options{BindAddress: "0"}, Cache: controllers.CacheOptions(), Client: controllers.ClientOptions(),
+			WebhookServer: webhook.NewServer(webhook.Options{Host: wo.LocalServingHost, Port: wo.LocalServingPort, CertDir: wo.LocalServingCertDir})}
+		if os.Getenv("DEXTERITY_BENCH_EVENTS") == "off" {
+			// An experiment that tells the events' cost apart: a broadcaster with no sink.
+			opts.EventBroadcaster = sinkless{record.NewBroadcaster()} //nolint:staticcheck // the experiment needs it
+		}
+		mgr, err := ctrl.NewManager(restConfig, opts)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -156,6 +162,11 @@ func startManager(b *testing.B) {
 		}
 	})
 }
+
+// sinkless is an event broadcaster that never sends to the API server (DEXTERITY_BENCH_EVENTS=off).
+type sinkless struct{ record.EventBroadcaster }
+
+func (sinkless) StartRecordingToSink(record.EventSink) watch.Interface { return watch.NewEmptyWatch() }
 
 // measureFloor creates n DexStaticClients in a namespace of their own with no controller running,
 // calling then (if not nil) on each right after its creation, and returns the time it took. The
