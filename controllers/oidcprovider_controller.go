@@ -217,13 +217,13 @@ func (r *OIDCProviderReconciler) finalize(ctx context.Context, p *dexv1.OIDCProv
 	}
 	var waiting, abandoned []string
 	if p.Spec.Dex != nil {
-		all, err := r.registeredDependents(ctx, r.Client, p)
+		all, err := r.registeredDependents(ctx, r.Client, true, p)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
 		if len(all) == 0 && r.APIReader != nil {
 			// The cache may not have seen a claim made just now: ask the API server before letting go.
-			if all, err = r.registeredDependents(ctx, r.APIReader, p); err != nil {
+			if all, err = r.registeredDependents(ctx, r.APIReader, false, p); err != nil {
 				return ctrl.Result{}, err
 			}
 		}
@@ -278,12 +278,12 @@ func (d dependent) String() string { return d.Kind + " " + d.Namespace + "/" + d
 // registeredDependents lists the clients and connectors that may have an entry in p's Dex: those
 // holding a claim made through p, and those whose finalizer and status say they registered one
 // before claims existed. (A finalizer alone says nothing: admission sets it on every new object.)
-// With the cache it uses the provider indexes; with the API server (no field index there) it
-// filters a full list.
-func (r *OIDCProviderReconciler) registeredDependents(ctx context.Context, reader client.Reader, p *dexv1.OIDCProvider) ([]dependent, error) {
+// From the cache (cached) it uses the provider indexes; from the API server (no field index
+// there) it filters a full list.
+func (r *OIDCProviderReconciler) registeredDependents(ctx context.Context, reader client.Reader, cached bool, p *dexv1.OIDCProvider) ([]dependent, error) {
 	key := providerKey(p)
 	var opts []client.ListOption
-	if reader == client.Reader(r.Client) {
+	if cached {
 		opts = []client.ListOption{client.MatchingFields{indexClientProvider: key}}
 	}
 	var out []dependent
@@ -297,7 +297,7 @@ func (r *OIDCProviderReconciler) registeredDependents(ctx context.Context, reade
 			out = append(out, dependent{"DexStaticClient", c.Namespace, c.Name})
 		}
 	}
-	if reader == client.Reader(r.Client) {
+	if cached {
 		opts = []client.ListOption{client.MatchingFields{indexConnectorProvider: key}}
 	}
 	var connectors dexv1.DexConnectorList
@@ -316,7 +316,7 @@ func (r *OIDCProviderReconciler) registeredDependents(ctx context.Context, reade
 	for _, d := range out {
 		seen[d.String()] = true
 	}
-	if reader == client.Reader(r.Client) {
+	if cached {
 		opts = []client.ListOption{client.MatchingFields{indexClaimProvider: key}}
 	}
 	var claims claimsv1.DexEntryClaimList

@@ -1,0 +1,76 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+)
+
+// secretSource serves Secrets' metadata (as the metadata-only cache does) and counts the full
+// reads (which go to the API server).
+type secretSource struct {
+	rv    map[types.NamespacedName]string
+	reads int
+}
+
+func (s *secretSource) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
+	switch o := obj.(type) {
+	case *metav1.PartialObjectMetadata:
+		o.ResourceVersion = s.rv[key]
+	case *corev1.Secret:
+		s.reads++
+		o.ResourceVersion = s.rv[key]
+		o.Data = map[string][]byte{"ca.crt": []byte("ca of " + s.rv[key])}
+	default:
+		return fmt.Errorf("unexpected %T", obj)
+	}
+	return nil
+}
+
+func (s *secretSource) List(context.Context, client.ObjectList, ...client.ListOption) error {
+	return fmt.Errorf("not implemented")
+}
+
+// A Dex TLS Secret is read from the API server again only when the metadata cache shows another
+// resourceVersion; the memo stays bounded.
+func TestSecretMemoReadsOnlyChangedSecrets(t *testing.T) {
+	ctx := context.Background()
+	key := types.NamespacedName{Namespace: "platform", Name: "dex-grpc"}
+	src := &secretSource{rv: map[types.NamespacedName]string{key: "1"}}
+	memo := &secretMemo{m: map[types.NamespacedName]*corev1.Secret{}}
+	var s corev1.Secret
+	for range 3 {
+		if err := memo.get(ctx, src, key, &s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if src.reads != 1 || string(s.Data["ca.crt"]) != "ca of 1" {
+		t.Fatalf("3 gets of an unchanged Secret: %d reads, data %q; want 1 read", src.reads, s.Data["ca.crt"])
+	}
+	src.rv[key] = "2"
+	if err := memo.get(ctx, src, key, &s); err != nil {
+		t.Fatal(err)
+	}
+	if src.reads != 2 || string(s.Data["ca.crt"]) != "ca of 2" {
+		t.Fatalf("after a change: %d reads, data %q; want 2 reads and the new data", src.reads, s.Data["ca.crt"])
+	}
+	s.Data["ca.crt"] = []byte("changed by the caller")
+	if err := memo.get(ctx, src, key, &s); err != nil || string(s.Data["ca.crt"]) != "ca of 2" {
+		t.Fatalf("the memo handed out its own copy: %q, %v", s.Data["ca.crt"], err)
+	}
+	for i := range 2 * maxMemoSecrets {
+		k := types.NamespacedName{Namespace: "ns", Name: fmt.Sprint(i)}
+		src.rv[k] = "1"
+		if err := memo.get(ctx, src, k, &s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(memo.m); n > maxMemoSecrets {
+		t.Fatalf("memo holds %d Secrets, more than %d", n, maxMemoSecrets)
+	}
+}
