@@ -764,13 +764,23 @@ func (k *Kubelet) serviceAccount(ctx context.Context, namespace, name string) (*
 }
 
 // ensureRootCA publishes the API server's CA as ConfigMap kube-root-ca.crt in namespace, as
-// kube-controller-manager does in every namespace.
+// kube-controller-manager does in every namespace, and brings a stale one up to date (an etcd
+// kept from an earlier run, as `make run`'s state directory, holds the CA of an earlier API
+// server).
 func (k *Kubelet) ensureRootCA(ctx context.Context, namespace string) error {
 	cm := &corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Namespace: namespace, Name: rootCAConfigMap},
 		Data:       map[string]string{"ca.crt": string(k.caData)},
 	}
-	if err := k.client.Create(ctx, cm); err != nil && !apierrors.IsAlreadyExists(err) {
+	err := k.client.Create(ctx, cm)
+	if apierrors.IsAlreadyExists(err) {
+		cur := &corev1.ConfigMap{}
+		if err = k.client.Get(ctx, client.ObjectKeyFromObject(cm), cur); err == nil && cur.Data["ca.crt"] != string(k.caData) {
+			cur.Data = cm.Data
+			err = k.client.Update(ctx, cur)
+		}
+	}
+	if err != nil {
 		return fmt.Errorf("failed to publish configmap %s/%s: %w", namespace, rootCAConfigMap, err)
 	}
 	return nil

@@ -92,6 +92,10 @@ func TestKubelet(t *testing.T) {
 	const clientSecret = "from-a-secret"
 
 	g.Expect(c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: kubeletNS}})).To(Succeed())
+	// A root CA ConfigMap left by an earlier API server (an etcd kept across runs): the pod must
+	// still get this one's CA.
+	g.Expect(c.Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: kubeletNS, Name: rootCAConfigMap},
+		Data: map[string]string{"ca.crt": "stale"}})).To(Succeed())
 	objs := []client.Object{
 		&corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: kubeletNS, Name: "dex"}},
 		&corev1.Secret{
