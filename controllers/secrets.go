@@ -26,8 +26,8 @@ type secretMemo struct {
 var tlsSecrets = &secretMemo{m: map[types.NamespacedName]*corev1.Secret{}}
 
 // get reads Secret key into s: from the memo when the metadata cache (c) shows the memoised
-// resourceVersion, else through c (from the API server), memoising the result. A reader without
-// a metadata view (a plain API reader) always reads.
+// resourceVersion, else through c (from the API server), memoising the result. (Through a plain
+// API reader the resourceVersion comes from the API server too.)
 func (sm *secretMemo) get(ctx context.Context, c client.Reader, key types.NamespacedName, s *corev1.Secret) error {
 	m := &metav1.PartialObjectMetadata{}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
