@@ -518,3 +518,27 @@ func TestFinalizersSetAtCreation(t *testing.T) {
 		g.Expect(k8s.Delete(ctx, o)).To(Succeed())
 	}
 }
+
+// With server-side apply, the finalizer set at admission belongs to no field manager (the API
+// server records managed fields before mutating admission), so applying the same manifest again,
+// which does not list it, keeps it.
+func TestAdmissionFinalizerSurvivesServerSideApply(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t, nil)
+	apply := func() *dexv1.DexStaticClient {
+		c := &dexv1.DexStaticClient{
+			TypeMeta:   metav1.TypeMeta{APIVersion: dexv1.GroupVersion.String(), Kind: "DexStaticClient"},
+			ObjectMeta: metav1.ObjectMeta{Name: "ssa", Namespace: ns},
+			Spec:       dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "absent"}, Public: true, RedirectURIs: []string{"https://app.example.com/cb"}},
+		}
+		g.Expect(k8s.Patch(ctx, c, client.Apply, client.FieldOwner("tenant"), client.ForceOwnership)).To(Succeed()) //nolint:staticcheck // typed apply is what kubectl apply --server-side sends
+		return c
+	}
+	g.Expect(apply().Finalizers).To(ContainElement(dexv1.ClientFinalizer), "created by apply, defaulted")
+	got := apply()
+	g.Expect(got.Finalizers).To(ContainElement(dexv1.ClientFinalizer), "applied again without it: kept")
+	got.Finalizers = nil
+	g.Expect(k8s.Update(ctx, got)).To(Succeed())
+	g.Expect(k8s.Delete(ctx, got)).To(Succeed())
+}
