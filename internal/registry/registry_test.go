@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
@@ -467,12 +468,16 @@ func TestDeletingProviderServesNoHost(t *testing.T) {
 	tt.eventuallyCode(t, "/.well-known/terraform.json", "", http.StatusOK)
 	p := &dexv1.OIDCProvider{}
 	g.Expect(k8s.Get(ctx, clientKey(tt.ns, "dex"), p)).To(Succeed())
+	// Patched, not updated: the controller writes the provider's status meanwhile (a conflict
+	// failed this test once).
+	orig := p.DeepCopy()
 	p.Finalizers = append(p.Finalizers, "test.dexterity.dev/hold")
-	g.Expect(k8s.Update(ctx, p)).To(Succeed())
+	g.Expect(k8s.Patch(ctx, p, client.MergeFrom(orig))).To(Succeed())
 	t.Cleanup(func() {
 		if err := k8s.Get(ctx, clientKey(tt.ns, "dex"), p); err == nil {
+			orig := p.DeepCopy()
 			p.Finalizers = nil
-			_ = k8s.Update(ctx, p)
+			_ = k8s.Patch(ctx, p, client.MergeFrom(orig))
 		}
 	})
 	g.Expect(k8s.Delete(ctx, p)).To(Succeed())
