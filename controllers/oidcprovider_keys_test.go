@@ -121,8 +121,9 @@ func TestProviderKeysPrivateCA(t *testing.T) {
 	g.Eventually(func() dexv1.ProviderPhase { return getProvider(t, key).Status.Phase }, waitTimeout).Should(Equal(dexv1.PhaseFailed))
 
 	p := getProvider(t, key)
+	orig := p.DeepCopy()
 	p.Spec.CABundle = string(is.CAPEM())
-	g.Expect(k8s.Update(ctx, p)).To(Succeed())
+	g.Expect(k8s.Patch(ctx, p, client.MergeFrom(orig))).To(Succeed()) // the controller writes the status meanwhile
 	g.Eventually(providerCondition(key, dexv1.ConditionReady), waitTimeout).Should(HaveField("Status", metav1.ConditionTrue))
 
 	prov, _ := keys.Get(key.String())

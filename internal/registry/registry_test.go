@@ -355,8 +355,9 @@ func TestUnavailableUntilKeysLoad(t *testing.T) {
 		module("network", "team-a", "network", "aws", "1.0.0"))
 	p := &dexv1.OIDCProvider{}
 	g.Expect(k8s.Get(context.Background(), clientKey(tt.ns, "dex"), p)).To(Succeed())
+	orig := p.DeepCopy()
 	p.Spec.DiscoveryURL = ""
-	g.Expect(k8s.Update(context.Background(), p)).To(Succeed())
+	g.Expect(k8s.Patch(context.Background(), p, client.MergeFrom(orig))).To(Succeed()) // the controller writes the status meanwhile
 	tt.eventuallyCode(t, versionsPath, admin, http.StatusOK)
 }
 
