@@ -1,6 +1,9 @@
 package controllers
 
 import (
+	"context"
+	"fmt"
+
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
@@ -13,6 +16,17 @@ type Index struct {
 	Object  client.Object
 	Field   string
 	Extract client.IndexerFunc
+}
+
+// RegisterIndexes registers Indexes with a manager's field indexer (SetupWithManager does; so do
+// tests that run the webhooks, which list by the id indexes, without the controllers).
+func RegisterIndexes(ctx context.Context, fi client.FieldIndexer) error {
+	for _, ix := range Indexes() {
+		if err := fi.IndexField(ctx, ix.Object, ix.Field, ix.Extract); err != nil {
+			return fmt.Errorf("failed to index %T by %s: %w", ix.Object, ix.Field, err)
+		}
+	}
+	return nil
 }
 
 // Indexes are every field index the controllers use, registered once by SetupWithManager (and by

@@ -15,16 +15,17 @@ import (
 // reads (which go to the API server).
 type secretSource struct {
 	rv    map[types.NamespacedName]string
+	uid   types.UID
 	reads int
 }
 
 func (s *secretSource) Get(_ context.Context, key client.ObjectKey, obj client.Object, _ ...client.GetOption) error {
 	switch o := obj.(type) {
 	case *metav1.PartialObjectMetadata:
-		o.ResourceVersion = s.rv[key]
+		o.UID, o.ResourceVersion = s.uid, s.rv[key]
 	case *corev1.Secret:
 		s.reads++
-		o.ResourceVersion = s.rv[key]
+		o.UID, o.ResourceVersion = s.uid, s.rv[key]
 		o.Data = map[string][]byte{"ca.crt": []byte("ca of " + s.rv[key])}
 	default:
 		return fmt.Errorf("unexpected %T", obj)
@@ -58,6 +59,15 @@ func TestSecretMemoReadsOnlyChangedSecrets(t *testing.T) {
 	}
 	if src.reads != 2 || string(s.Data["ca.crt"]) != "ca of 2" {
 		t.Fatalf("after a change: %d reads, data %q; want 2 reads and the new data", src.reads, s.Data["ca.crt"])
+	}
+	// Another cluster (another API server in the same process) may hold a Secret of the same
+	// name at the same resourceVersion: its UID differs, so it is read.
+	src.uid = "other-cluster"
+	if err := memo.get(ctx, src, key, &s); err != nil {
+		t.Fatal(err)
+	}
+	if src.reads != 3 {
+		t.Fatalf("the same name and resourceVersion with another UID: %d reads, want 3", src.reads)
 	}
 	s.Data["ca.crt"] = []byte("changed by the caller")
 	if err := memo.get(ctx, src, key, &s); err != nil || string(s.Data["ca.crt"]) != "ca of 2" {

@@ -75,10 +75,8 @@ func SetupWithManager(mgr ctrl.Manager, pool dex.Connections, keys *oidc.Cache, 
 		return fmt.Errorf("failed to set up OIDCProvider controller: %w", err)
 	}
 	setClaimsCRDReader(mgr.GetAPIReader())
-	for _, ix := range Indexes() {
-		if err := mgr.GetFieldIndexer().IndexField(context.Background(), ix.Object, ix.Field, ix.Extract); err != nil {
-			return fmt.Errorf("failed to index %T by %s: %w", ix.Object, ix.Field, err)
-		}
+	if err := RegisterIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		return err
 	}
 	if err := (&DexEntryClaimReconciler{
 		Client: mgr.GetClient(), APIReader: mgr.GetAPIReader(), Recorder: mgr.GetEventRecorderFor("dexterity-dexentryclaim"),

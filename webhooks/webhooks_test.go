@@ -80,11 +80,9 @@ func run(m *testing.M) int {
 		return 1
 	}
 	// The webhooks list by the id indexes, which the controllers register in a manager.
-	for _, ix := range controllers.Indexes() {
-		if err := mgr.GetFieldIndexer().IndexField(context.Background(), ix.Object, ix.Field, ix.Extract); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
+	if err := controllers.RegisterIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
 	}
 	if err := webhooks.SetupWithManager(mgr); err != nil {
 		fmt.Fprintln(os.Stderr, err)

@@ -188,9 +188,7 @@ func TestSelfManagedCertificate(t *testing.T) {
 	mode, err := webhookcert.Setup(ctx, mgr, srv, o)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(mode).To(Equal(webhookcert.ModeSelfManaged))
-	for _, ix := range controllers.Indexes() {
-		g.Expect(mgr.GetFieldIndexer().IndexField(ctx, ix.Object, ix.Field, ix.Extract)).To(Succeed())
-	}
+	g.Expect(controllers.RegisterIndexes(ctx, mgr.GetFieldIndexer())).To(Succeed())
 	g.Expect(webhooks.SetupWithManager(mgr)).To(Succeed())
 	g.Expect(mgr.AddReadyzCheck("webhooks", srv.StartedChecker())).To(Succeed())
 
