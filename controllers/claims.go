@@ -5,9 +5,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 
+	corev1 "k8s.io/api/core/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
@@ -104,10 +106,31 @@ func ClaimName(kind claimsv1.EntryKind, dexAddress, id string) string {
 // dexAddress is the Dex a provider administers, as ownership compares it.
 func dexAddress(p *dexv1.OIDCProvider) string { return tenancy.DexAddress(p) }
 
-// current returns the claim on id in p's Dex, or nil.
+// current returns the claim on id in p's Dex, or nil. A Dex may be reached under several
+// addresses (a Service's short and long names, an IP): a claim made through another provider of
+// the same issuer, under its address, counts too, so that another spelling of the address never
+// lets an object write an entry someone else owns.
 func (o entryOwnership) current(ctx context.Context, r client.Reader, p *dexv1.OIDCProvider, id string) (*claimsv1.DexEntryClaim, error) {
+	cl, err := o.claimAt(ctx, r, dexAddress(p), id)
+	if cl != nil || err != nil {
+		return cl, err
+	}
+	aliases, err := dexAliases(ctx, r, p)
+	if err != nil {
+		return nil, err
+	}
+	for _, addr := range aliases {
+		if cl, err := o.claimAt(ctx, r, addr, id); cl != nil || err != nil {
+			return cl, err
+		}
+	}
+	return nil, nil
+}
+
+// claimAt returns the claim on id in the Dex at addr, or nil.
+func (o entryOwnership) claimAt(ctx context.Context, r client.Reader, addr, id string) (*claimsv1.DexEntryClaim, error) {
 	cl := &claimsv1.DexEntryClaim{}
-	err := r.Get(ctx, types.NamespacedName{Name: ClaimName(o.kind, dexAddress(p), id)}, cl)
+	err := r.Get(ctx, types.NamespacedName{Name: ClaimName(o.kind, addr, id)}, cl)
 	switch {
 	case apierrors.IsNotFound(err):
 		return nil, nil
@@ -115,6 +138,24 @@ func (o entryOwnership) current(ctx context.Context, r client.Reader, p *dexv1.O
 		return nil, fmt.Errorf("failed to get the claim on %s id %s: %w", o.what, id, err)
 	}
 	return cl, nil
+}
+
+// dexAliases returns the other gRPC addresses under which p's Dex may be administered: those of
+// the providers with spec.dex and the same issuer.
+func dexAliases(ctx context.Context, r client.Reader, p *dexv1.OIDCProvider) ([]string, error) {
+	var all dexv1.OIDCProviderList
+	if err := r.List(ctx, &all, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("failed to list OIDCProviders: %w", err)
+	}
+	own := dexAddress(p)
+	var out []string
+	for i := range all.Items {
+		q := &all.Items[i]
+		if q.Spec.Dex != nil && dexAddress(q) != own && tenancy.SameDexAs(p, q) && !slices.Contains(out, dexAddress(q)) {
+			out = append(out, dexAddress(q))
+		}
+	}
+	return out, nil
 }
 
 // confirm re-reads the claim on id from the API server when the cached one (held) is not obj's:
@@ -366,7 +407,7 @@ func (o entryOwnership) finalize(ctx context.Context, c client.Client, api clien
 			}
 		}
 		pref := dexv1.ObjectRef{Namespace: cl.Spec.Provider.Namespace, Name: cl.Spec.Provider.Name}
-		if err := deleteFromDex(ctx, c, pool, rec, obj, pref, o.what, cl.Spec.EntryID, func(dc dex.Client) error { return del(dc, cl.Spec.EntryID) }); err != nil {
+		if err := deleteFromDex(ctx, c, pool, rec, obj, pref, cl.Spec.DexAddress, o.what, cl.Spec.EntryID, func(dc dex.Client) error { return del(dc, cl.Spec.EntryID) }); err != nil {
 			return ctrl.Result{}, err
 		}
 		if err := deleteClaim(ctx, c, cl); err != nil {
@@ -374,11 +415,28 @@ func (o entryOwnership) finalize(ctx context.Context, c client.Client, api clien
 		}
 	}
 	if len(claims) == 0 && o.legacyOwned(ctx, obj, id) {
-		if err := deleteFromDex(ctx, c, pool, rec, obj, ref, o.what, id, func(dc dex.Client) error { return del(dc, id) }); err != nil {
+		if err := deleteFromDex(ctx, c, pool, rec, obj, ref, "", o.what, id, func(dc dex.Client) error { return del(dc, id) }); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
 	return ctrl.Result{}, o.releaseFinalizer(ctx, c, obj)
+}
+
+// revoke gives back an entry obj holds but may no longer own (why says why): it deletes the entry
+// from the Dex of its claim, then the claim, clears what the status says of it and drops the
+// finalizer, with a Warning event. While Dex is unavailable the error is returned and nothing
+// else changes.
+func (o entryOwnership) revoke(ctx context.Context, d *DexEntryDeps, obj conditionsObject, ref dexv1.ObjectRef, held *claimsv1.DexEntryClaim, why string, del func(dc dex.Client, id string) error) error {
+	id := held.Spec.EntryID
+	if err := deleteFromDex(ctx, d.Client, d.Pool, d.Recorder, obj, ref, held.Spec.DexAddress, o.what, id, func(dc dex.Client) error { return del(dc, id) }); err != nil {
+		return err
+	}
+	if err := deleteClaim(ctx, d.Client, held); err != nil {
+		return err
+	}
+	d.Recorder.Eventf(obj, corev1.EventTypeWarning, "Revoked", "Gave %s id %s back (deleted from Dex, claim released): %s", o.what, id, why)
+	o.lost(obj)
+	return o.releaseFinalizer(ctx, d.Client, obj)
 }
 
 // deleteClaim deletes exactly this claim (by UID), so that a claim made by a new owner since is

@@ -98,17 +98,25 @@ func loopbackAddress(addr string) bool {
 // the provider it refers to, through del. A provider that is gone or no longer administers Dex
 // cannot be asked: that is reported as a Warning event and not retried. A Dex error is set on the
 // Registered condition and returned, so the finalizer stays and the delete is retried.
-func deleteFromDex(ctx context.Context, c client.Client, pool dex.Connections, rec record.EventRecorder, obj conditionsObject, ref dexv1.ObjectRef, what, id string, del func(dex.Client) error) error {
+//
+// addr, when set, is the Dex the entry was registered in (its claim's dexAddress): the entry is
+// deleted there and nowhere else. A provider re-pointed at another Dex since (a migration while
+// the old Dex was down) must not delete the same id from the new Dex, where someone else may own
+// it: another provider still reaching addr is used instead, and with none the entry is left.
+func deleteFromDex(ctx context.Context, c client.Client, pool dex.Connections, rec record.EventRecorder, obj conditionsObject, ref dexv1.ObjectRef, addr, what, id string, del func(dex.Client) error) error {
 	key := tenancy.RefKey(obj.GetNamespace(), ref)
-	p := &dexv1.OIDCProvider{}
-	err := c.Get(ctx, key, p)
+	p, err := providerOfDex(ctx, c, key, addr)
 	switch {
-	case apierrors.IsNotFound(err) || (err == nil && p.Spec.Dex == nil):
-		rec.Eventf(obj, corev1.EventTypeWarning, dexv1.ReasonProviderNotFound, "OIDCProvider %s is gone or no longer administers Dex; %s %s could not be deleted from Dex", key, what, id)
-		return nil
 	case err != nil:
 		return err
+	case p == nil && addr != "":
+		rec.Eventf(obj, corev1.EventTypeWarning, dexv1.ReasonProviderNotFound, "No OIDCProvider administers the Dex at %s any more (OIDCProvider %s is gone or points elsewhere); %s %s was left there", addr, key, what, id)
+		return nil
+	case p == nil:
+		rec.Eventf(obj, corev1.EventTypeWarning, dexv1.ReasonProviderNotFound, "OIDCProvider %s is gone or no longer administers Dex; %s %s could not be deleted from Dex", key, what, id)
+		return nil
 	}
+	key = client.ObjectKeyFromObject(p)
 	dc, err := dexClientFor(ctx, c, pool, p)
 	if errors.Is(err, errTLSSecret) {
 		// The Secret is gone or broken (deleted together with the namespace, say): delete with
@@ -184,4 +192,30 @@ func requestsFromList(ctx context.Context, c client.Reader, list client.ObjectLi
 		}
 	}
 	return out
+}
+
+// providerOfDex returns the provider key names when it administers a Dex (at addr, when addr is
+// set), else another provider administering the Dex at addr, else nil.
+func providerOfDex(ctx context.Context, c client.Reader, key types.NamespacedName, addr string) (*dexv1.OIDCProvider, error) {
+	p := &dexv1.OIDCProvider{}
+	err := c.Get(ctx, key, p)
+	if err != nil && !apierrors.IsNotFound(err) {
+		return nil, fmt.Errorf("failed to get OIDCProvider %s: %w", key, err)
+	}
+	if err == nil && p.Spec.Dex != nil && (addr == "" || dexAddress(p) == addr) {
+		return p, nil
+	}
+	if addr == "" {
+		return nil, nil
+	}
+	var all dexv1.OIDCProviderList
+	if err := c.List(ctx, &all); err != nil {
+		return nil, fmt.Errorf("failed to list OIDCProviders: %w", err)
+	}
+	for i := range all.Items {
+		if o := &all.Items[i]; o.Spec.Dex != nil && dexAddress(o) == addr {
+			return o, nil
+		}
+	}
+	return nil, nil
 }

@@ -352,7 +352,16 @@ func (r *DexReconciler) ensureOIDCProvider(ctx context.Context, d *dexv1.Dex) er
 	p := &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: d.Namespace, Name: dexdeploy.NamesFor(d).OIDCProvider}}
 	return r.ensure(ctx, d, "OIDCProvider", p, dexdeploy.Labels(d), dexdeploy.Hash(want), func() {
 		p.Spec.IssuerURL, p.Spec.DiscoveryURL, p.Spec.ClientID = want.IssuerURL, want.DiscoveryURL, want.ClientID
-		p.Spec.Dex = want.Dex
+		// spec.dex is the Dex's, except what the platform team decides on the provider itself:
+		// whose clients are this registry's client identities.
+		var identities *dexv1.AllowedNamespaces
+		if p.Spec.Dex != nil {
+			identities = p.Spec.Dex.ClientIdentityNamespaces
+		}
+		p.Spec.Dex = want.Dex.DeepCopy()
+		if identities != nil {
+			p.Spec.Dex.ClientIdentityNamespaces = identities
+		}
 	})
 }
 

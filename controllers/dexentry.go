@@ -49,8 +49,9 @@ type dexEntryKind[T conditionsObject] struct {
 	newObject   func() T
 	entryID     func(T) string
 	providerRef func(T) dexv1.ObjectRef
-	// checkID, when set, vets the entry id against the provider before the id is claimed.
-	checkID func(p *dexv1.OIDCProvider, namespace, id string) error
+	// checkID, when set, vets the entry id against the provider before it is written to Dex (c
+	// reads the cache; holds says whether the object already holds its claim on the id).
+	checkID func(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider, namespace, id string, holds bool) error
 	// summarize sets the kind's Ready summary (see finishStatus).
 	summarize func(T)
 	// deleteEntry deletes the entry with id from Dex.
@@ -101,12 +102,21 @@ func (k *dexEntryKind[T]) reconcile(ctx context.Context, d *DexEntryDeps, req ct
 			func(dc dex.Client, id string) error { return k.deleteEntry(ctx, dc, id) })
 	}
 	p, err := tenancy.ResolveProvider(ctx, d.Client, obj.GetNamespace(), k.providerRef(obj), k.use)
-	if err == nil && k.checkID != nil {
-		err = k.checkID(p, obj.GetNamespace(), id)
-	}
 	var held *claimsv1.DexEntryClaim
 	if err == nil {
 		held, err = k.ownership.reconcile(ctx, d.Client, obj, p, id)
+	}
+	if err == nil && k.checkID != nil {
+		err = k.checkID(ctx, d.Client, p, obj.GetNamespace(), id, ownedBy(held, obj))
+		var revoked *tenancy.Revoked
+		if errors.As(err, &revoked) && ownedBy(held, obj) {
+			// The id is someone else's now: give back the entry and the claim, so its owner
+			// can register it.
+			if rerr := k.ownership.revoke(ctx, d, obj, k.providerRef(obj), held, revoked.Message,
+				func(dc dex.Client, id string) error { return k.deleteEntry(ctx, dc, id) }); rerr != nil {
+				err = rerr
+			}
+		}
 	}
 	if err != nil {
 		return k.blockedOrError(d, obj, dexv1.ConditionRegistered, err)

@@ -117,24 +117,7 @@ func (r *DexEntryClaimReconciler) ownerAlive(ctx context.Context, reader client.
 // providerFor returns the provider the claim was made through, or another one administering the
 // same Dex; nil when none does.
 func (r *DexEntryClaimReconciler) providerFor(ctx context.Context, cl *claimsv1.DexEntryClaim) (*dexv1.OIDCProvider, error) {
-	p := &dexv1.OIDCProvider{}
-	err := r.Get(ctx, types.NamespacedName{Namespace: cl.Spec.Provider.Namespace, Name: cl.Spec.Provider.Name}, p)
-	if err == nil && p.Spec.Dex != nil && dexAddress(p) == cl.Spec.DexAddress {
-		return p, nil
-	}
-	if err != nil && !apierrors.IsNotFound(err) {
-		return nil, fmt.Errorf("failed to get OIDCProvider %s/%s: %w", cl.Spec.Provider.Namespace, cl.Spec.Provider.Name, err)
-	}
-	var all dexv1.OIDCProviderList
-	if err := r.List(ctx, &all); err != nil {
-		return nil, fmt.Errorf("failed to list OIDCProviders: %w", err)
-	}
-	for i := range all.Items {
-		if o := &all.Items[i]; o.Spec.Dex != nil && dexAddress(o) == cl.Spec.DexAddress {
-			return o, nil
-		}
-	}
-	return nil, nil
+	return providerOfDex(ctx, r.Client, types.NamespacedName{Namespace: cl.Spec.Provider.Namespace, Name: cl.Spec.Provider.Name}, cl.Spec.DexAddress)
 }
 
 func (r *DexEntryClaimReconciler) retryPeriod() time.Duration {

@@ -11,6 +11,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
@@ -70,17 +71,32 @@ func (r *DexStaticClientReconciler) Reconcile(ctx context.Context, req ctrl.Requ
 	return clientEntries.reconcile(ctx, &r.DexEntryDeps, req, r.syncClient)
 }
 
-// checkClientID refuses client ids that are reserved, or outside the prefix the provider gives
-// the namespace.
-func checkClientID(p *dexv1.OIDCProvider, namespace, id string) error {
+// checkClientID refuses client ids that are reserved (the operator's own, or another
+// namespace's registry audience), or outside the prefix the provider gives the namespace. An
+// object that already holds its claim keeps an id that became another namespace's audience
+// later (a provider created afterwards): the provider reports AudienceHeldElsewhere and its
+// registry refuses such tokens, and nothing registered is taken away.
+func checkClientID(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider, namespace, id string, holds bool) error {
 	if err := tenancy.CheckReservedClientID(id); err != nil {
 		return err
 	}
-	return tenancy.CheckClientIDPrefix(p, namespace, id)
+	if !holds {
+		if err := tenancy.CheckReservedAudience(ctx, c, p, namespace, id); err != nil {
+			return err
+		}
+	}
+	return tenancy.CheckClientIDPrefix(ctx, c, p, namespace, id)
 }
 
-// syncClient reads (or generates) the client secret, then makes the client in Dex match.
+// syncClient checks the redirect URIs, reads (or generates) the client secret, then makes the
+// client in Dex match. The redirect URIs are checked again here, whatever admission did (an
+// object stored before a bound, or written with the webhooks off, reaches the controller all the
+// same), and before anything is built from them: a refused spec costs a few small allocations,
+// never its expansion.
 func (r *DexStaticClientReconciler) syncClient(ctx context.Context, c *dexv1.DexStaticClient, p *dexv1.OIDCProvider, held *claimsv1.DexEntryClaim) (string, error) {
+	if err := clientspec.Check(&c.Spec); err != nil {
+		return dexv1.ConditionRegistered, newBlocked(dexv1.ReasonInvalidSpec, err.Error()+". The client in Dex is left as it is")
+	}
 	secret, err := r.reconcileSecret(ctx, c)
 	if err != nil {
 		return dexv1.ConditionSecretReady, err
@@ -147,6 +163,11 @@ func (r *DexStaticClientReconciler) generateSecret(ctx context.Context, c *dexv1
 		return "", fmt.Errorf("failed to own Secret: %w", err)
 	}
 	if err := r.Create(ctx, s); err != nil {
+		if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
+			// Waits for the user (a name or key the API server refuses, a quota): retrying
+			// would only repeat the refusal.
+			return "", newBlocked(dexv1.ReasonInvalidSpec, fmt.Sprintf("spec.secretRef: the Secret %s/%s could not be created: %v; fix spec.secretRef, or create the Secret yourself", s.Namespace, s.Name, err))
+		}
 		return "", fmt.Errorf("failed to create Secret %s/%s: %w", s.Namespace, s.Name, err)
 	}
 	r.Recorder.Eventf(c, corev1.EventTypeNormal, dexv1.ReasonSecretGenerated, "Created Secret %s with a random client secret", s.Name)

@@ -26,8 +26,9 @@ type GroupBindingReconciler struct {
 // +kubebuilder:rbac:groups=dexterity.dev,resources=groupbindings,verbs=get;list;watch
 // +kubebuilder:rbac:groups=dexterity.dev,resources=groupbindings/status,verbs=get;update;patch
 
-// Reconcile compiles the expression and sets Ready with the compile error as message: reason
-// CompileError, or ExpressionTooCostly for an expression over the cost bound.
+// Reconcile compiles the expression and checks the resource patterns, and sets Ready with the
+// error as message: reason CompileError, or ExpressionTooCostly for an expression over the cost
+// bound, or InvalidResourcePattern for a glob over its bounds.
 func (r *GroupBindingReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
 	b := &dexv1.GroupBinding{}
 	if err := r.Get(ctx, req.NamespacedName, b); err != nil {
@@ -42,8 +43,11 @@ func (r *GroupBindingReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		}
 		setCondition(b, dexv1.ConditionReady, metav1.ConditionFalse, reason,
 			fmt.Sprintf("spec.expression %v; this binding denies every registry request that reaches it (bindings are evaluated by name) until fixed", err))
+	} else if err := authz.CheckResources(b.Spec.ModuleResources, b.Spec.ProviderResources); err != nil {
+		setCondition(b, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonInvalidResourcePattern,
+			fmt.Sprintf("%v; this binding denies every registry request that reaches it (bindings are evaluated by name) until fixed", err))
 	} else {
-		setCondition(b, dexv1.ConditionReady, metav1.ConditionTrue, dexv1.ReasonReconciled, "expression compiles")
+		setCondition(b, dexv1.ConditionReady, metav1.ConditionTrue, dexv1.ReasonReconciled, "expression and resource patterns compile")
 	}
 	return ctrl.Result{}, nil
 }

@@ -55,6 +55,10 @@ type OIDCProviderReconciler struct {
 	// that no dependent registered just now before it lets go.
 	APIReader client.Reader
 
+	// ServiceAccountFallback, when set, says how the registry checks ServiceAccount tokens
+	// (Options.ServiceAccountFallback).
+	ServiceAccountFallback func() (published bool, message string)
+
 	// HealthInterval is how often a reachable Dex is checked again (default 30s).
 	HealthInterval time.Duration
 	// MaxRetryDelay caps the backoff of failed reconciles (default 30s).
@@ -75,11 +79,16 @@ func (r *OIDCProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request
 		if apierrors.IsNotFound(err) {
 			r.Pool.Forget(req.String())
 			r.Keys.Remove(req.String())
-			return ctrl.Result{}, nil
+			return ctrl.Result{}, r.releaseHostnamesOfGone(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, err
 	}
 	if !p.DeletionTimestamp.IsZero() {
+		// A provider being deleted serves nothing (it may wait for its clients): its hosts go
+		// to the next provider listing them at once.
+		if err := r.releaseHostnames(ctx, p.Namespace, p.Name, func(*claimsv1.HostnameClaim) bool { return true }); err != nil {
+			return ctrl.Result{}, err
+		}
 		return r.finalize(ctx, p)
 	}
 	if err := r.reconcileFinalizer(ctx, p); err != nil {
@@ -87,19 +96,26 @@ func (r *OIDCProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	}
 
 	before := p.DeepCopy()
-	hostConflict, err := r.hostnameConflicts(ctx, p)
+	hostConflict, err := r.reconcileHostnames(ctx, p)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	audienceConflict, err := r.audiencesHeldElsewhere(ctx, p)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
 	defer finishStatus(ctx, r.Client, r.Recorder, p, before, func(p *dexv1.OIDCProvider) {
 		summarizeProvider(p)
-		if hostConflict != "" {
-			setCondition(p, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonHostnameConflict, hostConflict)
-			p.Status.Phase, p.Status.Message = dexv1.PhaseFailed, hostConflict
+		for _, c := range []struct{ reason, msg string }{{dexv1.ReasonAudienceHeldElsewhere, audienceConflict}, {dexv1.ReasonHostnameConflict, hostConflict}} {
+			if c.msg != "" {
+				setCondition(p, dexv1.ConditionReady, metav1.ConditionFalse, c.reason, c.msg)
+				p.Status.Phase, p.Status.Message = dexv1.PhaseFailed, c.msg
+			}
 		}
 	}, &retErr)
 
 	r.reconcileKeys(p)
+	r.reconcileServiceAccountFallback(p)
 	if err := r.reconcileDexReachable(ctx, p); err != nil {
 		return ctrl.Result{}, err
 	}
@@ -124,52 +140,78 @@ func (r *OIDCProviderReconciler) reconcileFinalizer(ctx context.Context, p *dexv
 	return nil
 }
 
-// hostnameConflicts says which of p's registry host names an older provider serves (first come,
-// first served), or "" when p serves all of them.
-func (r *OIDCProviderReconciler) hostnameConflicts(ctx context.Context, p *dexv1.OIDCProvider) (string, error) {
-	if len(p.Spec.Hostnames) == 0 {
-		return "", nil
+// reconcileServiceAccountFallback makes the ServiceAccountFallback condition say how the
+// registry checks ServiceAccount tokens for a provider with allowServiceAccountFallback: verified
+// against the keys the API server publishes, or rate-limited where it publishes none.
+func (r *OIDCProviderReconciler) reconcileServiceAccountFallback(p *dexv1.OIDCProvider) {
+	if r.ServiceAccountFallback == nil || !p.OIDCEnabled() || !p.Spec.AllowServiceAccountFallback {
+		removeCondition(p, dexv1.ConditionServiceAccountFallback)
+		return
 	}
+	published, msg := r.ServiceAccountFallback()
+	if published {
+		setCondition(p, dexv1.ConditionServiceAccountFallback, metav1.ConditionTrue, dexv1.ReasonKeysPublished, msg)
+		return
+	}
+	setCondition(p, dexv1.ConditionServiceAccountFallback, metav1.ConditionFalse, dexv1.ReasonRateLimited, msg)
+}
+
+// audiencesHeldElsewhere says which of p's audiences (spec.clientId, spec.audiences) a
+// DexStaticClient of another namespace has registered in p's Dex (its claim says so), or "" when
+// none: a token issued through such a client is no proof of anything to p's registry, which
+// refuses p's tokens meanwhile. The Dex is p's own (spec.dex) and that of every provider with
+// spec.dex and the same issuer (a registry provider without spec.dex trusts that Dex's tokens).
+func (r *OIDCProviderReconciler) audiencesHeldElsewhere(ctx context.Context, p *dexv1.OIDCProvider) (string, error) {
 	var all dexv1.OIDCProviderList
-	if err := r.List(ctx, &all); err != nil {
+	if err := r.List(ctx, &all, client.UnsafeDisableDeepCopy); err != nil {
 		return "", fmt.Errorf("failed to list OIDCProviders: %w", err)
 	}
+	var addrs []string
+	if p.Spec.Dex != nil {
+		addrs = append(addrs, dexAddress(p))
+	}
+	for i := range all.Items {
+		if q := &all.Items[i]; q.Spec.Dex != nil && tenancy.SameDexAs(p, q) && !slices.Contains(addrs, dexAddress(q)) {
+			addrs = append(addrs, dexAddress(q))
+		}
+	}
 	var parts []string
-	for _, c := range tenancy.HostnameConflicts(p, all.Items) {
-		parts = append(parts, fmt.Sprintf("%q is served by OIDCProvider %s", c.Host, c.Holder))
+	for _, aud := range tenancy.Audiences(p) {
+		for _, addr := range addrs {
+			cl := &claimsv1.DexEntryClaim{}
+			err := r.Get(ctx, types.NamespacedName{Name: ClaimName(claimsv1.EntryClient, addr, aud)}, cl)
+			if apierrors.IsNotFound(err) {
+				continue
+			}
+			if err != nil {
+				return "", fmt.Errorf("failed to get the claim on client id %s: %w", aud, err)
+			}
+			if o := cl.Spec.Owner; o.Namespace != p.Namespace {
+				parts = append(parts, fmt.Sprintf("%q is registered by DexStaticClient %s/%s", aud, o.Namespace, o.Name))
+				break
+			}
+		}
 	}
 	if len(parts) == 0 {
 		return "", nil
 	}
-	return fmt.Sprintf("spec.hostnames: registry host %s (first come, first served); this provider does not serve it: remove it from spec.hostnames, or have that provider give it up", strings.Join(parts, ", ")), nil
+	return fmt.Sprintf("spec.clientId/spec.audiences: audience %s, another namespace; the registry refuses this provider's tokens (401) until it is resolved: delete that DexStaticClient (or have its owner do so), or choose another audience for this provider", strings.Join(parts, ", ")), nil
 }
 
-// providersSharingHosts maps a provider to the other providers listing one of its host names, so
-// that a provider waiting for a host takes it when the holder lets go.
-func (r *OIDCProviderReconciler) providersSharingHosts(ctx context.Context, o client.Object) []reconcile.Request {
-	p, ok := o.(*dexv1.OIDCProvider)
-	if !ok || len(p.Spec.Hostnames) == 0 {
+// providersWithAudience maps a claim on a client id to the providers whose audience it is.
+func (r *OIDCProviderReconciler) providersWithAudience(ctx context.Context, o client.Object) []reconcile.Request {
+	cl, ok := o.(*claimsv1.DexEntryClaim)
+	if !ok || cl.Spec.EntryKind != claimsv1.EntryClient {
 		return nil
 	}
-	hosts := map[string]bool{}
-	for _, h := range p.Spec.Hostnames {
-		hosts[tenancy.NormalizeHostname(h)] = true
-	}
 	var all dexv1.OIDCProviderList
-	if err := r.List(ctx, &all); err != nil {
+	if err := r.List(ctx, &all, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
 	var out []reconcile.Request
 	for i := range all.Items {
-		q := &all.Items[i]
-		if q.Namespace == p.Namespace && q.Name == p.Name {
-			continue
-		}
-		for _, h := range q.Spec.Hostnames {
-			if hosts[tenancy.NormalizeHostname(h)] {
-				out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(q)})
-				break
-			}
+		if q := &all.Items[i]; tenancy.HasAudience(q, cl.Spec.EntryID) {
+			out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(q)})
 		}
 	}
 	return out
@@ -450,10 +492,11 @@ func (r *OIDCProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&dexv1.OIDCProvider{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}))).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(r.providersForSecret), builder.OnlyMetadata).
-		Watches(&dexv1.OIDCProvider{}, handler.EnqueueRequestsFromMapFunc(r.providersSharingHosts), builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}))).
+		Watches(&claimsv1.HostnameClaim{}, handler.EnqueueRequestsFromMapFunc(r.providersOfHostClaim)).
 		Watches(&dexv1.DexStaticClient{}, dependentGone).
 		Watches(&dexv1.DexConnector{}, dependentGone).
 		Watches(&claimsv1.DexEntryClaim{}, dependentGone).
+		Watches(&claimsv1.DexEntryClaim{}, handler.EnqueueRequestsFromMapFunc(r.providersWithAudience)).
 		WatchesRawSource(source.Channel(refreshed, &handler.TypedEnqueueRequestForObject[*dexv1.OIDCProvider]{})).
 		WithOptions(controller.Options{
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, maxDelay),

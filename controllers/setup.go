@@ -7,10 +7,12 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/dexdeploy"
 	"dexterity.dev/dexterity/internal/oidc"
@@ -26,6 +28,10 @@ type Options struct {
 	MaxRetryDelay time.Duration
 	// DexCerts is the lifetime policy of the gRPC certificates of Dex objects (tests shorten it).
 	DexCerts dexdeploy.CertPolicy
+	// ServiceAccountFallback, when set, says how the registry checks ServiceAccount tokens
+	// (published: verified against the API server's keys first; else rate-limited, message says
+	// why); OIDCProviders with allowServiceAccountFallback show it as a condition.
+	ServiceAccountFallback func() (published bool, message string)
 }
 
 // CacheOptions are the options of the manager's cache: objects are kept without what nothing
@@ -49,7 +55,25 @@ const lastApplied = corev1.LastAppliedConfigAnnotation
 // before the cache stores it. Cached objects are written back by patch only (an update would
 // remove the annotation from the stored object), except the objects Dex renders, which kubectl
 // does not apply.
+//
+// What tenants write on their own objects is bounded by the API server only (256 KiB of
+// annotations, labels without a count), so the cache keeps none of it where nothing reads it:
+// Secrets (watched as metadata: names, owners and versions are what is read) keep no labels or
+// annotations, and the tenant kinds keep only the legacy ownership annotations the claims
+// carry-over reads. Otherwise a tenant's annotations would grow the shared manager by up to
+// 256 KiB per object (design.md §7: 0.1 KiB per unrelated Secret, 4 KiB per client).
 func stripUnread(in any) (any, error) {
+	switch o := in.(type) {
+	case *metav1.PartialObjectMetadata:
+		o.ManagedFields, o.Annotations, o.Labels = nil, nil, nil
+		return o, nil
+	case *dexv1.DexStaticClient, *dexv1.DexConnector, *dexv1.GroupBinding, *dexv1.Module, *dexv1.Provider:
+		obj := o.(metav1.Object)
+		obj.SetManagedFields(nil)
+		obj.SetLabels(nil)
+		obj.SetAnnotations(keptAnnotations(obj.GetAnnotations()))
+		return o, nil
+	}
 	if o, err := meta.Accessor(in); err == nil {
 		o.SetManagedFields(nil)
 		if a := o.GetAnnotations(); a[lastApplied] != "" {
@@ -58,6 +82,21 @@ func stripUnread(in any) (any, error) {
 		}
 	}
 	return in, nil
+}
+
+// keptAnnotations returns the annotations of a tenant object that the controllers read (the
+// legacy ownership annotations), or nil.
+func keptAnnotations(a map[string]string) map[string]string {
+	var out map[string]string
+	for _, k := range []string{LegacyAnnotationRegisteredClientID, LegacyAnnotationRegisteredConnectorID} {
+		if v, ok := a[k]; ok {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // SetupWithManager registers the key-cache sync (every replica) and the five controllers
@@ -70,7 +109,7 @@ func SetupWithManager(mgr ctrl.Manager, pool dex.Connections, keys *oidc.Cache, 
 	if err := (&OIDCProviderReconciler{
 		Client: mgr.GetClient(), Recorder: mgr.GetEventRecorderFor("dexterity-oidcprovider"),
 		Pool: pool, Keys: keys, HealthInterval: o.ProviderHealthInterval, MaxRetryDelay: o.MaxRetryDelay,
-		APIReader: mgr.GetAPIReader(),
+		APIReader: mgr.GetAPIReader(), ServiceAccountFallback: o.ServiceAccountFallback,
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up OIDCProvider controller: %w", err)
 	}

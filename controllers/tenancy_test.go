@@ -286,7 +286,7 @@ func TestHostnamesFirstComeFirstServed(t *testing.T) {
 	ctx := context.Background()
 	host := fmt.Sprintf("registry-%d.example.com", time.Now().UnixNano())
 	holderNS := newNamespace(t)
-	holder := createOIDCProvider(t, holderNS, dexv1.OIDCProviderSpec{IssuerURL: plainDex.IssuerURL(), ClientID: harness.HarnessClientID, Hostnames: []string{host}})
+	holder := createOIDCProvider(t, holderNS, dexv1.OIDCProviderSpec{IssuerURL: plainDex.IssuerURL(), ClientID: "registry-hosts", Hostnames: []string{host}})
 	g.Eventually(providerCondition(holder, dexv1.ConditionReady), waitTimeout).Should(readyTrue())
 	// Creation timestamps have whole seconds, and a tie goes by namespace/name: let the newcomer
 	// be created in a later second than the holder.
@@ -295,7 +295,7 @@ func TestHostnamesFirstComeFirstServed(t *testing.T) {
 
 	early := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("aaa-%d", time.Now().UnixNano())}}
 	g.Expect(k8s.Create(ctx, early)).To(Succeed())
-	newcomer := createOIDCProvider(t, early.Name, dexv1.OIDCProviderSpec{IssuerURL: plainDex.IssuerURL(), ClientID: harness.HarnessClientID, Hostnames: []string{strings.ToUpper(host)}})
+	newcomer := createOIDCProvider(t, early.Name, dexv1.OIDCProviderSpec{IssuerURL: plainDex.IssuerURL(), ClientID: "registry-hosts", Hostnames: []string{strings.ToUpper(host)}})
 	g.Eventually(providerCondition(newcomer, dexv1.ConditionReady), waitTimeout).Should(And(
 		reason(dexv1.ReasonHostnameConflict),
 		HaveField("Message", ContainSubstring(holder.String())),

@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/clientspec"
 	"dexterity.dev/dexterity/internal/tenancy"
 )
 
@@ -69,31 +70,13 @@ func ValidateDexStaticClient(c *dexv1.DexStaticClient) (admission.Warnings, fiel
 		errs = append(errs, field.Required(spec.Child("secretRef"),
 			"a confidential client (spec.public=false) needs a secret: set spec.secretRef (with spec.generateSecret=true to have the Secret created), or set spec.public=true"))
 	}
-	for i, u := range c.Spec.RedirectURIs {
-		if msg := redirectProblem(u); msg != "" {
-			errs = append(errs, field.Invalid(spec.Child("redirectURIs").Index(i), u, msg))
-		}
-	}
+	// The redirect URI rules (absolute https, http only on loopback hosts) and bounds are the
+	// controller's too: one function, so that what admission refuses the controller refuses.
+	errs = append(errs, clientspec.Problems(&c.Spec, spec)...)
 	if c.Spec.Public && c.Spec.LoopbackRedirect == nil && len(c.Spec.RedirectURIs) == 0 {
 		warns = append(warns, "spec: a public client without redirect URIs cannot complete a login; for tofu login add spec.loopbackRedirect: {ports: [10000, 10010], path: /login}")
 	}
 	return warns, errs
-}
-
-func redirectProblem(raw string) string {
-	u, err := parseAbsolute(raw)
-	if err != nil {
-		return "must be an absolute URL, e.g. https://app.example.com/callback"
-	}
-	switch {
-	case u.Scheme == "https":
-		return ""
-	case u.Scheme == "http" && isLoopback(u.Hostname()):
-		return ""
-	case u.Scheme == "http":
-		return "plain http is allowed only on loopback hosts (localhost, 127.0.0.1, ::1); use https"
-	}
-	return "must be an http(s) URL"
 }
 
 // crossObject applies the provider's policies and the one-owner-per-id rule.
@@ -105,8 +88,13 @@ func (v *DexStaticClientValidator) crossObject(ctx context.Context, c *dexv1.Dex
 	}
 	id := c.EffectiveClientID()
 	var b *tenancy.Blocked
-	if err := tenancy.CheckClientIDPrefix(p, c.Namespace, id); errors.As(err, &b) {
-		errs = append(errs, field.Invalid(spec.Child("clientId"), id, strings.TrimPrefix(b.Message, "spec.clientId: ")))
+	for _, check := range []func(context.Context, client.Reader, *dexv1.OIDCProvider, string, string) error{tenancy.CheckReservedAudience, tenancy.CheckClientIDPrefix} {
+		switch err := check(ctx, v.Client, p, c.Namespace, id); {
+		case errors.As(err, &b):
+			errs = append(errs, field.Invalid(spec.Child("clientId"), id, strings.TrimPrefix(b.Message, "spec.clientId: ")))
+		case err != nil:
+			return nil, err
+		}
 	}
 	// The objects with the same id, from the cache's index: read only, not copied (a burst of
 	// creates must not copy every client for each of them).

@@ -2,7 +2,9 @@ package webhooks
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -43,12 +45,30 @@ func (v *GroupBindingValidator) ValidateDelete(context.Context, runtime.Object) 
 // ValidateGroupBinding checks one GroupBinding: the expression must compile to a boolean and be
 // within the cost bound (the error names the part, its position and why).
 func ValidateGroupBinding(b *dexv1.GroupBinding) field.ErrorList {
+	var errs field.ErrorList
 	if _, err := authz.Compile(b.Spec.Expression); err != nil {
 		hint := `; write a boolean over groups, e.g. "team-a" in groups`
 		if authz.IsTooCostly(err) {
 			hint = fmt.Sprintf(`; GroupBinding expressions must stay cheap for any token (up to %d groups): loop over groups once, e.g. any(groups, # startsWith "team-a:") (docs/groupbinding.md, "Cost bound")`, authz.MaxGroups)
 		}
-		return field.ErrorList{field.Invalid(field.NewPath("spec", "expression"), b.Spec.Expression, err.Error()+hint)}
+		errs = append(errs, field.Invalid(field.NewPath("spec", "expression"), b.Spec.Expression, err.Error()+hint))
 	}
-	return nil
+	// The resource globs are matched within the same evaluation budget; patterns that could
+	// cost more than it allows, or that can never match, are refused here, naming each one.
+	var pes authz.PatternErrors
+	if err := authz.CheckResources(b.Spec.ModuleResources, b.Spec.ProviderResources); errors.As(err, &pes) {
+		for _, pe := range pes {
+			p := field.NewPath("spec", strings.TrimPrefix(pe.Field, "spec."))
+			if pe.Index < 0 {
+				n := len(b.Spec.ModuleResources)
+				if pe.Field == "spec.providerResources" {
+					n = len(b.Spec.ProviderResources)
+				}
+				errs = append(errs, field.Invalid(p, fmt.Sprintf("%d patterns", n), pe.Reason))
+			} else {
+				errs = append(errs, field.Invalid(p.Index(pe.Index), pe.Pattern, pe.Reason))
+			}
+		}
+	}
+	return errs
 }

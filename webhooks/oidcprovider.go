@@ -10,11 +10,14 @@ import (
 	"slices"
 	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/tenancy"
 )
@@ -76,7 +79,25 @@ func (v *OIDCProviderValidator) hostnames(ctx context.Context, p, old *dexv1.OID
 		}
 	}
 	var errs field.ErrorList
-	for _, c := range tenancy.HostnameConflicts(p, all.Items) {
+	conflicts := tenancy.HostnameConflicts(p, all.Items)
+	// The claims decide (an atomic record per host): a host claimed by another provider is
+	// refused even when that provider's listing is not in the cache yet.
+	for _, raw := range p.Spec.Hostnames {
+		h := tenancy.NormalizeHostname(raw)
+		cl := &claimsv1.HostnameClaim{}
+		err := v.Client.Get(ctx, types.NamespacedName{Name: tenancy.HostnameClaimName(h)}, cl)
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("failed to get the claim on registry host %s: %w", h, err)
+		}
+		holder := cl.Spec.Provider
+		if (holder.Namespace != p.Namespace || holder.Name != p.Name) && !slices.ContainsFunc(conflicts, func(c tenancy.HostnameConflict) bool { return c.Host == h }) {
+			conflicts = append(conflicts, tenancy.HostnameConflict{Host: h, Holder: types.NamespacedName{Namespace: holder.Namespace, Name: holder.Name}})
+		}
+	}
+	for _, c := range conflicts {
 		if had[c.Host] {
 			continue
 		}
@@ -173,15 +194,4 @@ func isLoopback(host string) bool { return tenancy.LoopbackHost(host) }
 
 func isInCluster(host string) bool {
 	return strings.HasSuffix(host, ".svc") || strings.HasSuffix(host, ".cluster.local")
-}
-
-func parseAbsolute(raw string) (*url.URL, error) {
-	u, err := url.Parse(raw)
-	if err != nil {
-		return nil, err
-	}
-	if !u.IsAbs() || u.Host == "" {
-		return nil, fmt.Errorf("not absolute")
-	}
-	return u, nil
 }

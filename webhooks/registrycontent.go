@@ -31,7 +31,7 @@ func (v *ModuleValidator) ValidateCreate(ctx context.Context, obj runtime.Object
 		return nil, fmt.Errorf("expected a Module, got %T", obj)
 	}
 	var list dexv1.ModuleList
-	if err := v.Client.List(ctx, &list, client.InNamespace(m.Namespace)); err != nil {
+	if err := v.Client.List(ctx, &list, client.InNamespace(m.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("failed to list Modules: %w", err)
 	}
 	owner := servedBy(list.Items, m.Name, m.ModuleAddress(), (*dexv1.Module).ModuleAddress)
@@ -65,7 +65,7 @@ func (v *ProviderValidator) ValidateCreate(ctx context.Context, obj runtime.Obje
 		return nil, fmt.Errorf("expected a Provider, got %T", obj)
 	}
 	var list dexv1.ProviderList
-	if err := v.Client.List(ctx, &list, client.InNamespace(p.Namespace)); err != nil {
+	if err := v.Client.List(ctx, &list, client.InNamespace(p.Namespace), client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("failed to list Providers: %w", err)
 	}
 	owner := servedBy(list.Items, p.Name, p.ProviderAddress(), (*dexv1.Provider).ProviderAddress)

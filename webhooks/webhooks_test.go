@@ -29,8 +29,10 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
+	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/controllers"
+	"dexterity.dev/dexterity/internal/tenancy"
 	"dexterity.dev/dexterity/test/harness"
 	"dexterity.dev/dexterity/webhooks"
 )
@@ -217,6 +219,29 @@ func TestOIDCProviderRules(t *testing.T) {
 		g.Expect(err).To(HaveOccurred())
 		g.Expect(err.Error()).To(ContainSubstring("already served by"))
 	})
+	t.Run("a registry host another provider holds the claim on", func(t *testing.T) {
+		g := NewWithT(t)
+		ctx := context.Background()
+		other := namespace(t, nil)
+		host := "claimed-" + other + ".example.com"
+		// The operator's record that other/holder serves the host (the holder itself need not be
+		// in the webhook's cache yet: the claim decides).
+		cl := &claimsv1.HostnameClaim{
+			ObjectMeta: metav1.ObjectMeta{Name: tenancy.HostnameClaimName(host)},
+			Spec: claimsv1.HostnameClaimSpec{Hostname: host, Provider: claimsv1.HostnameClaimProvider{
+				Namespace: other, Name: "holder", UID: "4d2c8a8e-0000-4000-8000-000000000001"}},
+		}
+		g.Expect(k8s.Create(ctx, cl)).To(Succeed())
+		t.Cleanup(func() { _ = k8s.Delete(context.Background(), cl) })
+		newcomer := func(hosts ...string) *dexv1.OIDCProvider {
+			return provider(ns, "claimed-newcomer", func(s *dexv1.OIDCProviderSpec) { s.Hostnames = hosts })
+		}
+		g.Eventually(func() error {
+			return k8s.Create(ctx, newcomer(strings.ToUpper(host)), client.DryRunAll)
+		}, 10*time.Second, 100*time.Millisecond).Should(MatchError(ContainSubstring("already served by")))
+		rejected(t, newcomer(host), newcomer("free-"+other+".example.com"),
+			"spec.hostnames[0]", "already served by OIDCProvider "+other+"/holder")
+	})
 	t.Run("caBundle with a broken certificate", func(t *testing.T) {
 		rejected(t,
 			provider(ns, "ca", func(s *dexv1.OIDCProviderSpec) {
@@ -274,6 +299,31 @@ func TestDexStaticClientRules(t *testing.T) {
 	})
 	t.Run("client id outside the prefix policy", func(t *testing.T) {
 		rejected(t, dsc(teamA, "noprefix", "other-id", nil), dsc(teamA, "noprefix", "", nil), "spec.clientId", "must start with \""+teamA+"-\"")
+	})
+	t.Run("another namespace's registry audience", func(t *testing.T) {
+		g := NewWithT(t)
+		g.Expect(k8s.Create(ctx, provider(platform, "open", func(s *dexv1.OIDCProviderSpec) {
+			s.Dex.AllowedNamespaces = &dexv1.AllowedNamespaces{From: dexv1.NamespacesFromAll}
+		}))).To(Succeed())
+		aud := "aud-" + teamB
+		g.Expect(k8s.Create(ctx, provider(teamB, "registry", func(s *dexv1.OIDCProviderSpec) { s.ClientID, s.Dex = aud, nil }))).To(Succeed())
+		squat := func(ns string) *dexv1.DexStaticClient {
+			c := dsc(ns, "squat", aud, nil)
+			c.Spec.ProviderRef = dexv1.ObjectRef{Name: "open", Namespace: platform}
+			return c
+		}
+		g.Eventually(func() error { return k8s.Create(ctx, squat(teamA), client.DryRunAll) }, 10*time.Second, 100*time.Millisecond).
+			Should(MatchError(ContainSubstring("registry audience")))
+		rejected(t, squat(teamA), squat(teamB), "spec.clientId", "registry audience of OIDCProvider "+teamB+"/registry")
+	})
+	t.Run("an id that belongs to a longer namespace", func(t *testing.T) {
+		g := NewWithT(t)
+		longer := teamA + "-b"
+		g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: longer, Labels: map[string]string{"tenant": "yes"}}})).To(Succeed())
+		id := longer + "-portal"
+		g.Eventually(func() error { return k8s.Create(ctx, dsc(teamA, "portal", id, nil), client.DryRunAll) }, 10*time.Second, 100*time.Millisecond).
+			Should(MatchError(ContainSubstring("belongs to namespace " + longer)))
+		rejected(t, dsc(teamA, "portal", id, nil), dsc(longer, "portal", id, nil), "spec.clientId", "belongs to namespace "+longer)
 	})
 	t.Run("plain http redirect off loopback", func(t *testing.T) {
 		rejected(t,

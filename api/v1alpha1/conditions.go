@@ -101,6 +101,10 @@ const (
 	// ReasonExpressionTooCostly means a GroupBinding expression is over the cost bound (it could
 	// build unbounded strings or lists, or nests loops too deep); the message names the part.
 	ReasonExpressionTooCostly = "ExpressionTooCostly"
+	// ReasonInvalidResourcePattern means a GroupBinding's moduleResources or providerResources
+	// holds a glob the registry refuses (over its bounds, more segments than an address, or
+	// malformed); the message names it.
+	ReasonInvalidResourcePattern = "InvalidResourcePattern"
 	// ReasonEvaluationDeadline means evaluating a GroupBinding expression ran past its deadline
 	// (the request was denied).
 	ReasonEvaluationDeadline = "EvaluationDeadline"
@@ -115,4 +119,21 @@ const (
 	ReasonOwnedByOther = "OwnedByOther"
 	// ReasonHostnameConflict means another OIDCProvider already serves a host in spec.hostnames.
 	ReasonHostnameConflict = "HostnameConflict"
+	// ReasonClientIDReserved means the client id is an OIDCProvider's audience (its clientId or
+	// one of its audiences): only a DexStaticClient in that provider's namespace may register it.
+	ReasonClientIDReserved = "ClientIDReserved"
+	// ReasonAudienceHeldElsewhere means an audience of this OIDCProvider is registered in Dex by an
+	// object of another namespace; the registry refuses this provider's tokens until it is resolved.
+	ReasonAudienceHeldElsewhere = "AudienceHeldElsewhere"
+	// ReasonKeysPublished means the registry verifies ServiceAccount tokens against the keys the
+	// API server publishes before any TokenReview.
+	ReasonKeysPublished = "KeysPublished"
+	// ReasonRateLimited means the API server publishes no service-account keys to the manager,
+	// so the ServiceAccount fallback's TokenReviews are rate-limited instead.
+	ReasonRateLimited = "RateLimited"
 )
+
+// ConditionServiceAccountFallback says, on an OIDCProvider with allowServiceAccountFallback, how
+// the registry checks ServiceAccount tokens (KeysPublished or RateLimited). It is not part of
+// Ready: the fallback works either way.
+const ConditionServiceAccountFallback = "ServiceAccountFallback"

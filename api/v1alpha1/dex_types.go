@@ -15,7 +15,7 @@ type DexSpec struct {
 	// issuerUrl: https, except for loopback and in-cluster hosts. For a Dex reached in the
 	// cluster only, use http://<name>.<namespace>.svc:5556/dex.
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && (url(self).getHostname() in ['localhost', '127.0.0.1', '::1'] || url(self).getHostname().startsWith('127.') || url(self).getHostname().endsWith('.svc') || url(self).getHostname().endsWith('.cluster.local'))))",message="must be an absolute https URL (http is allowed only for loopback hosts and in-cluster *.svc / *.cluster.local hosts), e.g. https://dex.example.com/dex"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && (url(self).getHostname() in ['localhost', '::1'] || self.matches('^http://127([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}(:[0-9]*)?([/?#]|$)') || url(self).getHostname().endsWith('.svc') || url(self).getHostname().endsWith('.cluster.local'))))",message="must be an absolute https URL (http is allowed only for loopback hosts and in-cluster *.svc / *.cluster.local hosts), e.g. https://dex.example.com/dex"
 	// +kubebuilder:validation:MaxLength=2048
 	// +required
 	Issuer string `json:"issuer"`
@@ -112,6 +112,7 @@ type DexSpec struct {
 	// +optional
 	ConnectorNamespaces *AllowedNamespaces `json:"connectorNamespaces,omitempty"`
 	// clientIdPrefix of the OIDCProvider created for this Dex, e.g. "{namespace}-".
+	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	ClientIDPrefix string `json:"clientIdPrefix,omitempty"`
 }
@@ -319,8 +320,10 @@ type DexStatus struct {
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 }
 
-// Dex is a Dex server deployed and administered by this operator.
+// Dex is a Dex server deployed and administered by this operator. Its name names its Service
+// (and labels its objects), so it must be a DNS label of at most 63 characters.
 // +kubebuilder:object:root=true
+// +kubebuilder:validation:XValidation:rule="self.metadata.name.matches('^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$')",message="metadata.name must be a DNS label (lower-case letters, digits and '-', starting with a letter, at most 63 characters): it names the Dex's Service; choose another name"
 // +kubebuilder:subresource:status
 // +kubebuilder:printcolumn:name="Ready",type=string,JSONPath=`.status.conditions[?(@.type=="Ready")].status`
 // +kubebuilder:printcolumn:name="Issuer",type=string,JSONPath=`.spec.issuer`

@@ -30,6 +30,7 @@ type DexConnectorSpec struct {
 	Type ConnectorType `json:"type"`
 
 	// displayName shown on Dex's login page.
+	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	DisplayName string `json:"displayName,omitempty"`
 
@@ -42,6 +43,7 @@ type DexConnectorSpec struct {
 	// secrets are injected into config at reconcile time and never written back.
 	// +listType=map
 	// +listMapKey=path
+	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Secrets []ConnectorSecret `json:"secrets,omitempty"`
 }
@@ -50,6 +52,7 @@ type DexConnectorSpec struct {
 type ConnectorSecret struct {
 	// path in config, dot-separated, e.g. clientSecret or bindPW.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$`
 	// +required
 	Path string `json:"path"`

@@ -23,6 +23,7 @@ type DexStaticClientSpec struct {
 	ClientID string `json:"clientId,omitempty"`
 
 	// displayName is the name Dex shows on its approval page.
+	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	DisplayName string `json:"displayName,omitempty"`
 
@@ -30,8 +31,10 @@ type DexStaticClientSpec struct {
 	// +optional
 	Public bool `json:"public,omitempty"`
 
-	// redirectURIs are absolute http(s) URIs (plain http only for loopback hosts).
-	// +kubebuilder:validation:items:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && (url(self).getHostname() in ['localhost', '::1'] || url(self).getHostname().startsWith('127.'))))",message="each redirect URI must be an absolute https URL, or http on a loopback host (localhost, 127.0.0.1, ::1)"
+	// redirectURIs are absolute http(s) URIs (plain http only for loopback hosts: localhost,
+	// ::1, or an IPv4 address 127.x.y.z). At most 200, each at most 2048 bytes: with
+	// loopbackRedirect's at most 100 ports, the effective list has at most 300 entries.
+	// +kubebuilder:validation:items:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && (url(self).getHostname() in ['localhost', '::1'] || self.matches('^http://127([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}(:[0-9]*)?([/?#]|$)'))))",message="each redirect URI must be an absolute https URL, or http on a loopback host (localhost, an IPv4 address 127.x.y.z, ::1)"
 	// +kubebuilder:validation:MaxItems=200
 	// +kubebuilder:validation:items:MaxLength=2048
 	// +optional
@@ -44,6 +47,7 @@ type DexStaticClientSpec struct {
 	// trustedPeers are client ids allowed to exchange tokens on behalf of this client.
 	// +listType=set
 	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=253
 	// +optional
 	TrustedPeers []string `json:"trustedPeers,omitempty"`
 
@@ -69,20 +73,22 @@ type DexStaticClientSpec struct {
 	AdoptExisting bool `json:"adoptExisting,omitempty"`
 }
 
-// LoopbackRedirect expands to http://localhost:<port><path> for every port of ports.
+// LoopbackRedirect expands to http://localhost:<port><path> for every port of ports: at most
+// 100 ports of at most 256-byte paths, so the expansion stays under 28 KiB.
 type LoopbackRedirect struct {
-	// ports is the [from, to] range, e.g. [10000, 10010].
+	// ports is the [from, to] range, at most 100 ports, e.g. [10000, 10010] (tofu login's).
 	// +kubebuilder:validation:MinItems=2
 	// +kubebuilder:validation:MaxItems=2
 	// +kubebuilder:validation:items:Minimum=1
 	// +kubebuilder:validation:items:Maximum=65535
-	// +kubebuilder:validation:XValidation:rule="self[0] <= self[1] && self[1] - self[0] <= 1000",message="must be [from, to] with from <= to and at most 1000 ports, e.g. [10000, 10010]"
+	// +kubebuilder:validation:XValidation:rule="self[0] <= self[1] && self[1] - self[0] < 100",message="must be [from, to] with from <= to and at most 100 ports, e.g. [10000, 10010]"
 	// +required
 	Ports []int32 `json:"ports"`
 
-	// path of the redirect URIs.
+	// path of the redirect URIs: an absolute URL path (no query or fragment), at most 256 bytes.
 	// +kubebuilder:default=/login
-	// +kubebuilder:validation:Pattern=`^/`
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^/[-A-Za-z0-9._~!$&'()*+,;=:@%/]*$`
 	// +optional
 	Path string `json:"path,omitempty"`
 }
@@ -93,8 +99,9 @@ type DexStaticClientStatus struct {
 	// +optional
 	ClientID string `json:"clientId,omitempty"`
 
-	// redirectURIs is the effective, sorted list registered in Dex.
-	// +kubebuilder:validation:MaxItems=200
+	// redirectURIs is the effective, sorted list registered in Dex (spec.redirectURIs plus the
+	// loopbackRedirect expansion: at most 200 + 100).
+	// +kubebuilder:validation:MaxItems=300
 	// +kubebuilder:validation:items:MaxLength=2048
 	// +optional
 	RedirectURIs []string `json:"redirectURIs,omitempty"`

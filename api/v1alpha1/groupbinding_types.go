@@ -13,11 +13,17 @@ type GroupBindingSpec struct {
 	// +required
 	Expression string `json:"expression"`
 
-	// moduleResources are globs of modules (<namespace>/<name>/<system>) this binding grants.
+	// moduleResources are globs of modules (<namespace>/<name>/<system>) this binding grants: at
+	// most 100, each at most 256 bytes (use several GroupBindings for more).
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=256
 	// +optional
 	ModuleResources []string `json:"moduleResources,omitempty"`
 
-	// providerResources are globs of providers (<namespace>/<type>) this binding grants.
+	// providerResources are globs of providers (<namespace>/<type>) this binding grants: at most
+	// 100, each at most 256 bytes.
+	// +kubebuilder:validation:MaxItems=100
+	// +kubebuilder:validation:items:MaxLength=256
 	// +optional
 	ProviderResources []string `json:"providerResources,omitempty"`
 }

@@ -14,7 +14,7 @@ type OIDCProviderSpec struct {
 	// tokens' iss claim. https is required except for loopback and in-cluster hosts
 	// (*.svc, *.svc.cluster.local, *.cluster.local).
 	// +kubebuilder:validation:MinLength=1
-	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && (url(self).getHostname() in ['localhost', '127.0.0.1', '::1'] || url(self).getHostname().startsWith('127.') || url(self).getHostname().endsWith('.svc') || url(self).getHostname().endsWith('.cluster.local'))))",message="must be an absolute https URL (http is allowed only for loopback hosts and in-cluster *.svc / *.cluster.local hosts), e.g. https://dex.example.com/dex"
+	// +kubebuilder:validation:XValidation:rule="isURL(self) && (url(self).getScheme() == 'https' || (url(self).getScheme() == 'http' && (url(self).getHostname() in ['localhost', '::1'] || self.matches('^http://127([.](25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])){3}(:[0-9]*)?([/?#]|$)') || url(self).getHostname().endsWith('.svc') || url(self).getHostname().endsWith('.cluster.local'))))",message="must be an absolute https URL (http is allowed only for loopback hosts and in-cluster *.svc / *.cluster.local hosts), e.g. https://dex.example.com/dex"
 	// +kubebuilder:validation:MaxLength=2048
 	// +required
 	IssuerURL string `json:"issuerUrl"`
@@ -178,9 +178,20 @@ type DexAdminSpec struct {
 	ConnectorNamespaces *AllowedNamespaces `json:"connectorNamespaces,omitempty"`
 
 	// clientIdPrefix is an optional policy for tenant client ids, e.g. "{namespace}-" requires
-	// every client id to start with its namespace and a dash.
+	// every client id to start with its namespace and a dash. Namespace names may contain "-", so
+	// an id belongs to the namespace with the longest name whose rendered prefix it starts with
+	// ("team-b-portal" belongs to team-b, not team), and only that namespace may register it.
+	// +kubebuilder:validation:MaxLength=253
 	// +optional
 	ClientIDPrefix string `json:"clientIdPrefix,omitempty"`
+
+	// clientIdentityNamespaces says which namespaces' confidential clients may act as
+	// client:<id> in this provider's registry (default Same: only this provider's namespace). A
+	// confidential client registered from another namespace authenticates as itself, not as a
+	// member of this registry's clients.
+	// +kubebuilder:default={from: Same}
+	// +optional
+	ClientIdentityNamespaces *AllowedNamespaces `json:"clientIdentityNamespaces,omitempty"`
 }
 
 // DexTLSSpec names the Secret holding Dex gRPC TLS material.

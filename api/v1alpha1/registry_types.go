@@ -9,16 +9,19 @@ import (
 type ModuleSpec struct {
 	// namespace is the registry namespace of the module (the first segment of its address,
 	// e.g. "team-a" in 127.0.0.1:8443/team-a/network/aws).
+	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`
 	// +required
 	Namespace string `json:"namespace"`
 
 	// name of the module (second segment of its address).
+	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`
 	// +required
 	Name string `json:"name"`
 
 	// system is the main provider the module targets (third segment), e.g. "aws".
+	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]{1,64}$`
 	// +required
 	System string `json:"system"`
@@ -35,6 +38,7 @@ type ModuleSpec struct {
 // ModuleVersion is one released version of a module.
 type ModuleVersion struct {
 	// version is a semantic version without a leading "v", e.g. 1.2.0.
+	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:Pattern=`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`
 	// +required
 	Version string `json:"version"`
@@ -75,11 +79,13 @@ type ModuleList struct {
 type ProviderSpec struct {
 	// namespace is the registry namespace of the provider (source address
 	// <host>/<namespace>/<type>).
+	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`
 	// +required
 	Namespace string `json:"namespace"`
 
 	// type of the provider, e.g. "random".
+	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:Pattern=`^[a-z0-9][a-z0-9-]{0,63}$`
 	// +required
 	Type string `json:"type"`
@@ -109,6 +115,7 @@ type SigningKeys struct {
 // GPGPublicKey is one GPG public key.
 type GPGPublicKey struct {
 	// keyId is the key's id in upper-case hex, e.g. 51852D87348FFC4C.
+	// +kubebuilder:validation:MaxLength=40
 	// +kubebuilder:validation:Pattern=`^[0-9A-Fa-f]{8,40}$`
 	// +required
 	KeyID string `json:"keyId"`
@@ -121,10 +128,13 @@ type GPGPublicKey struct {
 
 	// trustSignature, source and sourceUrl are passed through to clients as in the registry
 	// protocol (used for partner keys; usually empty).
+	// +kubebuilder:validation:MaxLength=16384
 	// +optional
 	TrustSignature string `json:"trustSignature,omitempty"`
+	// +kubebuilder:validation:MaxLength=256
 	// +optional
 	Source string `json:"source,omitempty"`
+	// +kubebuilder:validation:MaxLength=2048
 	// +optional
 	SourceURL string `json:"sourceUrl,omitempty"`
 }
@@ -132,6 +142,7 @@ type GPGPublicKey struct {
 // ProviderVersion is one released version of a provider.
 type ProviderVersion struct {
 	// version is a semantic version without a leading "v", e.g. 3.6.0.
+	// +kubebuilder:validation:MaxLength=128
 	// +kubebuilder:validation:Pattern=`^(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)(-[0-9A-Za-z.-]+)?(\+[0-9A-Za-z.-]+)?$`
 	// +required
 	Version string `json:"version"`
@@ -139,6 +150,8 @@ type ProviderVersion struct {
 	// protocols are the plugin protocol versions the release supports.
 	// +kubebuilder:default={"5.0"}
 	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=10
+	// +kubebuilder:validation:items:MaxLength=16
 	// +optional
 	Protocols []string `json:"protocols,omitempty"`
 
@@ -155,17 +168,20 @@ type ProviderVersion struct {
 // ProviderPlatform is one build (os/arch) of a provider version.
 type ProviderPlatform struct {
 	// os, e.g. linux, darwin, windows.
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^[a-z0-9]+$`
 	// +required
 	OS string `json:"os"`
 
 	// arch, e.g. amd64, arm64.
+	// +kubebuilder:validation:MaxLength=32
 	// +kubebuilder:validation:Pattern=`^[a-z0-9_]+$`
 	// +required
 	Arch string `json:"arch"`
 
 	// filename of the zip archive, e.g. terraform-provider-random_3.6.0_linux_amd64.zip.
 	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=255
 	// +required
 	Filename string `json:"filename"`
 
@@ -176,6 +192,7 @@ type ProviderPlatform struct {
 	DownloadURL string `json:"downloadUrl"`
 
 	// shasum is the SHA-256 of the zip archive, lower-case hex.
+	// +kubebuilder:validation:MaxLength=64
 	// +kubebuilder:validation:Pattern=`^[0-9a-f]{64}$`
 	// +required
 	Shasum string `json:"shasum"`

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 
@@ -163,6 +164,31 @@ func TestSingleObjectValidation(t *testing.T) {
 		{"loopback range reversed", dsc(func(s *dexv1.DexStaticClientSpec) {
 			s.LoopbackRedirect = &dexv1.LoopbackRedirect{Ports: []int32{10010, 10000}}
 		}), []string{"spec.loopbackRedirect.ports"}},
+		// The memory balloon: 1,000 ports of a 64 KiB path would make the manager build 64 MiB.
+		// (The API server checks the CEL rule on the ports only once the path is within its
+		// bound: the path alone refuses it.)
+		{"loopback range of 1,000 ports with a long path", dsc(func(s *dexv1.DexStaticClientSpec) {
+			s.LoopbackRedirect = &dexv1.LoopbackRedirect{Ports: []int32{10000, 10999}, Path: "/" + strings.Repeat("a", 64<<10)}
+		}), []string{"spec.loopbackRedirect.path", "256 bytes"}},
+		{"loopback range of 1,000 ports", dsc(func(s *dexv1.DexStaticClientSpec) {
+			s.LoopbackRedirect = &dexv1.LoopbackRedirect{Ports: []int32{10000, 10999}, Path: "/login"}
+		}), []string{"spec.loopbackRedirect.ports", "at most 100 ports"}},
+		{"loopback range of 101 ports", dsc(func(s *dexv1.DexStaticClientSpec) {
+			s.LoopbackRedirect = &dexv1.LoopbackRedirect{Ports: []int32{10000, 10100}}
+		}), []string{"spec.loopbackRedirect.ports", "at most 100 ports"}},
+		{"loopback path with a query", dsc(func(s *dexv1.DexStaticClientSpec) {
+			s.LoopbackRedirect = &dexv1.LoopbackRedirect{Ports: []int32{10000, 10010}, Path: "/login?x=1"}
+		}), []string{"spec.loopbackRedirect.path"}},
+		{"plain http redirect on a host named like a loopback address", dsc(func(s *dexv1.DexStaticClientSpec) {
+			s.RedirectURIs = []string{"https://app.example.com/cb", "http://127.evil.example/cb"}
+		}), []string{"spec.redirectURIs[1]", "loopback"}},
+		{"plain http redirect on a name under 127.0.0.1", dsc(func(s *dexv1.DexStaticClientSpec) { s.RedirectURIs = []string{"http://127.0.0.1.nip.io/cb"} }),
+			[]string{"spec.redirectURIs[0]", "loopback"}},
+		{"plain http redirect with a loopback address as user info", dsc(func(s *dexv1.DexStaticClientSpec) {
+			s.RedirectURIs = []string{"http://127.0.0.1:80@evil.example/cb"}
+		}), []string{"spec.redirectURIs[0]", "loopback"}},
+		{"http issuer on a host named like a loopback address", provider(func(s *dexv1.OIDCProviderSpec) { s.IssuerURL = "http://127.evil.example/dex" }),
+			[]string{"spec.issuerUrl", "https"}},
 		{"unknown connector type", &dexv1.DexConnector{
 			ObjectMeta: metav1.ObjectMeta{GenerateName: "k-", Namespace: ns},
 			Spec:       dexv1.DexConnectorSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, ConnectorID: "x", Type: "facebook"},
@@ -174,6 +200,14 @@ func TestSingleObjectValidation(t *testing.T) {
 		{"empty expression", &dexv1.GroupBinding{
 			ObjectMeta: metav1.ObjectMeta{GenerateName: "gb-", Namespace: ns},
 		}, []string{"spec.expression"}},
+		{"too many module globs", &dexv1.GroupBinding{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "gb-", Namespace: ns},
+			Spec:       dexv1.GroupBindingSpec{Expression: "true", ModuleResources: slices.Repeat([]string{"team-a/*"}, 101)},
+		}, []string{"spec.moduleResources", "100"}},
+		{"provider glob too long", &dexv1.GroupBinding{
+			ObjectMeta: metav1.ObjectMeta{GenerateName: "gb-", Namespace: ns},
+			Spec:       dexv1.GroupBindingSpec{Expression: "true", ProviderResources: []string{strings.Repeat("*", 257)}},
+		}, []string{"spec.providerResources[0]", "256"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -199,8 +233,11 @@ func TestSingleObjectValidation(t *testing.T) {
 		g.Expect(k8s.Create(ctx, dsc(func(s *dexv1.DexStaticClientSpec) {
 			s.Public = false
 			s.SecretRef = &dexv1.SecretKeyRef{Name: "s", Key: "clientSecret"}
-			s.RedirectURIs = []string{"https://app.example.com/cb", "http://localhost:8000/cb", "http://127.0.0.1/cb", "http://127.1.2.3:8000/cb"}
+			s.RedirectURIs = []string{"https://app.example.com/cb", "http://localhost:8000/cb", "http://127.0.0.1/cb", "http://127.1.2.3:8000/cb", "http://[::1]:8000/cb", "http://127.255.255.254/cb"}
 		}))).To(Succeed())
+		g.Expect(k8s.Create(ctx, dsc(func(s *dexv1.DexStaticClientSpec) {
+			s.LoopbackRedirect = &dexv1.LoopbackRedirect{Ports: []int32{10000, 10099}, Path: "/" + strings.Repeat("a", 255)}
+		}))).To(Succeed(), "100 ports and a 256-byte path are the bounds, not over them")
 	})
 }
 
@@ -274,6 +311,13 @@ func TestRegistryContentValidation(t *testing.T) {
 		}), "spec.versions[0].platforms[1]"},
 		{"key not armored", provider(func(s *dexv1.ProviderSpec) { s.SigningKeys.GPGPublicKeys[0].ASCIIArmor = "AAAA" }), "asciiArmor"},
 		{"no signing key", provider(func(s *dexv1.ProviderSpec) { s.SigningKeys.GPGPublicKeys = nil }), "spec.signingKeys.gpgPublicKeys"},
+		{"version too long", module(func(s *dexv1.ModuleSpec) { s.Versions[0].Version = "1.0.0-" + strings.Repeat("a", 200) }), "spec.versions[0].version"},
+		{"trust signature too long", provider(func(s *dexv1.ProviderSpec) {
+			s.SigningKeys.GPGPublicKeys[0].TrustSignature = strings.Repeat("a", 16385)
+		}), "spec.signingKeys.gpgPublicKeys[0].trustSignature"},
+		{"too many protocols", provider(func(s *dexv1.ProviderSpec) {
+			s.Versions[0].Protocols = []string{"1.0", "2.0", "3.0", "4.0", "5.0", "6.0", "7.0", "8.0", "9.0", "10.0", "11.0"}
+		}), "spec.versions[0].protocols"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := k8s.Create(ctx, tc.obj)

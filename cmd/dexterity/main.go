@@ -51,6 +51,7 @@ type options struct {
 	registryAddr                 string
 	registryTLSCert, registryKey string
 	registryDefaultProvider      string
+	registryRequestTimeout       time.Duration
 	dexResyncPeriod              time.Duration
 	providerHealthInterval       time.Duration
 	dexCerts                     dexdeploy.CertPolicy
@@ -72,6 +73,7 @@ func main() {
 	flag.StringVar(&o.registryTLSCert, "registry-tls-cert-file", "", "TLS certificate of the registry server (plain HTTP when empty).")
 	flag.StringVar(&o.registryKey, "registry-tls-key-file", "", "TLS key of the registry server.")
 	flag.StringVar(&o.registryDefaultProvider, "registry-default-provider", "", "OIDCProvider <namespace>/<name> that serves registry Hosts no provider lists in spec.hostnames.")
+	flag.DurationVar(&o.registryRequestTimeout, "registry-request-timeout", registry.DefaultRequestTimeout, "Deadline of every registry request (503 past it).")
 	flag.DurationVar(&o.dexResyncPeriod, "dex-resync-period", 10*time.Minute, "Period (jittered) of drift repair: every object is compared with Dex and fixed where they differ.")
 	flag.DurationVar(&o.providerHealthInterval, "provider-health-interval", 30*time.Second, "How often a reachable Dex gRPC API is checked again.")
 	flag.DurationVar(&o.dexCerts.LeafValidity, "dex-grpc-cert-validity", dexdeploy.DefaultCertPolicy.LeafValidity, "Lifetime of the gRPC server and client certificates of Dex objects (renewed after two thirds of it).")
@@ -114,10 +116,20 @@ func run(o options) error {
 	keys := oidc.NewCache()
 	pool := dex.NewPool()
 	defer pool.Close()
+	// The registry (set up below) says how it checks ServiceAccount tokens; OIDCProviders show it.
+	var srv *registry.Server
+	saFallback := func() (bool, string) {
+		if srv == nil {
+			return false, "the registry server is off (--registry-bind-address=0)"
+		}
+		st := srv.ServiceAccountFallback()
+		return st.KeysPublished, st.Message
+	}
 	if err := controllers.SetupWithManager(mgr, pool, keys, controllers.Options{
 		ResyncPeriod:           o.dexResyncPeriod,
 		ProviderHealthInterval: o.providerHealthInterval,
 		DexCerts:               o.dexCerts,
+		ServiceAccountFallback: saFallback,
 	}); err != nil {
 		return err
 	}
@@ -125,9 +137,11 @@ func run(o options) error {
 	if o.registryAddr != "0" {
 		// Warning events on GroupBindings cut off at the evaluation deadline.
 		registry.SetEventRecorder(mgr.GetEventRecorderFor("dexterity-registry"), mgr.GetClient())
-		srv, err := registry.New(context.Background(), mgr.GetCache(), registry.Options{
+		var err error
+		srv, err = registry.New(context.Background(), mgr.GetCache(), registry.Options{
 			Addr: o.registryAddr, TLSCertFile: o.registryTLSCert, TLSKeyFile: o.registryKey,
 			DefaultProvider: o.registryDefaultProvider, Keys: keys, Kube: mgr.GetClient(),
+			RequestTimeout: o.registryRequestTimeout, RESTConfig: mgr.GetConfig(),
 		})
 		if err != nil {
 			return fmt.Errorf("failed to set up registry server: %w", err)

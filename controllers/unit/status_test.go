@@ -3,11 +3,13 @@ package unit_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"testing"
 
 	. "github.com/onsi/gomega"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/record"
@@ -17,6 +19,7 @@ import (
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/controllers"
+	"dexterity.dev/dexterity/internal/oidc"
 )
 
 // statusPatches counts the status patches that reach the (fake) API server; fail, when set,
@@ -189,4 +192,75 @@ func TestProviderFinalizeStatusWrittenOnce(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(patches.take()).To(Equal(0))
 	g.Expect(rec.Events).NotTo(Receive())
+}
+
+// An OIDCProvider with allowServiceAccountFallback says how the registry checks ServiceAccount
+// tokens: verified against the API server's published keys, or rate-limited where it publishes
+// none (design.md §4); a provider without the fallback carries no such condition.
+func TestProviderShowsServiceAccountFallback(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	ctx := context.Background()
+	key := client.ObjectKey{Namespace: "platform", Name: "dex"}
+	p := &dexv1.OIDCProvider{}
+	g.Expect(f.k8s.Get(ctx, key, p)).To(Succeed())
+	orig := p.DeepCopy()
+	p.Spec.AllowServiceAccountFallback = true
+	g.Expect(f.k8s.Patch(ctx, p, client.MergeFrom(orig))).To(Succeed())
+
+	published, msg := false, "the API server publishes no service-account keys; at most 5 TokenReviews per second"
+	r := &controllers.OIDCProviderReconciler{Client: &comparableClient{f.k8s}, Recorder: record.NewFakeRecorder(100), Pool: f.pool,
+		Keys: oidc.NewCache(), ServiceAccountFallback: func() (bool, string) { return published, msg }}
+	cond := func() metav1.Condition {
+		_, _ = r.Reconcile(ctx, ctrl.Request{NamespacedName: key})
+		g.Expect(f.k8s.Get(ctx, key, p)).To(Succeed())
+		c := meta.FindStatusCondition(p.Status.Conditions, dexv1.ConditionServiceAccountFallback)
+		if c == nil {
+			return metav1.Condition{}
+		}
+		return *c
+	}
+	g.Expect(cond()).To(And(HaveField("Status", metav1.ConditionFalse), HaveField("Reason", dexv1.ReasonRateLimited), HaveField("Message", msg)))
+
+	published, msg = true, "ServiceAccount tokens are verified against the 1 keys the API server publishes"
+	g.Expect(cond()).To(And(HaveField("Status", metav1.ConditionTrue), HaveField("Reason", dexv1.ReasonKeysPublished)))
+
+	orig = p.DeepCopy()
+	p.Spec.AllowServiceAccountFallback = false
+	g.Expect(f.k8s.Patch(ctx, p, client.MergeFrom(orig))).To(Succeed())
+	g.Expect(cond()).To(Equal(metav1.Condition{}))
+}
+
+// What a tenant writes on its own objects beyond what the controllers read never reaches the
+// manager's cache: Secrets (watched as metadata) keep no annotations or labels, tenant kinds only
+// the legacy ownership annotation (design.md §7: 0.1 KiB per unrelated Secret, 4 KiB per client,
+// whatever a tenant writes; the API server allows 256 KiB of annotations per object).
+func TestCacheKeepsNoTenantAnnotations(t *testing.T) {
+	g := NewWithT(t)
+	transform := controllers.CacheOptions().DefaultTransform
+	big := map[string]string{"balloon": strings.Repeat("x", 200<<10)}
+
+	secret := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "team-a",
+		Annotations: big, Labels: map[string]string{"l": strings.Repeat("y", 63)}}}
+	out, err := transform(secret)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out.(*metav1.PartialObjectMetadata).Annotations).To(BeEmpty())
+	g.Expect(out.(*metav1.PartialObjectMetadata).Labels).To(BeEmpty())
+
+	ann := map[string]string{controllers.LegacyAnnotationRegisteredClientID: "team-a-app"}
+	for k, v := range big {
+		ann[k] = v
+	}
+	c := &dexv1.DexStaticClient{ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: "team-a", Annotations: ann, Labels: map[string]string{"a": "b"}}}
+	out, err = transform(c)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(out.(*dexv1.DexStaticClient).Annotations).To(Equal(map[string]string{controllers.LegacyAnnotationRegisteredClientID: "team-a-app"}))
+	g.Expect(out.(*dexv1.DexStaticClient).Labels).To(BeEmpty())
+
+	for _, obj := range []client.Object{&dexv1.GroupBinding{}, &dexv1.Module{}, &dexv1.Provider{}} {
+		obj.SetAnnotations(map[string]string{"balloon": big["balloon"]})
+		out, err := transform(obj)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(out.(client.Object).GetAnnotations()).To(BeEmpty(), "%T", obj)
+	}
 }

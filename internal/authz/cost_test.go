@@ -262,8 +262,7 @@ func TestProgramsWithAndWithoutCheckpointsAgree(t *testing.T) {
 				g.Expect(err != nil).To(Equal(wantErr != nil), "%d groups: %v, plain: %v", n, err, wantErr)
 				g.Expect(got).To(Equal(want), "%d groups", n)
 				m := machines.Get().(*machine)
-				m.limit = time.Minute
-				m.until = time.Time{}
+				m.clock = clock{limit: time.Minute}
 				m.env.Groups = groups
 				out, err := m.vm.Run(p, &m.env) // always the instrumented program
 				machines.Put(m)

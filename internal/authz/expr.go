@@ -11,6 +11,7 @@
 package authz
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -193,16 +194,22 @@ func withCheckpoint(n ast.Node, w int) ast.Node {
 	return seq
 }
 
-// Evaluation is the deadline shared by the expressions evaluated for one request: the registry
-// evaluates a namespace's bindings in one Evaluation, so that many bindings together cannot make
-// a request wait longer than one. The zero value uses Deadline() (DefaultDeadline unless set).
-// Not safe for concurrent use.
+// Evaluation is the deadline shared by the expressions evaluated for one request, and by the
+// other work done to decide it (Charge: the registry's glob matching of resource patterns): the
+// registry evaluates a namespace's bindings in one Evaluation, so that many bindings together
+// cannot make a request wait longer than one. The zero value uses Deadline() (DefaultDeadline
+// unless set). Not safe for concurrent use.
 type Evaluation struct {
 	// Deadline is how long the evaluations may run in all (0: the one of SetDeadline,
 	// DefaultDeadline by default).
 	Deadline time.Duration
-	spent    int       // estimated ns since the clock was last read
-	until    time.Time // zero until the clock is first read
+	// Context, when set, stops the evaluation too once it is done (the request's own deadline,
+	// or the client went away): Evaluate and Charge then return an error wrapping its error
+	// (not ErrEvaluationDeadline, and not counted as a deadline).
+	Context context.Context
+	spent   int       // estimated ns since the clock was last read
+	until   time.Time // zero until the clock is first read
+	charged int64     // estimated ns charged with Charge in all
 }
 
 // machine is a reusable VM with its environment and checkpoint state: evaluation runs on the
@@ -210,10 +217,50 @@ type Evaluation struct {
 type machine struct {
 	vm    vm.VM
 	env   evalEnv
+	clock clock
+}
+
+// clock is the deadline state of an Evaluation: estimated work since the clock was last read,
+// and the deadline, set at the first read.
+type clock struct {
 	spent int
 	until time.Time
 	limit time.Duration
+	ctx   context.Context
 }
+
+// charge adds estimated work and, every checkEvery of it, reads the clock: it returns
+// ErrEvaluationDeadline once the deadline has passed, or the context's error once it is done.
+func (c *clock) charge(weight int) error {
+	c.spent += weight
+	if c.spent < checkEvery {
+		return nil
+	}
+	c.spent = 0
+	return c.past()
+}
+
+// past reads the clock; the deadline starts at the first read, which happens after at most
+// checkEvery of estimated work, so cheap evaluations never read it.
+func (c *clock) past() error {
+	if c.ctx != nil {
+		if err := c.ctx.Err(); err != nil {
+			return fmt.Errorf("%w: %w", errStopped, err)
+		}
+	}
+	now := time.Now()
+	if c.until.IsZero() {
+		c.until = now.Add(c.limit)
+		return nil
+	}
+	if now.After(c.until) {
+		return ErrEvaluationDeadline
+	}
+	return nil
+}
+
+// errStopped marks an evaluation stopped by its Context.
+var errStopped = errors.New("evaluation stopped")
 
 var machines = sync.Pool{New: func() any {
 	m := &machine{}
@@ -225,25 +272,10 @@ var machines = sync.Pool{New: func() any {
 // checkpoint is called by instrumented programs with the estimated cost of what follows; it
 // stops the VM (a panic the VM turns into an error) once the deadline has passed.
 func (m *machine) checkpoint(weight int) bool {
-	m.spent += weight
-	if m.spent >= checkEvery {
-		m.spent = 0
-		if m.pastDeadline() {
-			panic(ErrEvaluationDeadline)
-		}
+	if err := m.clock.charge(weight); err != nil {
+		panic(err)
 	}
 	return true
-}
-
-// pastDeadline reads the clock; the deadline starts at the first read, which happens after at
-// most checkEvery of estimated work, so cheap evaluations never read it.
-func (m *machine) pastDeadline() bool {
-	now := time.Now()
-	if m.until.IsZero() {
-		m.until = now.Add(m.limit)
-		return false
-	}
-	return now.After(m.until)
 }
 
 // fast reports whether p may run without checkpoints for groups, and its estimated cost for
@@ -280,46 +312,74 @@ func (e *Evaluation) Evaluate(p *vm.Program, groups []string) (bool, error) {
 	if p == nil {
 		return false, errors.New("failed to evaluate expression: no program")
 	}
-	limit := e.Deadline
-	if limit <= 0 {
-		limit = time.Duration(deadline.Load())
-	}
 	m := machines.Get().(*machine)
-	m.spent, m.until, m.limit = e.spent, e.until, limit
+	m.clock = e.clock()
 	prog := p
+	cost := 0
 	if md := metaOf(p); md != nil {
-		if cost, ok := md.fast(groups); ok {
-			prog = md.plain
-			m.spent += cost
+		if est, ok := md.fast(groups); ok {
+			prog, cost = md.plain, est
 		}
 	}
 	var out any
-	var err error
-	if m.spent >= checkEvery {
-		m.spent = 0
-		if m.pastDeadline() {
-			err = ErrEvaluationDeadline
-		}
-	}
+	err := m.clock.charge(cost)
 	if err == nil {
 		m.env.Groups = groups
 		out, err = m.vm.Run(prog, m.env) // by value: the VM then reads fields without copying them
 		m.env.Groups = nil
 	}
-	e.spent, e.until = m.spent, m.until
+	e.keep(m.clock)
+	m.clock = clock{}
 	machines.Put(m)
 	if err != nil {
-		if errors.Is(err, ErrEvaluationDeadline) {
-			evaluationDeadlineTotal.Inc()
-			return false, fmt.Errorf("failed to evaluate expression: %w (%s)", ErrEvaluationDeadline, limit)
-		}
-		return false, fmt.Errorf("failed to evaluate expression: %w", err)
+		return false, e.failed("evaluate expression", err)
 	}
 	b, ok := out.(bool)
 	if !ok {
 		return false, fmt.Errorf("expression returned %T, not a boolean", out)
 	}
 	return b, nil
+}
+
+// Charge counts work done to decide the request outside expressions (estimated ns, e.g.
+// GlobCost of a resource pattern match) against the Evaluation's deadline. Call it before doing
+// the work: it returns an error wrapping ErrEvaluationDeadline (counted like an expression's)
+// once the deadline has passed, or one wrapping the Context's error once that is done, and the
+// work must then not be done.
+func (e *Evaluation) Charge(cost int) error {
+	e.charged += int64(cost)
+	c := e.clock()
+	err := c.charge(cost)
+	e.keep(c)
+	if err != nil {
+		return e.failed("match resource patterns", err)
+	}
+	return nil
+}
+
+// Charged returns the work charged with Charge so far (estimated ns).
+func (e *Evaluation) Charged() int64 { return e.charged }
+
+// Stopped reports whether err (from Evaluate or Charge) means the Evaluation's Context was done.
+func Stopped(err error) bool { return errors.Is(err, errStopped) }
+
+func (e *Evaluation) clock() clock {
+	limit := e.Deadline
+	if limit <= 0 {
+		limit = time.Duration(deadline.Load())
+	}
+	return clock{spent: e.spent, until: e.until, limit: limit, ctx: e.Context}
+}
+
+func (e *Evaluation) keep(c clock) { e.spent, e.until = c.spent, c.until }
+
+// failed wraps an error of Evaluate or Charge, counting deadline hits.
+func (e *Evaluation) failed(what string, err error) error {
+	if errors.Is(err, ErrEvaluationDeadline) {
+		evaluationDeadlineTotal.Inc()
+		return fmt.Errorf("failed to %s: %w (%s)", what, ErrEvaluationDeadline, e.clock().limit)
+	}
+	return fmt.Errorf("failed to %s: %w", what, err)
 }
 
 // Evaluate runs a compiled expression for groups with a deadline of its own.

@@ -57,7 +57,7 @@ func FuzzCompile(f *testing.F) {
 		for _, groups := range groupSets {
 			want, wantErr := runPlain(metaOf(p), groups)
 			m := machines.Get().(*machine)
-			m.limit, m.until, m.spent = time.Minute, time.Time{}, 0
+			m.clock = clock{limit: time.Minute}
 			m.env.Groups = groups
 			out, err := m.vm.Run(p, &m.env)
 			machines.Put(m)

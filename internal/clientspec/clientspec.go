@@ -3,8 +3,8 @@
 package clientspec
 
 import (
-	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 
 	api "github.com/dexidp/dex/api/v2"
@@ -14,15 +14,26 @@ import (
 
 // RedirectURIs is the effective redirect URI list: spec.redirectURIs plus
 // http://localhost:<port><path> for every port of spec.loopbackRedirect, sorted, de-duplicated.
+// Callers Check the spec first: for a spec Check refuses, RedirectURIs returns nil rather than
+// build what the bounds forbid.
 func RedirectURIs(spec *dexv1.DexStaticClientSpec) []string {
-	out := slices.Clone(spec.RedirectURIs)
-	if lr := spec.LoopbackRedirect; lr != nil && len(lr.Ports) == 2 {
+	if Check(spec) != nil {
+		return nil
+	}
+	n := len(spec.RedirectURIs)
+	lr := spec.LoopbackRedirect
+	if lr != nil {
+		n += int(lr.Ports[1]-lr.Ports[0]) + 1
+	}
+	out := make([]string, 0, n)
+	out = append(out, spec.RedirectURIs...)
+	if lr != nil {
 		path := lr.Path
 		if path == "" {
-			path = "/login"
+			path = DefaultLoopbackPath
 		}
 		for p := lr.Ports[0]; p <= lr.Ports[1]; p++ {
-			out = append(out, fmt.Sprintf("http://localhost:%d%s", p, path))
+			out = append(out, loopbackPrefix+strconv.Itoa(int(p))+path)
 		}
 	}
 	slices.Sort(out)

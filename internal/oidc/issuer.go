@@ -15,7 +15,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 )
 
@@ -29,15 +28,6 @@ var allowedAlgs = []jose.SignatureAlgorithm{
 	jose.ES256, jose.ES384, jose.ES512,
 	jose.EdDSA,
 }
-
-// allowedAlgNames is allowedAlgs as strings, for go-oidc's Config.
-var allowedAlgNames = func() []string {
-	names := make([]string, len(allowedAlgs))
-	for i, a := range allowedAlgs {
-		names[i] = string(a)
-	}
-	return names
-}()
 
 func isAllowedAlg(alg string) bool {
 	for _, a := range allowedAlgs {
@@ -91,11 +81,10 @@ func newKeySnapshot(keys []jose.JSONWebKey) *keySnapshot {
 // concurrent use. Verify never contacts the issuer except for the rate-limited refetch of
 // an unknown key id.
 type Issuer struct {
-	name     string // metrics label: the Cache key, or the issuer URL
-	orig     Config // as given, returned by Config
-	cfg      Config // with defaults applied
-	client   *http.Client
-	verifier *gooidc.IDTokenVerifier
+	name   string // metrics label: the Cache key, or the issuer URL
+	orig   Config // as given, returned by Config
+	cfg    Config // with defaults applied
+	client *http.Client
 
 	keys    atomic.Pointer[keySnapshot]
 	fetches atomic.Int64
@@ -159,10 +148,6 @@ func newIssuer(name string, cfg Config) (*Issuer, error) {
 			Timeout:   eff.HTTPTimeout,
 		},
 	}
-	p.verifier = gooidc.NewVerifier(eff.IssuerURL, &keySet{p: p}, &gooidc.Config{
-		SkipClientIDCheck:    true, // audiences are checked by verify, against a list
-		SupportedSigningAlgs: allowedAlgNames,
-	})
 	return p, nil
 }
 

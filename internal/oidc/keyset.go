@@ -7,60 +7,30 @@ import (
 	jose "github.com/go-jose/go-jose/v4"
 )
 
-// keySet implements go-oidc's KeySet over the Issuer's cached keys. Unlike go-oidc's
-// RemoteKeySet it does not refetch on every unknown key id: see fetchForUnknownKid.
-type keySet struct {
-	p *Issuer
+// verifySignature verifies the signature of jws (a compact JWS with one signature, parsed with
+// an allowed algorithm) with the cached keys and returns its payload. A key id not in the cache
+// refetches the JWKS, at most once per UnknownKidCooldown (fetchForUnknownKid): go-oidc's
+// RemoteKeySet would refetch for every unknown key id.
+func (p *Issuer) verifySignature(ctx context.Context, jws *jose.JSONWebSignature) ([]byte, *VerifyError) {
+	snap := p.keys.Load()
+	if snap == nil {
+		return nil, verifyErr(ReasonNotReady, "no signing keys have been loaded for issuer "+p.cfg.IssuerURL)
+	}
+	return snap.verifyRefetching(ctx, jws, p.fetchForUnknownKid, p.keys.Load)
 }
 
-// verifyStateKey carries a *verifyState through go-oidc's Verify, which flattens the
-// KeySet's error into a string: the typed error and the verified payload are kept here.
-type verifyStateKey struct{}
-
-type verifyState struct {
-	// raw and jws: the token Issuer.verify already parsed, so that the key set does not
-	// parse it again.
-	raw string
-	jws *jose.JSONWebSignature
-
-	err     *VerifyError
-	payload []byte
-}
-
-// VerifySignature implements oidc.KeySet.
-func (ks *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
-	st, _ := ctx.Value(verifyStateKey{}).(*verifyState)
-	if st == nil {
-		st = &verifyState{}
-	}
-	payload, verr := ks.verify(ctx, raw, st)
-	if verr != nil {
-		st.err = verr
-		return nil, verr
-	}
-	st.payload = payload
-	return payload, nil
-}
-
-func (ks *keySet) verify(ctx context.Context, raw string, st *verifyState) ([]byte, *VerifyError) {
-	jws := st.jws
-	if jws == nil || st.raw != raw {
-		var err error
-		if jws, err = jose.ParseSignedCompact(raw, allowedAlgs); err != nil {
-			return nil, verifyErr(ReasonNotJWT, "failed to parse JWS")
-		}
-	}
+// verifyRefetching verifies jws with s; when its key id is unknown and refetch completed a fetch,
+// it verifies again with the keys current then.
+func (s *keySnapshot) verifyRefetching(ctx context.Context, jws *jose.JSONWebSignature, refetch func(context.Context) bool, current func() *keySnapshot) ([]byte, *VerifyError) {
 	if len(jws.Signatures) != 1 {
 		return nil, verifyErr(ReasonNotJWT, "token must carry exactly one signature")
 	}
 	hdr := jws.Signatures[0].Header
-	snap := ks.p.keys.Load()
-	if snap == nil {
-		return nil, verifyErr(ReasonNotReady, "no signing keys have been loaded for issuer "+ks.p.cfg.IssuerURL)
-	}
-	payload, verr := snap.verify(jws, hdr.KeyID, hdr.Algorithm)
-	if verr != nil && verr.Reason == ReasonUnknownKey && ks.p.fetchForUnknownKid(ctx) {
-		payload, verr = ks.p.keys.Load().verify(jws, hdr.KeyID, hdr.Algorithm)
+	payload, verr := s.verify(jws, hdr.KeyID, hdr.Algorithm)
+	if verr != nil && verr.Reason == ReasonUnknownKey && refetch(ctx) {
+		if cur := current(); cur != nil {
+			payload, verr = cur.verify(jws, hdr.KeyID, hdr.Algorithm)
+		}
 	}
 	return payload, verr
 }

@@ -8,12 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
 
-	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	jose "github.com/go-jose/go-jose/v4"
 	sigsjson "sigs.k8s.io/json"
 )
@@ -83,21 +83,29 @@ func (p *Issuer) verify(ctx context.Context, raw string, checkAudience bool) (*I
 	if p.keys.Load() == nil {
 		return nil, verifyErr(ReasonNotReady, "no signing keys have been loaded for issuer "+p.cfg.IssuerURL)
 	}
-
-	st := &verifyState{raw: raw, jws: jws}
-	tok, err := p.verifier.Verify(context.WithValue(ctx, verifyStateKey{}, st), raw)
-	if err != nil {
-		return nil, mapVerifierError(err, st, payload)
+	verified, verr := p.verifySignature(ctx, jws)
+	if verr != nil {
+		return nil, verr
 	}
-	if !bytes.Equal(st.payload, payload) {
+	if !bytes.Equal(verified, payload) {
 		// Not reached for compact JWS, but the claims must come from the verified payload.
-		payload = st.payload
+		payload = verified
 		if c, verr = p.readClaims(payload); verr != nil {
 			return nil, verr
 		}
+		if c.iss != p.cfg.IssuerURL {
+			return nil, verifyErr(ReasonWrongIssuer, "token issuer does not match")
+		}
 	}
-
-	if checkAudience && !slices.ContainsFunc(tok.Audience, func(a string) bool { return slices.Contains(p.cfg.Audiences, a) }) {
+	// The registered claims are checked here, from the case-sensitive decoding above: go-oidc's
+	// verifier decodes them with encoding/json, which matches "ISS" or "Exp" to iss and exp.
+	if verr := c.checkTimes(time.Now()); verr != nil {
+		return nil, verr
+	}
+	if !c.audOK {
+		return nil, verifyErr(ReasonNotJWT, "token is malformed: aud is not a string or an array of strings")
+	}
+	if checkAudience && !slices.ContainsFunc(c.aud, func(a string) bool { return slices.Contains(p.cfg.Audiences, a) }) {
 		return nil, verifyErr(ReasonWrongAudience, "token audience does not include any accepted audience")
 	}
 	for _, rc := range p.cfg.RequiredClaims {
@@ -107,9 +115,9 @@ func (p *Issuer) verify(ctx context.Context, raw string, checkAudience bool) (*I
 	}
 
 	id := &Identity{
-		Subject:         tok.Subject,
-		Audience:        tok.Audience,
-		Expiry:          tok.Expiry,
+		Subject:         c.sub,
+		Audience:        c.aud,
+		Expiry:          c.exp,
 		AuthorizedParty: c.azp,
 		payload:         payload,
 	}
@@ -130,12 +138,39 @@ func (p *Issuer) verify(ctx context.Context, raw string, checkAudience bool) (*I
 	return id, nil
 }
 
-// claimValues are the claims Verify reads.
+// notBeforeLeeway is the clock skew allowed on nbf (go-oidc's, and other OIDC libraries').
+const notBeforeLeeway = 5 * time.Minute
+
+// claimValues are the claims Verify reads. Claim names are matched exactly, as JWT requires
+// (RFC 7519 §10.1 names are case-sensitive): "ISS" or "Sub" are other claims.
 type claimValues struct {
-	iss, azp, username  string
-	groups              []string
-	hasGroups, groupsOK bool
-	all                 map[string]any // only with required claims or a non-default mapping
+	iss, azp, sub, username string
+	aud                     []string
+	audOK                   bool // aud absent, a string, or an array of strings
+	exp, nbf                time.Time
+	hasExp, expOK           bool
+	hasNbf, nbfOK           bool
+	groups                  []string
+	hasGroups, groupsOK     bool
+	all                     map[string]any // only with required claims or a non-default mapping
+}
+
+// checkTimes checks exp (required, in the future) and nbf (if present, not after now plus the
+// leeway).
+func (c *claimValues) checkTimes(now time.Time) *VerifyError {
+	switch {
+	case !c.hasExp:
+		return verifyErr(ReasonExpired, "token has no exp claim")
+	case !c.expOK:
+		return verifyErr(ReasonNotJWT, "token is malformed: exp is not a number")
+	case !now.Before(c.exp):
+		return verifyErr(ReasonExpired, "token expired at "+c.exp.UTC().Format(time.RFC3339))
+	case c.hasNbf && !c.nbfOK:
+		return verifyErr(ReasonNotJWT, "token is malformed: nbf is not a number")
+	case c.hasNbf && now.Add(notBeforeLeeway).Before(c.nbf):
+		return verifyErr(ReasonExpired, "token is not valid yet (nbf)")
+	}
+	return nil
 }
 
 // defaultClaims decodes the claims of the default mapping (username "sub", groups "groups")
@@ -144,11 +179,15 @@ type defaultClaims struct {
 	Iss    any             `json:"iss"`
 	Azp    any             `json:"azp"`
 	Sub    any             `json:"sub"`
+	Aud    any             `json:"aud"`
+	Exp    any             `json:"exp"`
+	Nbf    any             `json:"nbf"`
 	Groups json.RawMessage `json:"groups"`
 }
 
 // readClaims decodes what Verify needs from the payload: into a small struct for the default
-// mapping, into a map of every claim when the provider maps other claims or requires some.
+// mapping, into a map of every claim when the provider maps other claims or requires some. Both
+// match claim names case-sensitively.
 func (p *Issuer) readClaims(payload []byte) (claimValues, *VerifyError) {
 	var c claimValues
 	notJSON := verifyErr(ReasonNotJWT, "token payload is not a JSON object")
@@ -163,7 +202,9 @@ func (p *Issuer) readClaims(payload []byte) (claimValues, *VerifyError) {
 		}
 		c.iss, _ = d.Iss.(string)
 		c.azp, _ = d.Azp.(string)
-		c.username, _ = d.Sub.(string)
+		c.sub, _ = d.Sub.(string)
+		c.username = c.sub
+		c.setRegistered(d.Aud, d.Exp, d.Nbf)
 		if len(d.Groups) > 0 && string(d.Groups) != "null" {
 			c.hasGroups = true
 			var one string
@@ -182,7 +223,9 @@ func (p *Issuer) readClaims(payload []byte) (claimValues, *VerifyError) {
 	c.all = all
 	c.iss, _ = all["iss"].(string)
 	c.azp, _ = all["azp"].(string)
+	c.sub, _ = all["sub"].(string)
 	c.username, _ = all[p.cfg.UsernameClaim].(string)
+	c.setRegistered(all["aud"], all["exp"], all["nbf"])
 	if v, present := all[p.cfg.GroupsClaim]; present && v != nil {
 		c.hasGroups = true
 		c.groups, c.groupsOK = stringOrStrings(v)
@@ -190,33 +233,51 @@ func (p *Issuer) readClaims(payload []byte) (claimValues, *VerifyError) {
 	return c, nil
 }
 
-// mapVerifierError turns an error of go-oidc's IDTokenVerifier into a *VerifyError.
-func mapVerifierError(err error, st *verifyState, payload []byte) *VerifyError {
-	if st.err != nil {
-		return st.err
+// setRegistered records aud, exp and nbf as decoded (nil when absent).
+func (c *claimValues) setRegistered(aud, exp, nbf any) {
+	c.audOK = aud == nil
+	if aud != nil {
+		c.aud, c.audOK = stringOrStrings(aud)
 	}
-	var expired *gooidc.TokenExpiredError
-	if errors.As(err, &expired) {
-		var exp struct {
-			Exp json.RawMessage `json:"exp"`
+	c.hasExp = exp != nil
+	c.exp, c.expOK = numericDate(exp)
+	c.hasNbf = nbf != nil
+	c.nbf, c.nbfOK = numericDate(nbf)
+}
+
+// maxNumericDate bounds NumericDates (seconds) so that huge values cannot overflow time
+// arithmetic (year ~36812).
+const maxNumericDate = 1 << 40
+
+// numericDate decodes a JWT NumericDate (seconds since the epoch, possibly fractional) as decoded
+// by encoding/json with UseNumber (json.Number) or by sigs.k8s.io/json (int64, float64). ok is
+// false for anything else, or for a value outside (-2^40, 2^40).
+func numericDate(v any) (time.Time, bool) {
+	var f float64
+	switch n := v.(type) {
+	case int64:
+		if n <= -maxNumericDate || n >= maxNumericDate {
+			return time.Time{}, false
 		}
-		if json.Unmarshal(payload, &exp) == nil && exp.Exp == nil {
-			return verifyErr(ReasonExpired, "token has no exp claim")
+		return time.Unix(n, 0), true
+	case float64:
+		f = n
+	case json.Number:
+		if i, err := n.Int64(); err == nil {
+			return numericDate(i)
 		}
-		return verifyErr(ReasonExpired, "token expired at "+expired.Expiry.UTC().Format(time.RFC3339))
+		var err error
+		if f, err = n.Float64(); err != nil {
+			return time.Time{}, false
+		}
+	default:
+		return time.Time{}, false
 	}
-	msg := err.Error()
-	switch {
-	case strings.Contains(msg, "different provider"):
-		return verifyErr(ReasonWrongIssuer, "token issuer does not match")
-	case strings.Contains(msg, "nbf"):
-		return verifyErr(ReasonExpired, "token is not valid yet (nbf)")
-	case strings.Contains(msg, "malformed jwt"), strings.Contains(msg, "unmarshal claims"),
-		strings.Contains(msg, "not signed"), strings.Contains(msg, "multiple signatures"),
-		strings.Contains(msg, "source"):
-		return verifyErr(ReasonNotJWT, "token is malformed")
+	if math.IsNaN(f) || f <= -maxNumericDate || f >= maxNumericDate {
+		return time.Time{}, false
 	}
-	return verifyErr(ReasonBadSignature, "token failed verification")
+	sec, frac := math.Modf(f)
+	return time.Unix(int64(sec), int64(frac*1e9)), true
 }
 
 func checkRequiredClaim(claims map[string]any, rc RequiredClaim) *VerifyError {
@@ -270,7 +331,7 @@ func parseToken(raw string) (*jose.JSONWebSignature, []byte, *VerifyError) {
 	var hdr struct {
 		Alg string `json:"alg"`
 	}
-	if err := json.Unmarshal(header, &hdr); err != nil {
+	if !isJSONObject(header) || sigsjson.UnmarshalCaseSensitivePreserveInts(header, &hdr) != nil {
 		return nil, nil, verifyErr(ReasonNotJWT, "token header is not a JSON object")
 	}
 	if _, err := decodeClaims(payload); err != nil {
@@ -323,13 +384,13 @@ func decodeClaims(payload []byte) (map[string]any, error) {
 // the provider that should verify it. It returns "", false if raw is not a JWT.
 func UnverifiedIssuer(raw string) (string, bool) {
 	_, payload, ok := splitJWT(raw)
-	if !ok {
+	if !ok || !isJSONObject(payload) {
 		return "", false
 	}
 	var claims struct {
 		Iss any `json:"iss"`
 	}
-	if err := json.Unmarshal(payload, &claims); err != nil {
+	if err := sigsjson.UnmarshalCaseSensitivePreserveInts(payload, &claims); err != nil {
 		return "", false
 	}
 	iss, _ := claims.Iss.(string)
@@ -338,7 +399,7 @@ func UnverifiedIssuer(raw string) (string, bool) {
 
 // Unverified is what a JWT says about itself before any verification: only for routing a token
 // (to a verifier, or to Kubernetes) and for bounding how long an answer about it is cached, never
-// for trusting it.
+// for trusting it. Claim names are matched exactly: "ISS" is not "iss".
 type Unverified struct {
 	// Issuer is the "iss" claim ("" when absent or not a string).
 	Issuer string
@@ -346,12 +407,10 @@ type Unverified struct {
 	Expiry time.Time
 }
 
-// maxUnverifiedExp bounds exp (seconds) so that huge values cannot overflow time arithmetic.
-const maxUnverifiedExp = 1 << 40
-
 // ParseUnverified decodes the header and the claims of a compact JWS without verifying it. ok
 // is false unless raw has three dot-separated base64url parts whose header is a JSON object
-// naming an algorithm and whose payload is a JSON object.
+// naming an algorithm and whose payload is a JSON object. Names are matched case-sensitively,
+// as JWT requires: a token carrying "iss" and "ISS" has the issuer of "iss".
 func ParseUnverified(raw string) (Unverified, bool) {
 	header, payload, ok := splitJWT(raw)
 	if !ok {
@@ -360,7 +419,7 @@ func ParseUnverified(raw string) (Unverified, bool) {
 	var hdr struct {
 		Alg any `json:"alg"`
 	}
-	if !isJSONObject(header) || json.Unmarshal(header, &hdr) != nil {
+	if !isJSONObject(header) || sigsjson.UnmarshalCaseSensitivePreserveInts(header, &hdr) != nil {
 		return Unverified{}, false
 	}
 	if alg, _ := hdr.Alg.(string); alg == "" {
@@ -370,20 +429,13 @@ func ParseUnverified(raw string) (Unverified, bool) {
 		Iss any `json:"iss"`
 		Exp any `json:"exp"`
 	}
-	if !isJSONObject(payload) {
-		return Unverified{}, false
-	}
-	dec := json.NewDecoder(bytes.NewReader(payload))
-	dec.UseNumber()
-	if err := dec.Decode(&claims); err != nil || dec.More() {
+	if !isJSONObject(payload) || sigsjson.UnmarshalCaseSensitivePreserveInts(payload, &claims) != nil {
 		return Unverified{}, false
 	}
 	var u Unverified
 	u.Issuer, _ = claims.Iss.(string)
-	if n, isNumber := claims.Exp.(json.Number); isNumber {
-		if f, err := n.Float64(); err == nil && f > 0 && f < maxUnverifiedExp {
-			u.Expiry = time.Unix(int64(f), 0)
-		}
+	if exp, ok := numericDate(claims.Exp); ok && exp.Unix() > 0 {
+		u.Expiry = exp
 	}
 	return u, true
 }

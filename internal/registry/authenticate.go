@@ -2,6 +2,7 @@ package registry
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/maphash"
 	"net/http"
@@ -11,12 +12,14 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/time/rate"
 	authnv1 "k8s.io/api/authentication/v1"
 	authzv1 "k8s.io/api/authorization/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/authz"
 	"dexterity.dev/dexterity/internal/oidc"
 )
 
@@ -36,8 +39,9 @@ type principal struct {
 	noGroups bool     // an OIDC user token without the groups claim
 	user     *authnv1.UserInfo
 	// clientID is the client of a client identity (path client); clientCredentials is true when
-	// its token came from Dex's client_credentials grant, else the client was found to be a
-	// registered confidential client when the Store's clients were at version checked.
+	// its token came from Dex's client_credentials grant. Either way the client was found to be a
+	// client identity of the registry (clients.clientIdentity) when the clients were at version
+	// checked.
 	clientID          string
 	clientCredentials bool
 	checked           atomic.Int64
@@ -58,7 +62,8 @@ type decisionKey struct {
 const maxMemoisedDecisions = 64
 
 // decide returns the GroupBinding decision for res, memoised per content snapshot.
-func (p *principal) decide(c *namespaceContent, res resource) decision {
+// The evaluation stops with the request (ctx) as well as at its own deadline.
+func (p *principal) decide(ctx context.Context, c *namespaceContent, res resource) decision {
 	var bindings []*binding
 	if c != nil {
 		bindings = c.bindings
@@ -67,7 +72,7 @@ func (p *principal) decide(c *namespaceContent, res resource) decision {
 	if d, ok := p.decisions.Load(k); ok {
 		return d.(decision)
 	}
-	d := authorize(bindings, p.groups, res)
+	d := authorizeWithin(&authz.Evaluation{Context: ctx}, bindings, p.groups, res)
 	// A deadline hit may come from a manager starved of CPU for a moment: not remembered.
 	if d.reason != reasonEvaluationDeadline && p.memoised.Add(1) <= maxMemoisedDecisions {
 		p.decisions.Store(k, d)
@@ -213,12 +218,15 @@ func (c *tokenCache) forget(uid types.UID, generation int64) {
 	}
 }
 
-// clientDirectory says which Dex clients authenticated to obtain their tokens (the Store).
+// clientDirectory says which Dex clients are client identities of a registry (clients: from
+// the ownership claims, never from a status).
 type clientDirectory interface {
-	// confidentialClient reports whether clientID is a registered confidential client of the
-	// Dex at dexAddress (lower-cased spec.dex.grpcAddress) or with issuer.
-	confidentialClient(clientID, dexAddress, issuer string) bool
-	// clientsChanged returns a number that changes whenever confidentialClient may answer
+	// clientIdentity reports whether clientID may act as client:<clientID> in t's registry.
+	clientIdentity(t *tenant, clientID string) bool
+	// audienceHeldElsewhere names an audience of t that a client of another namespace holds in
+	// t's Dex ("" when none).
+	audienceHeldElsewhere(t *tenant) string
+	// clientsChanged returns a number that changes whenever clientIdentity may answer
 	// differently.
 	clientsChanged() int64
 }
@@ -230,6 +238,7 @@ type authenticator struct {
 	tokens  *tokenCache
 	clients clientDirectory
 	reviews *kubeCache
+	sa      *serviceAccountFallback
 }
 
 // maxTokenBytes bounds the bearer tokens the registry looks at; real ones are a few KiB.
@@ -288,6 +297,11 @@ func (a *authenticator) authenticate(ctx context.Context, t *tenant, token strin
 		// A token verified before under this provider object's current spec needs no parsing.
 		k := verifiedKey{uid: t.uid, generation: t.generation, hash: tokenHash(token)}
 		if p, ok := a.tokens.get(k); ok {
+			if p.path != pathK8s {
+				if aerr := a.audienceHeld(t); aerr != nil {
+					return nil, aerr
+				}
+			}
 			if aerr := a.recheckClient(t, k, p); aerr != nil {
 				return nil, aerr
 			}
@@ -319,6 +333,9 @@ func (a *authenticator) authenticate(ctx context.Context, t *tenant, token strin
 			if !ok {
 				return nil, errKeysNotLoaded
 			}
+			if aerr := a.audienceHeld(t); aerr != nil {
+				return nil, aerr
+			}
 			return a.finishOIDC(ctx, t, k, prov, token, id, err)
 		}
 		if !isJWT || !wellFormed(token) {
@@ -326,7 +343,7 @@ func (a *authenticator) authenticate(ctx context.Context, t *tenant, token strin
 			return nil, errGarbage
 		}
 		if spec.AllowServiceAccountFallback {
-			return a.kubernetes(ctx, token, claimed.Expiry)
+			return a.serviceAccount(ctx, token, claimed)
 		}
 		return nil, &authError{status: http.StatusUnauthorized, path: pathOIDC, reason: string(oidc.ReasonWrongIssuer),
 			message: "the token was not issued by this registry's issuer"}
@@ -337,10 +354,21 @@ func (a *authenticator) authenticate(ctx context.Context, t *tenant, token strin
 				message: "the bearer token is malformed"}
 		}
 		claimed, _ := oidc.ParseUnverified(token)
-		return a.kubernetes(ctx, token, claimed.Expiry)
+		return a.kubernetes(ctx, token, claimed.Expiry, nil)
 	}
 	return nil, &authError{status: http.StatusUnauthorized, path: pathNone, reason: "no_authentication",
 		message: "this registry accepts no tokens: its OIDCProvider has enabled=false and useBearerToken=false"}
+}
+
+// audienceHeld refuses the tokens of t's issuer while one of its audiences is registered in its
+// Dex by a client of another namespace: such a token may have been issued through that client.
+func (a *authenticator) audienceHeld(t *tenant) *authError {
+	held := a.clients.audienceHeldElsewhere(t)
+	if held == "" {
+		return nil
+	}
+	return &authError{status: http.StatusUnauthorized, path: pathOIDC, reason: "audience_held_elsewhere",
+		message: fmt.Sprintf("this registry refuses its issuer's tokens: its audience %q is registered in Dex by a client of another namespace (OIDCProvider reason AudienceHeldElsewhere); the platform team must resolve it", held)}
 }
 
 var errKeysNotLoaded = &authError{status: http.StatusServiceUnavailable, path: pathOIDC, reason: "keys_not_loaded",
@@ -388,18 +416,19 @@ func orDefault(v, def string) string {
 	return v
 }
 
-// recheckClient checks a cached client identity again when the DexStaticClients changed since
-// it was last checked: a client that is no longer a registered confidential client (made public,
-// deleted) stops being accepted at once.
+// recheckClient checks a cached client identity again when the claims, DexStaticClients,
+// providers or namespace labels changed since it was last checked: a client that is no longer a
+// client identity (made public, deleted, its claim released, its namespace no longer admitted)
+// stops being accepted at once.
 func (a *authenticator) recheckClient(t *tenant, k verifiedKey, p *principal) *authError {
-	if p.path != pathClient || p.clientCredentials {
+	if p.path != pathClient {
 		return nil
 	}
 	v := a.clients.clientsChanged()
 	if p.checked.Load() == v {
 		return nil
 	}
-	if !a.clients.confidentialClient(p.clientID, t.dexAddress, t.issuer) {
+	if !a.clients.clientIdentity(t, p.clientID) {
 		a.tokens.remove(k)
 		return unauthenticatedClient(p.clientID)
 	}
@@ -409,7 +438,7 @@ func (a *authenticator) recheckClient(t *tenant, k verifiedKey, p *principal) *a
 
 func unauthenticatedClient(clientID string) *authError {
 	return &authError{status: http.StatusUnauthorized, path: pathClient, reason: "unauthenticated_client",
-		message: fmt.Sprintf("invalid token: it was issued to client %q, which did not authenticate (a public client, or a client that is not a registered confidential DexStaticClient of this Dex); use a token of a confidential client", clientID)}
+		message: fmt.Sprintf("invalid token: it was issued to client %q, which did not authenticate as a client of this registry (a public client, a client no confidential DexStaticClient owns in this Dex, or one owned from a namespace that the OIDCProvider's spec.dex.clientIdentityNamespaces does not admit); use a token of a confidential client of this registry's namespace", clientID)}
 }
 
 // finishOIDC completes the verification of a token that claims the provider's issuer (id, err
@@ -438,20 +467,18 @@ func (a *authenticator) finishOIDC(ctx context.Context, t *tenant, k verifiedKey
 			return nil, &authError{status: http.StatusUnauthorized, path: path, reason: "unknown_client",
 				message: "invalid token: it names no authorized party (azp) and several audiences"}
 		}
-		// Only a client that authenticated becomes client:<id>: a client-credentials token
-		// (Dex issues those to confidential clients only), or a token issued to a registered
-		// confidential client. Anyone can obtain a token through a public client.
+		// Only a client that authenticated becomes client:<id> (anyone can obtain a token
+		// through a public client), and only one that its ownership claim gives to a namespace
+		// this provider admits: a client-credentials token (Dex issues those to confidential
+		// clients only) proves the secret, not whose client it is, so it is checked the same way.
 		name := "client:" + clientID
-		p = &principal{path: pathClient, name: name, groups: []string{name}, clientID: clientID}
-		if isClientCredentials(id.Subject, clientID) {
-			p.clientCredentials = true
-		} else {
-			v := a.clients.clientsChanged() // before the check: a change meanwhile re-checks
-			if !a.clients.confidentialClient(clientID, t.dexAddress, t.issuer) {
-				return nil, unauthenticatedClient(clientID)
-			}
-			p.checked.Store(v)
+		p = &principal{path: pathClient, name: name, groups: []string{name}, clientID: clientID,
+			clientCredentials: isClientCredentials(id.Subject, clientID)}
+		v := a.clients.clientsChanged() // before the check: a change meanwhile re-checks
+		if !a.clients.clientIdentity(t, clientID) {
+			return nil, unauthenticatedClient(clientID)
 		}
+		p.checked.Store(v)
 	} else {
 		p = &principal{path: pathOIDC, name: id.Username, groups: id.Groups, noGroups: !id.HasGroupsClaim}
 	}
@@ -481,9 +508,14 @@ func describeReason(r oidc.Reason) string {
 
 // kubernetes authenticates token with a TokenReview (answers cached briefly: kubeCache).
 // Authorization (SubjectAccessReview) is done per resource by authorizeKubernetes. exp is the
-// token's unverified exp (zero when unknown): no answer is cached past it.
-func (a *authenticator) kubernetes(ctx context.Context, token string, exp time.Time) (*principal, *authError) {
+// token's exp (zero when unknown): no answer is cached past it. With a limiter, a TokenReview
+// is made only when the limiter allows it (503 otherwise).
+func (a *authenticator) kubernetes(ctx context.Context, token string, exp time.Time, limiter *rate.Limiter) (*principal, *authError) {
 	p, err := a.reviews.tokenReview(ctx, token, exp, func(ctx context.Context) (*principal, error) {
+		if limiter != nil && !limiter.Allow() {
+			serviceAccountThrottled.Inc()
+			return nil, errThrottled
+		}
 		tr := &authnv1.TokenReview{Spec: authnv1.TokenReviewSpec{Token: token}}
 		if err := a.kube.Create(ctx, tr); err != nil {
 			return nil, fmt.Errorf("failed to create TokenReview: %w", err)
@@ -494,10 +526,19 @@ func (a *authenticator) kubernetes(ctx context.Context, token string, exp time.T
 		u := tr.Status.User
 		return &principal{path: pathK8s, name: u.Username, groups: u.Groups, user: &u}, nil
 	})
-	if err != nil {
+	switch {
+	case errors.Is(err, errThrottled):
+		return nil, &authError{status: http.StatusServiceUnavailable, path: pathK8s, reason: "fallback_rate_limited",
+			message: "the registry is checking too many ServiceAccount tokens with Kubernetes (the API server publishes no service-account keys to verify them against first, so these checks are rate-limited); retry shortly"}
+	case err != nil:
 		return nil, &authError{status: http.StatusServiceUnavailable, path: pathK8s, reason: "tokenreview_failed",
 			message: "the registry could not check the token with Kubernetes; retry shortly"}
 	}
+	return reviewed(p)
+}
+
+// reviewed is the result of Kubernetes' answer about a token (nil: not authenticated).
+func reviewed(p *principal) (*principal, *authError) {
 	if p == nil {
 		return nil, &authError{status: http.StatusUnauthorized, path: pathK8s, reason: "not_authenticated",
 			message: "Kubernetes did not authenticate the token"}

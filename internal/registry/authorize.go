@@ -38,16 +38,17 @@ func (k resourceKind) String() string {
 // resource is the registry object a request names: a module <namespace>/<name>/<system> or a
 // provider <namespace>/<type>.
 type resource struct {
-	kind    resourceKind
-	address string // namespace/name/system or namespace/type
-	name    string // the module name or the provider type
+	kind     resourceKind
+	address  string   // namespace/name/system or namespace/type
+	name     string   // the module name or the provider type
+	segments []string // namespace, name, system or namespace, type (each at most authz.MaxSegmentBytes)
 }
 
 // decision is the outcome of GroupBinding evaluation.
 type decision struct {
 	allowed bool
 	binding string // the binding that decided, "" when none did
-	reason  string // stable label: granted, not_granted, no_match, expression_error, evaluation_deadline
+	reason  string // stable label: granted, not_granted, no_match, expression_error, pattern_error, evaluation_deadline
 	message string // for the client
 }
 
@@ -57,12 +58,18 @@ const reasonEvaluationDeadline = "evaluation_deadline"
 
 // authorize evaluates the namespace's bindings, sorted by name, for groups: the first binding
 // whose expression is true decides (allowed when one of its patterns matches the resource); a
-// binding that failed to compile (or is over the cost bound) or fails to evaluate denies; no
-// true expression denies. All the bindings share one evaluation deadline, so together they
+// binding that failed to compile (or is over the cost bound, or has a refused resource pattern)
+// or fails to evaluate denies; no true expression denies. All the bindings share one evaluation
+// deadline, which also counts the glob matching of their resource patterns, so together they
 // cannot hold the request longer than authz's deadline; the binding being evaluated when it
 // passes denies (and gets an EvaluationDeadline event, see SetEventRecorder).
 func authorize(bindings []*binding, groups []string, res resource) decision {
-	var ev authz.Evaluation
+	return authorizeWithin(&authz.Evaluation{}, bindings, groups, res)
+}
+
+// authorizeWithin is authorize in the Evaluation ev (set ev.Context to the request's context so
+// that evaluation stops with the request).
+func authorizeWithin(ev *authz.Evaluation, bindings []*binding, groups []string, res resource) decision {
 	for _, b := range bindings {
 		if b.compileErr != nil {
 			what := "an invalid expression"
@@ -72,15 +79,13 @@ func authorize(bindings []*binding, groups []string, res resource) decision {
 			return decision{binding: b.name, reason: "expression_error",
 				message: fmt.Sprintf("GroupBinding %s has %s; access is denied until it is fixed", b.name, what)}
 		}
-		ok, err := ev.Evaluate(b.program, groups)
-		if errors.Is(err, authz.ErrEvaluationDeadline) {
-			reportEvaluationDeadline(b)
-			return decision{binding: b.name, reason: reasonEvaluationDeadline,
-				message: fmt.Sprintf("GroupBinding %s: evaluating the expressions ran past the %s deadline; access is denied (simplify the expression)", b.name, authz.Deadline())}
+		if b.patternErr != nil {
+			return decision{binding: b.name, reason: "pattern_error",
+				message: fmt.Sprintf("GroupBinding %s has a refused resource pattern (%s); access is denied until it is fixed", b.name, patternField(b.patternErr))}
 		}
+		ok, err := ev.Evaluate(b.program, groups)
 		if err != nil {
-			return decision{binding: b.name, reason: "expression_error",
-				message: fmt.Sprintf("GroupBinding %s failed to evaluate; access is denied until it is fixed", b.name)}
+			return stopped(b, err, "evaluate")
 		}
 		if !ok {
 			continue
@@ -89,13 +94,43 @@ func authorize(bindings []*binding, groups []string, res resource) decision {
 		if res.kind == kindProvider {
 			patterns = b.providers
 		}
-		if matchesAny(patterns, res) {
+		matched, err := matchesAny(ev, patterns, res)
+		if err != nil {
+			return stopped(b, err, "match")
+		}
+		if matched {
 			return decision{allowed: true, binding: b.name, reason: "granted"}
 		}
 		return decision{binding: b.name, reason: "not_granted",
 			message: fmt.Sprintf("GroupBinding %s matches your groups but does not grant %s %s", b.name, res.kind, res.address)}
 	}
 	return decision{reason: "no_match", message: "no GroupBinding of this registry matches your groups"}
+}
+
+// stopped is the decision of binding b whose evaluation or matching failed with err.
+func stopped(b *binding, err error, what string) decision {
+	switch {
+	case authz.Stopped(err):
+		// The request ran past its own deadline (or the client went away): nobody reads the
+		// answer, and it must not be memoised as the binding's decision.
+		return decision{binding: b.name, reason: reasonEvaluationDeadline,
+			message: "the request ran past its deadline"}
+	case errors.Is(err, authz.ErrEvaluationDeadline):
+		reportEvaluationDeadline(b)
+		return decision{binding: b.name, reason: reasonEvaluationDeadline,
+			message: fmt.Sprintf("GroupBinding %s: evaluating the expressions and resource patterns ran past the %s deadline; access is denied (simplify the expression or the patterns)", b.name, authz.Deadline())}
+	}
+	return decision{binding: b.name, reason: "expression_error",
+		message: fmt.Sprintf("GroupBinding %s failed to %s; access is denied until it is fixed", b.name, what)}
+}
+
+// patternField names the first refused pattern of err (from authz.CheckResources).
+func patternField(err error) string {
+	var pe authz.PatternErrors
+	if errors.As(err, &pe) && len(pe) > 0 {
+		return pe[0].Path()
+	}
+	return "spec.moduleResources or spec.providerResources"
 }
 
 // deadlineEventInterval is the least time between two EvaluationDeadline events of one binding.
@@ -169,10 +204,27 @@ func (s *eventSink) record(name string, uid types.UID) {
 		ref := &corev1.ObjectReference{Kind: "GroupBinding", APIVersion: dexv1.GroupVersion.String(),
 			Namespace: gb.Namespace, Name: gb.Name, UID: gb.UID, ResourceVersion: gb.ResourceVersion}
 		s.recorder.Eventf(ref, corev1.EventTypeWarning, dexv1.ReasonEvaluationDeadline,
-			"Evaluating spec.expression for a registry request ran past the %s deadline, so the request was denied (403); simplify the expression (at most one such event per minute)",
+			"Evaluating spec.expression and matching the resource patterns for a registry request ran past the %s deadline, so the request was denied (403); simplify the expression or the patterns (at most one such event per minute)",
 			authz.Deadline())
 		return
 	}
+}
+
+// pattern is a compiled resource pattern: lower-cased (registry addresses are case-insensitive)
+// and split into segments once per binding generation.
+type pattern struct {
+	segments []string
+	address  bool // the pattern has "/": it matches the address, else the name
+}
+
+// compilePatterns compiles the resource patterns of a binding (checked by authz.CheckResources).
+func compilePatterns(raw []string) []pattern {
+	out := make([]pattern, len(raw))
+	for i, p := range raw {
+		p = strings.ToLower(p)
+		out[i] = pattern{segments: strings.Split(p, "/"), address: strings.Contains(p, "/")}
+	}
+	return out
 }
 
 // matchesAny reports whether one of patterns matches res. Patterns are path.Match globs
@@ -181,28 +233,37 @@ func (s *eventSink) record(name string, uid types.UID) {
 //   - with "/", it matches the address segment by segment, and a pattern of fewer segments
 //     matches every address it is a prefix of: "team-a/*" grants every module and provider of
 //     registry namespace team-a, "team-a/network" every system of module team-a/network.
-func matchesAny(patterns []string, res resource) bool {
+//
+// Every segment match is charged to ev (authz.GlobCost) before it runs: once ev's deadline has
+// passed, matching stops with its error.
+func matchesAny(ev *authz.Evaluation, patterns []pattern, res resource) (bool, error) {
 	for _, p := range patterns {
-		if matchPattern(p, res) {
-			return true
+		if ok, err := matchPattern(ev, p, res); ok || err != nil {
+			return ok, err
 		}
 	}
-	return false
+	return false, nil
 }
 
-func matchPattern(p string, res resource) bool {
-	if !strings.Contains(p, "/") {
-		ok, err := path.Match(p, res.name)
-		return err == nil && ok
+func matchPattern(ev *authz.Evaluation, p pattern, res resource) (bool, error) {
+	if !p.address {
+		return matchSegment(ev, p.segments[0], res.name)
 	}
-	ps, as := strings.Split(p, "/"), strings.Split(res.address, "/")
-	if len(ps) > len(as) {
-		return false
+	if len(p.segments) > len(res.segments) {
+		return false, nil
 	}
-	for i, seg := range ps {
-		if ok, err := path.Match(seg, as[i]); err != nil || !ok {
-			return false
+	for i, seg := range p.segments {
+		if ok, err := matchSegment(ev, seg, res.segments[i]); !ok || err != nil {
+			return false, err
 		}
 	}
-	return true
+	return true, nil
+}
+
+func matchSegment(ev *authz.Evaluation, pat, name string) (bool, error) {
+	if err := ev.Charge(authz.GlobCost(len(pat), len(name))); err != nil {
+		return false, err
+	}
+	ok, err := path.Match(pat, name)
+	return err == nil && ok, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -109,7 +110,7 @@ func TestCostlyBindingsDenyQuickly(t *testing.T) {
 		deadlines := counter(t, "dexterity_groupbinding_evaluation_deadline_total", nil)
 		decisions := counter(t, "dexterity_registry_auth_decisions_total", map[string]string{"reason": "evaluation_deadline"})
 		tt.create(t, slow)
-		waitFor(t, tt, admin, http.StatusForbidden, "GroupBinding a-slow: evaluating the expressions ran past the 1ms deadline")
+		waitFor(t, tt, admin, http.StatusForbidden, "GroupBinding a-slow: evaluating the expressions and resource patterns ran past the 1ms deadline")
 		g.Expect(counter(t, "dexterity_groupbinding_evaluation_deadline_total", nil)).To(BeNumerically(">", deadlines))
 		g.Expect(counter(t, "dexterity_registry_auth_decisions_total", map[string]string{"reason": "evaluation_deadline"})).To(BeNumerically(">", decisions))
 
@@ -137,4 +138,49 @@ func TestCostlyBindingsDenyQuickly(t *testing.T) {
 		g.Consistently(deadlineEvents, 2*time.Second, 200*time.Millisecond).Should(ConsistOf(
 			HaveField("Count", BeNumerically("==", 1))))
 	})
+}
+
+// TestLongNamesAndCostlyGlobsAnswerQuickly (issue: "Registry CPU burn. Team A's user sends long
+// module names while a GroupBinding carries huge globs"), through the API server, Dex tokens and
+// the registry's port: a binding with the costliest globs the CRD admits (100 patterns of 256
+// bytes) against 256-byte names is cut off at the evaluation deadline (403 in milliseconds),
+// and longer names are 404 before authentication (a garbage token gets 404, not 401).
+func TestLongNamesAndCostlyGlobsAnswerQuickly(t *testing.T) {
+	g := NewWithT(t)
+	prev := authz.SetDeadline(time.Millisecond) // far below what matching all the patterns takes
+	t.Cleanup(func() { authz.SetDeadline(prev) })
+	admin := token(t, dexMain, harness.HarnessClientID, harness.HarnessClientSecret, harness.AdminUser)
+	tt := newTenant(t, tenantOptions{})
+	seg := "*" + strings.Repeat("[a-z]", (authz.MaxPatternBytes-2)/5) + "b"
+	patterns := make([]string, authz.MaxPatterns)
+	for i := range patterns {
+		patterns[i] = seg[:len(seg)-1] + string(rune('c'+i%20))
+	}
+	tt.create(t, module("network", "team-a", "network", "aws", "1.0.0"),
+		binding("members", `"team-a" in groups`, patterns, patterns))
+
+	name := strings.Repeat("a", authz.MaxSegmentBytes)
+	longest := "/v1/modules/" + name + "/" + name + "/" + name + "/versions"
+	g.Eventually(func(g Gomega) {
+		code, body, took := getWithin(tt, longest, admin)
+		g.Expect(took).To(BeNumerically("<", quickly), "the request took %s: %s", took, body)
+		g.Expect(code).To(Equal(http.StatusForbidden), body)
+		g.Expect(body).To(ContainSubstring("GroupBinding members: evaluating the expressions and resource patterns ran past the 1ms deadline"))
+	}, 30*time.Second, 50*time.Millisecond).Should(Succeed())
+	code, body, took := getWithin(tt, "/v1/providers/"+name+"/"+name+"/versions", admin)
+	g.Expect(code).To(Equal(http.StatusForbidden), body)
+	g.Expect(took).To(BeNumerically("<", quickly))
+
+	for _, path := range []string{
+		"/v1/modules/team-a/" + name + "a/aws/versions",
+		"/v1/modules/team-a/" + strings.Repeat("a", 64<<10) + "/aws/versions",
+		"/v1/providers/team-a/" + strings.Repeat("a", 64<<10) + "/versions",
+	} {
+		code, body, took := getWithin(tt, path, "garbage")
+		g.Expect(code).To(Equal(http.StatusNotFound), "%.60s...: %s", path, body)
+		g.Expect(body).To(ContainSubstring("a path segment is longer than 256 bytes"))
+		g.Expect(took).To(BeNumerically("<", quickly))
+	}
+	code, body, _ = getWithin(tt, "/v1/modules/team-a/"+name+"/aws/versions", "garbage")
+	g.Expect(code).To(Equal(http.StatusUnauthorized), "256 bytes: authentication answers: %s", body)
 }

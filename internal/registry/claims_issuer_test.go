@@ -60,6 +60,16 @@ func (is *ClaimsIssuer) Sign(claims map[string]any) (string, error) {
 	return jws.CompactSerialize()
 }
 
+// SignRaw returns a compact JWS of payload exactly as given (json.Marshal of a map would sort its
+// keys, and "ISS" sorts before "iss").
+func (is *ClaimsIssuer) SignRaw(payload string) (string, error) {
+	jws, err := is.signer.Sign([]byte(payload))
+	if err != nil {
+		return "", err
+	}
+	return jws.CompactSerialize()
+}
+
 func (is *ClaimsIssuer) serve(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/json")
 	switch r.URL.Path {

@@ -96,6 +96,16 @@ func (c *kubeCache) tokenReview(ctx context.Context, token string, exp time.Time
 	})
 }
 
+// cachedToken returns Kubernetes' recent answer about token (nil principal: not authenticated),
+// if there is one.
+func (c *kubeCache) cachedToken(token string) (*principal, bool) {
+	p, ok := c.tokens.get(tokenHash(token), c.now())
+	if ok {
+		kubeTokenHits.Inc()
+	}
+	return p, ok
+}
+
 // accessReview returns whether user may get resource/name in ns, from the cache or from review.
 func (c *kubeCache) accessReview(ctx context.Context, user *authnv1.UserInfo, ns, resource, name string, review func(context.Context) (bool, string, error)) (bool, string, error) {
 	k := accessKey(user, ns, resource, name)

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/authz"
 )
 
 // loginV1 is the login.v1 service of terraform.json.
@@ -81,11 +82,30 @@ type versionOnly struct {
 	Version string `json:"version"`
 }
 
+// segmentsBounded reports whether every segment of an escaped path, unescaped (as the routes'
+// path values see it, "%2F" included), is at most authz.MaxSegmentBytes long.
+func segmentsBounded(escaped string) bool {
+	n := 0 // unescaped bytes of the current segment
+	for i := 0; i < len(escaped); i++ {
+		switch escaped[i] {
+		case '/':
+			n = 0
+			continue
+		case '%':
+			i += 2 // an escaped path has two hex digits after every "%"
+		}
+		if n++; n > authz.MaxSegmentBytes {
+			return false
+		}
+	}
+	return true
+}
+
 func moduleResource(r *http.Request) resource {
 	// Registry addresses are case-insensitive (OpenTofu and Terraform normalise them to lower
 	// case): requests, served addresses and binding patterns are all compared in lower case.
 	ns, name, system := strings.ToLower(r.PathValue("ns")), strings.ToLower(r.PathValue("name")), strings.ToLower(r.PathValue("system"))
-	return resource{kind: kindModule, address: ns + "/" + name + "/" + system, name: name}
+	return resource{kind: kindModule, address: ns + "/" + name + "/" + system, name: name, segments: []string{ns, name, system}}
 }
 
 // authorized resolves the request's tenant and the Module or Provider serving res in its
@@ -192,7 +212,7 @@ type gpgKey struct {
 
 func providerResource(r *http.Request) resource {
 	ns, typ := strings.ToLower(r.PathValue("ns")), strings.ToLower(r.PathValue("type"))
-	return resource{kind: kindProvider, address: ns + "/" + typ, name: typ}
+	return resource{kind: kindProvider, address: ns + "/" + typ, name: typ, segments: []string{ns, typ}}
 }
 
 func protocolsOf(v dexv1.ProviderVersion) []string {

@@ -130,7 +130,11 @@ func TestTokenTable(t *testing.T) {
 		NewWithT(t).Expect(body).To(ContainSubstring("audience"))
 	})
 	t.Run("another client's token needs a client binding", func(t *testing.T) {
-		tt := newTenant(t, tenantOptions{clientCreds: true, providerConfig: withDex})
+		tt := newTenant(t, tenantOptions{clientCreds: true, providerConfig: func(p *dexv1.OIDCProvider) {
+			withDex(p)
+			// ci-pipeline belongs to another namespace: this registry admits it as a client identity.
+			p.Spec.Dex.ClientIdentityNamespaces = &dexv1.AllowedNamespaces{From: dexv1.NamespacesFromAll}
+		}})
 		tt.create(t, module("network", "team-a", "network", "aws", "1.0.0"),
 			binding("members", `"team-a" in groups`, []string{"team-a/*"}, nil))
 		body := tt.eventuallyCode(t, versionsPath, ci, http.StatusForbidden)

@@ -11,12 +11,15 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"time"
 
+	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/authz"
 	"dexterity.dev/dexterity/internal/oidc"
 )
 
@@ -51,7 +54,19 @@ type Options struct {
 	// KubeCacheSize bounds each of the caches of TokenReview and SubjectAccessReview answers
 	// (default 4096 entries).
 	KubeCacheSize int
+	// RESTConfig is the manager's REST config. With it the registry reads the cluster's
+	// service-account issuer and the keys the API server publishes for it, and the
+	// ServiceAccount fallback verifies tokens against them before any TokenReview; without it
+	// (or where the API server publishes no keys) the fallback's TokenReviews are rate-limited.
+	RESTConfig *rest.Config
+	// RequestTimeout bounds every request (default DefaultRequestTimeout): past it the client
+	// gets 503, and the request's context is done, which stops its Kubernetes calls and its
+	// GroupBinding evaluation.
+	RequestTimeout time.Duration
 }
+
+// DefaultRequestTimeout is the default of Options.RequestTimeout.
+const DefaultRequestTimeout = 10 * time.Second
 
 // Server is the registry HTTP server. It runs on every replica (no leader election).
 type Server struct {
@@ -59,6 +74,8 @@ type Server struct {
 	store *Store
 	auth  *authenticator
 	mux   *http.ServeMux
+	// handler is mux behind the bounds every request is checked against first (boundedRequest).
+	handler http.Handler
 	// noAuth serves every request without authentication or authorization; only benchmarks
 	// set it, to measure the server's cost with auth off.
 	noAuth bool
@@ -72,6 +89,9 @@ func New(ctx context.Context, c cache.Informers, o Options) (*Server, error) {
 	if o.TokenCacheMaxAge <= 0 {
 		o.TokenCacheMaxAge = 5 * time.Minute
 	}
+	if o.RequestTimeout <= 0 {
+		o.RequestTimeout = DefaultRequestTimeout
+	}
 	if (o.TLSCertFile == "") != (o.TLSKeyFile == "") {
 		return nil, errors.New("--registry-tls-cert-file and --registry-tls-key-file must be set together")
 	}
@@ -79,20 +99,32 @@ func New(ctx context.Context, c cache.Informers, o Options) (*Server, error) {
 	tokens := newTokenCache(o.TokenCacheSize, o.TokenCacheMaxAge)
 	// Verifications belong to one provider object and spec: dropped when it goes or changes.
 	store.forget = tokens.forget
+	clients := newClients()
+	sa, err := startServiceAccountFallback(ctx, o.RESTConfig)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{
 		opts:  o,
 		store: store,
-		auth:  &authenticator{keys: o.Keys, kube: o.Kube, tokens: tokens, clients: store, reviews: newKubeCache(o.KubeCacheSize)},
+		auth: &authenticator{keys: o.Keys, kube: o.Kube, tokens: tokens, clients: clients, reviews: newKubeCache(o.KubeCacheSize),
+			sa: sa},
 	}
 	if err := s.store.Watch(ctx, c); err != nil {
 		return nil, err
 	}
+	// Client identities (clients.go) have their own handlers; the registry serves once they
+	// have synced too.
+	if err := clients.watch(ctx, c); err != nil {
+		return nil, err
+	}
+	s.store.synced = append(s.store.synced, clients.hasSynced)
 	s.routes()
 	return s, nil
 }
 
 // Handler returns the server's HTTP handler.
-func (s *Server) Handler() http.Handler { return s.mux }
+func (s *Server) Handler() http.Handler { return s.handler }
 
 // ReadyCheck is a readiness check (healthz.Checker) for the manager's /readyz: a replica joins
 // the registry Service only once its informers have synced and every OIDC-enabled provider's keys
@@ -123,10 +155,13 @@ func (s *Server) NeedLeaderElection() bool { return false }
 func (s *Server) Start(ctx context.Context) error {
 	srv := &http.Server{
 		Addr:              s.opts.Addr,
-		Handler:           s.mux,
+		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Handlers answer within the request deadline (instrument); writing the answer to a
+		// slow reader gets a little more.
+		WriteTimeout: s.requestTimeout() + 10*time.Second,
 	}
 	ln, err := net.Listen("tcp", s.opts.Addr)
 	if err != nil {
@@ -171,6 +206,41 @@ func (s *Server) routes() {
 	s.mux.Handle("/", s.instrument(routeNotFound, func(w http.ResponseWriter, _ *http.Request) {
 		writeError(w, http.StatusNotFound, "not found")
 	}))
+	s.handler = s.boundedRequest(s.mux)
+}
+
+// maxHostBytes is the longest Host header served: a DNS name (253 bytes) and a port.
+const maxHostBytes = 253 + len(":65535")
+
+// boundedRequest answers 404, before routing, any lookup, token verification or Kubernetes call,
+// a request with a path segment longer than authz.MaxSegmentBytes (registry names are short; a
+// longer one could only make glob matching and lookups costlier) or a Host longer than a DNS
+// name with a port.
+func (s *Server) boundedRequest(next http.Handler) http.Handler {
+	tooLong := s.instrument(routeNotFound, func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("not found: a path segment is longer than %d bytes", authz.MaxSegmentBytes))
+	})
+	unknownHost := s.instrument(routeNotFound, func(w http.ResponseWriter, _ *http.Request) {
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no registry is served for this host: it is longer than %d bytes", maxHostBytes))
+	})
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case !segmentsBounded(r.URL.EscapedPath()):
+			tooLong.ServeHTTP(w, r)
+		case len(r.Host) > maxHostBytes:
+			unknownHost.ServeHTTP(w, r)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
+}
+
+// requestTimeout is Options.RequestTimeout or its default.
+func (s *Server) requestTimeout() time.Duration {
+	if s.opts.RequestTimeout > 0 {
+		return s.opts.RequestTimeout
+	}
+	return DefaultRequestTimeout
 }
 
 type statusWriter struct {
@@ -183,16 +253,22 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.ResponseWriter.WriteHeader(code)
 }
 
+// instrument serves route with h under the request deadline (the request's context is done
+// past it, which ends every wait and evaluation of the request: the handler answers 503 at
+// once) and counts it in the request metrics.
 func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
 	counters := map[int]interface{ Inc() }{}
 	for _, code := range []int{200, 204, 401, 403, 404, 503} {
 		counters[code] = requestsTotal.WithLabelValues(route, strconv.Itoa(code))
 	}
 	duration := requestDuration.WithLabelValues(route)
+	timeout := s.requestTimeout()
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		ctx := &requestDeadline{Context: r.Context(), deadline: start.Add(timeout)}
+		defer ctx.stop()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		h(sw, r)
+		h(sw, r.WithContext(ctx))
 		duration.Observe(time.Since(start).Seconds())
 		if c, ok := counters[sw.code]; ok {
 			c.Inc()
@@ -200,6 +276,59 @@ func (s *Server) instrument(route string, h http.HandlerFunc) http.Handler {
 			requestsTotal.WithLabelValues(route, strconv.Itoa(sw.code)).Inc()
 		}
 	})
+}
+
+// requestDeadline is a request's context with the request deadline. The timer that closes Done
+// at the deadline is made only when something waits on Done (a Kubernetes call, a key fetch):
+// most requests never wait, and Err reads the clock instead (a timer per request would cost a
+// quarter of a cached request).
+type requestDeadline struct {
+	context.Context // the request's own
+	deadline        time.Time
+	mu              sync.Mutex
+	timer           context.Context // made by Done
+	cancel          context.CancelFunc
+}
+
+func (c *requestDeadline) Deadline() (time.Time, bool) {
+	if d, ok := c.Context.Deadline(); ok && d.Before(c.deadline) {
+		return d, true
+	}
+	return c.deadline, true
+}
+
+func (c *requestDeadline) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.timer == nil {
+		c.timer, c.cancel = context.WithDeadline(c.Context, c.deadline)
+	}
+	return c.timer.Done()
+}
+
+func (c *requestDeadline) Err() error {
+	c.mu.Lock()
+	timer := c.timer
+	c.mu.Unlock()
+	if timer != nil {
+		return timer.Err()
+	}
+	if err := c.Context.Err(); err != nil {
+		return err
+	}
+	if !time.Now().Before(c.deadline) {
+		return context.DeadlineExceeded
+	}
+	return nil
+}
+
+// stop releases the timer, if Done made one.
+func (c *requestDeadline) stop() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cancel != nil {
+		c.cancel()
+	}
 }
 
 // errorBody is the registry protocol's error document.
@@ -245,6 +374,10 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request, t *tenant, res r
 		return true
 	}
 	p, aerr := s.auth.authenticate(r.Context(), t, bearerToken(r))
+	if aerr != nil && s.pastDeadline(r) {
+		// Authentication waited (for Kubernetes, or keys) until the request's deadline.
+		aerr = &authError{status: http.StatusServiceUnavailable, path: aerr.path, reason: "request_deadline", message: s.deadlineMessage()}
+	}
 	if aerr != nil {
 		decision := "unauthenticated"
 		if aerr.status == http.StatusServiceUnavailable {
@@ -258,6 +391,10 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request, t *tenant, res r
 	if p.path == pathK8s {
 		allowed, reason, err := s.auth.authorizeKubernetes(r.Context(), p, ns, res.kind, objectName)
 		switch {
+		case err != nil && s.pastDeadline(r):
+			decisionCounter(pathK8s, "unavailable", "request_deadline").Inc()
+			writeError(w, http.StatusServiceUnavailable, s.deadlineMessage())
+			return false
 		case err != nil:
 			decisionCounter(pathK8s, "unavailable", "subjectaccessreview_failed").Inc()
 			writeError(w, http.StatusServiceUnavailable, "the registry could not check access with Kubernetes; retry shortly")
@@ -279,7 +416,7 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request, t *tenant, res r
 		writeError(w, http.StatusForbidden, fmt.Sprintf("the token has no %q claim: log in again requesting the groups scope", groupsClaim(t.provider)))
 		return false
 	}
-	d := p.decide(s.store.contentOf(ns), res)
+	d := p.decide(r.Context(), s.store.contentOf(ns), res)
 	if !d.allowed {
 		decisionCounter(p.path, "deny", d.reason).Inc()
 		writeError(w, http.StatusForbidden, d.message)
@@ -287,6 +424,15 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request, t *tenant, res r
 	}
 	decisionCounter(p.path, "allow", d.reason).Inc()
 	return true
+}
+
+// pastDeadline reports whether the request ran past its deadline (Options.RequestTimeout).
+func (s *Server) pastDeadline(r *http.Request) bool {
+	return errors.Is(r.Context().Err(), context.DeadlineExceeded)
+}
+
+func (s *Server) deadlineMessage() string {
+	return fmt.Sprintf("the request ran past the registry's %s deadline; retry shortly", s.requestTimeout())
 }
 
 func groupsClaim(p *dexv1.OIDCProvider) string {

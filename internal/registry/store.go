@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net"
 	"slices"
 	"sort"
@@ -11,13 +12,12 @@ import (
 	"sync/atomic"
 
 	"github.com/expr-lang/expr/vm"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/authz"
 	"dexterity.dev/dexterity/internal/oidc"
@@ -49,8 +49,11 @@ type binding struct {
 	generation int64
 	program    *vm.Program
 	compileErr error
-	modules    []string
-	providers  []string
+	// patternErr refuses the resource patterns (authz.CheckResources); modules and providers
+	// are then empty.
+	patternErr error
+	modules    []pattern
+	providers  []pattern
 }
 
 // namespaceContent is what the registry serves from one Kubernetes namespace.
@@ -60,29 +63,31 @@ type namespaceContent struct {
 	providers map[string]*dexv1.Provider
 }
 
-// Store is the registry's read model: OIDCProviders by host, the DexStaticClients (which clients
-// are confidential), and per namespace the compiled GroupBindings and the Modules and Providers
-// by address. It is fed by the manager's informers (event handlers), so a request never lists
-// anything: it reads maps under a read lock.
+// Store is the registry's read model: OIDCProviders by host, and per namespace the compiled
+// GroupBindings and the Modules and Providers by address (client identities: clients.go). It is fed by the manager's informers (event handlers), so a request never lists
+// anything: it reads maps under a read lock. A GroupBinding, Module or Provider change never
+// holds that lock for long: the binding compiles before any lock is taken, the namespace's new
+// content is built beside the served one (copy-on-write, under contentMu, which requests never
+// take), and only the swap happens under mu.
 type Store struct {
 	defaultProvider string // <namespace>/<name>, may be empty
 
-	mu                sync.RWMutex
-	issuers           map[string]*tenant         // serving OIDCProviders (not being deleted), by key
-	listing           map[string]map[string]bool // normalized host -> keys of the serving providers listing it
-	hosts             map[string]string          // normalized host -> key of its holder (first come, first served)
-	dexOf             map[string]dexID           // key -> the Dex of every provider with spec.dex (being deleted too)
-	clients           map[types.NamespacedName]*dexv1.DexStaticClient
-	clientIDs         map[string]map[types.NamespacedName]*dexv1.DexStaticClient // status.clientId -> objects
-	bindings          map[string]map[string]*dexv1.GroupBinding
-	modules           map[string]map[string]*dexv1.Module
-	registryProviders map[string]map[string]*dexv1.Provider
-	content           map[string]*namespaceContent // derived, rebuilt per namespace on change
-	compiled          map[types.UID]*binding
+	mu      sync.RWMutex
+	issuers map[string]*tenant                        // serving OIDCProviders (not being deleted), by key
+	listing map[string]map[string]bool                // normalized host -> keys of the serving providers listing it
+	claims  map[string]claimsv1.HostnameClaimProvider // normalized host -> its holder, as its HostnameClaim says
+	hosts   map[string]string                         // normalized host -> key of its holder (first come, first served)
+	content map[string]*namespaceContent              // immutable snapshots, replaced on change
 
-	// clientsVersion changes with every DexStaticClient or spec.dex change: cached client
-	// identities are checked again against the clients after a change.
-	clientsVersion atomic.Int64
+	// contentMu serialises changes of the content; it guards the indexes below, from which
+	// the snapshots in content are built.
+	contentMu         sync.Mutex
+	bindings          map[string]map[string]*binding // namespace -> name -> compiled binding
+	modules           *addressIndex[*dexv1.Module]
+	registryProviders *addressIndex[*dexv1.Provider]
+	// compileBinding compiles a GroupBinding; tests replace it to hold a compile.
+	compileBinding func(*dexv1.GroupBinding) *binding
+
 	// forget is called, under mu, for a provider object whose cached verifications must go
 	// (deleted, recreated under its name, or its spec changed).
 	forget func(uid types.UID, generation int64)
@@ -98,22 +103,20 @@ func NewStore(defaultProvider string) *Store {
 		defaultProvider:   defaultProvider,
 		issuers:           map[string]*tenant{},
 		listing:           map[string]map[string]bool{},
+		claims:            map[string]claimsv1.HostnameClaimProvider{},
 		hosts:             map[string]string{},
-		dexOf:             map[string]dexID{},
-		clients:           map[types.NamespacedName]*dexv1.DexStaticClient{},
-		clientIDs:         map[string]map[types.NamespacedName]*dexv1.DexStaticClient{},
-		bindings:          map[string]map[string]*dexv1.GroupBinding{},
-		modules:           map[string]map[string]*dexv1.Module{},
-		registryProviders: map[string]map[string]*dexv1.Provider{},
 		content:           map[string]*namespaceContent{},
-		compiled:          map[types.UID]*binding{},
+		bindings:          map[string]map[string]*binding{},
+		modules:           newAddressIndex(func(m *dexv1.Module) string { return m.ModuleAddress() }),
+		registryProviders: newAddressIndex(func(p *dexv1.Provider) string { return p.ProviderAddress() }),
+		compileBinding:    compileBinding,
 		forget:            func(types.UID, int64) {},
 	}
 }
 
 // Watch registers the Store's event handlers on the informers of c (the manager's cache).
 func (s *Store) Watch(ctx context.Context, c cache.Informers) error {
-	kinds := []client.Object{&dexv1.OIDCProvider{}, &dexv1.DexStaticClient{}, &dexv1.GroupBinding{}, &dexv1.Module{}, &dexv1.Provider{}}
+	kinds := []client.Object{&dexv1.OIDCProvider{}, &claimsv1.HostnameClaim{}, &dexv1.GroupBinding{}, &dexv1.Module{}, &dexv1.Provider{}}
 	for _, obj := range kinds {
 		inf, err := c.GetInformer(ctx, obj)
 		if err != nil {
@@ -156,50 +159,44 @@ func (s *Store) Synced() bool {
 }
 
 func (s *Store) upsert(o any) {
+	if s.putContent(o) {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch obj := o.(type) {
 	case *dexv1.OIDCProvider:
 		s.putProvider(obj)
-	case *dexv1.DexStaticClient:
-		s.putClient(obj)
-	case *dexv1.GroupBinding:
-		put(s.bindings, obj.Namespace, obj.Name, obj)
-		s.rebuild(obj.Namespace)
-	case *dexv1.Module:
-		put(s.modules, obj.Namespace, obj.Name, obj)
-		s.rebuild(obj.Namespace)
-	case *dexv1.Provider:
-		put(s.registryProviders, obj.Namespace, obj.Name, obj)
-		s.rebuild(obj.Namespace)
+	case *claimsv1.HostnameClaim:
+		if h, ok := hostOfClaim(obj); ok {
+			s.claims[h] = obj.Spec.Provider
+			s.reassign([]string{h})
+		}
 	}
 }
 
 func (s *Store) remove(o any) {
+	if s.removeContent(o) {
+		return
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	switch obj := o.(type) {
 	case *dexv1.OIDCProvider:
-		key := tenancy.ProviderKey(obj.Namespace, obj.Name)
-		if _, ok := s.dexOf[key]; ok {
-			delete(s.dexOf, key)
-			s.clientsVersion.Add(1)
+		s.dropProvider(tenancy.ProviderKey(obj.Namespace, obj.Name))
+	case *claimsv1.HostnameClaim:
+		if h, ok := hostOfClaim(obj); ok && s.claims[h].UID == obj.Spec.Provider.UID {
+			delete(s.claims, h)
+			s.reassign([]string{h})
 		}
-		s.dropProvider(key)
-	case *dexv1.DexStaticClient:
-		s.dropClient(types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name})
-		s.clientsVersion.Add(1)
-	case *dexv1.GroupBinding:
-		delete(s.bindings[obj.Namespace], obj.Name)
-		delete(s.compiled, obj.UID)
-		s.rebuild(obj.Namespace)
-	case *dexv1.Module:
-		delete(s.modules[obj.Namespace], obj.Name)
-		s.rebuild(obj.Namespace)
-	case *dexv1.Provider:
-		delete(s.registryProviders[obj.Namespace], obj.Name)
-		s.rebuild(obj.Namespace)
 	}
+}
+
+// hostOfClaim returns the host a HostnameClaim is the operator's record of: only the claim under
+// the name derived from its host (tenancy.HostnameClaimName) counts.
+func hostOfClaim(cl *claimsv1.HostnameClaim) (string, bool) {
+	h := tenancy.NormalizeHostname(cl.Spec.Hostname)
+	return h, h != "" && cl.Name == tenancy.HostnameClaimName(h)
 }
 
 func put[T any](m map[string]map[string]T, ns, name string, v T) {
@@ -214,21 +211,12 @@ func put[T any](m map[string]map[string]T, ns, name string, v T) {
 // provider listing its hosts takes them over.
 func (s *Store) putProvider(p *dexv1.OIDCProvider) {
 	key := tenancy.ProviderKey(p.Namespace, p.Name)
-	addr := tenancy.DexAddress(p)
-	id := dexID{address: addr, issuer: normalizeIssuer(p.Spec.IssuerURL)}
-	if cur, ok := s.dexOf[key]; ok != (p.Spec.Dex != nil) || cur != id {
-		if p.Spec.Dex != nil {
-			s.dexOf[key] = id
-		} else {
-			delete(s.dexOf, key)
-		}
-		s.clientsVersion.Add(1)
-	}
 	if !p.DeletionTimestamp.IsZero() {
 		s.dropProvider(key)
 		return
 	}
-	t := &tenant{key: key, provider: p, uid: p.UID, generation: p.Generation, dexAddress: addr, issuer: id.issuer}
+	t := &tenant{key: key, provider: p, uid: p.UID, generation: p.Generation,
+		dexAddress: tenancy.DexAddress(p), issuer: normalizeIssuer(p.Spec.IssuerURL)}
 	old := s.issuers[key]
 	if old != nil {
 		if old.uid == t.uid && old.generation == t.generation {
@@ -273,25 +261,19 @@ func (s *Store) unlist(t *tenant) {
 	}
 }
 
-// reassign gives each of hosts to its holder among the serving providers listing it: first come,
-// first served (tenancy.HostnameHolder: the oldest, then by namespace/name).
+// reassign gives each of hosts to its holder: first come, first served, exactly: the provider
+// its HostnameClaim names (the operator creates the claim once, atomically), as long as that
+// provider object (same UID) serves and lists the host. A host without such a claim is served
+// as one nobody lists (the default provider), never by creation time or name.
 func (s *Store) reassign(hosts []string) {
 	for _, h := range hosts {
-		keys := s.listing[h]
-		if len(keys) == 0 {
-			delete(s.hosts, h)
+		holder, claimed := s.claims[h]
+		key := tenancy.ProviderKey(holder.Namespace, holder.Name)
+		if t := s.issuers[key]; claimed && t != nil && t.uid == holder.UID && s.listing[h][key] {
+			s.hosts[h] = key
 			continue
 		}
-		candidates := make([]dexv1.OIDCProvider, 0, len(keys))
-		for k := range keys {
-			candidates = append(candidates, *s.issuers[k].provider)
-		}
-		holder, ok := tenancy.HostnameHolder(candidates, h)
-		if !ok {
-			delete(s.hosts, h)
-			continue
-		}
-		s.hosts[h] = tenancy.ProviderKey(holder.Namespace, holder.Name)
+		delete(s.hosts, h)
 	}
 }
 
@@ -307,104 +289,194 @@ func hostnamesOf(p *dexv1.OIDCProvider) []string {
 	return out
 }
 
-func (s *Store) putClient(c *dexv1.DexStaticClient) {
-	nn := types.NamespacedName{Namespace: c.Namespace, Name: c.Name}
-	s.dropClient(nn)
-	s.clients[nn] = c
-	if id := c.Status.ClientID; id != "" {
-		if s.clientIDs[id] == nil {
-			s.clientIDs[id] = map[types.NamespacedName]*dexv1.DexStaticClient{}
-		}
-		s.clientIDs[id][nn] = c
-	}
-	s.clientsVersion.Add(1)
-}
-
-func (s *Store) dropClient(nn types.NamespacedName) {
-	old, ok := s.clients[nn]
-	if !ok {
-		return
-	}
-	delete(s.clients, nn)
-	if id := old.Status.ClientID; id != "" {
-		delete(s.clientIDs[id], nn)
-		if len(s.clientIDs[id]) == 0 {
-			delete(s.clientIDs, id)
-		}
-	}
-}
-
-// dexID identifies a Dex: its gRPC address (lower-cased) and its issuer (normalised).
-type dexID struct{ address, issuer string }
-
-// normalizeIssuer compares issuers without a trailing slash.
-func normalizeIssuer(u string) string { return strings.TrimSuffix(u, "/") }
-
-// confidentialClient reports whether clientID is a confidential client of the Dex at dexAddress
-// (lower-cased spec.dex.grpcAddress) or with issuer: a DexStaticClient with spec.public false,
-// not being deleted, registered (status.clientId set, Registered=True for its current
-// generation) through an OIDCProvider whose spec.dex.grpcAddress is dexAddress or whose
-// spec.issuerUrl is issuer (a registry provider without spec.dex trusts the clients registered
-// in the Dex that issues its tokens). Only such a client had to authenticate with its secret to
-// obtain a token; anyone can obtain one through a public client.
-func (s *Store) confidentialClient(clientID, dexAddress, issuer string) bool {
-	if clientID == "" || (dexAddress == "" && issuer == "") {
+// putContent records a GroupBinding, Module or Provider and serves its namespace's new content;
+// it returns false for other objects. A binding compiles before any lock is taken.
+func (s *Store) putContent(o any) bool {
+	switch obj := o.(type) {
+	case *dexv1.GroupBinding:
+		s.putBinding(obj)
+	case *dexv1.Module:
+		s.contentMu.Lock()
+		defer s.contentMu.Unlock()
+		addrs := s.modules.put(obj)
+		s.publish(obj.Namespace, func(c *namespaceContent) { c.modules = s.modules.served(obj.Namespace, c.modules, addrs) })
+	case *dexv1.Provider:
+		s.contentMu.Lock()
+		defer s.contentMu.Unlock()
+		addrs := s.registryProviders.put(obj)
+		s.publish(obj.Namespace, func(c *namespaceContent) {
+			c.providers = s.registryProviders.served(obj.Namespace, c.providers, addrs)
+		})
+	default:
 		return false
 	}
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	for _, c := range s.clientIDs[clientID] {
-		if c.Spec.Public || !c.DeletionTimestamp.IsZero() {
-			continue
-		}
-		cond := meta.FindStatusCondition(c.Status.Conditions, dexv1.ConditionRegistered)
-		if cond == nil || cond.Status != metav1.ConditionTrue || cond.ObservedGeneration != c.Generation {
-			continue
-		}
-		d, ok := s.dexOf[tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String()]
-		if ok && ((dexAddress != "" && d.address == dexAddress) || (issuer != "" && d.issuer == issuer)) {
-			return true
-		}
-	}
-	return false
+	return true
 }
 
-// clientsChanged returns a number that changes whenever confidentialClient may answer differently.
-func (s *Store) clientsChanged() int64 { return s.clientsVersion.Load() }
+// removeContent is putContent for a deleted object.
+func (s *Store) removeContent(o any) bool {
+	switch obj := o.(type) {
+	case *dexv1.GroupBinding:
+		s.contentMu.Lock()
+		defer s.contentMu.Unlock()
+		if _, ok := s.bindings[obj.Namespace][obj.Name]; !ok {
+			return true
+		}
+		delete(s.bindings[obj.Namespace], obj.Name)
+		if len(s.bindings[obj.Namespace]) == 0 {
+			delete(s.bindings, obj.Namespace)
+		}
+		s.publish(obj.Namespace, func(c *namespaceContent) { c.bindings = withBinding(c.bindings, obj.Name, nil) })
+	case *dexv1.Module:
+		s.contentMu.Lock()
+		defer s.contentMu.Unlock()
+		addrs := s.modules.remove(obj.Namespace, obj.Name)
+		s.publish(obj.Namespace, func(c *namespaceContent) { c.modules = s.modules.served(obj.Namespace, c.modules, addrs) })
+	case *dexv1.Provider:
+		s.contentMu.Lock()
+		defer s.contentMu.Unlock()
+		addrs := s.registryProviders.remove(obj.Namespace, obj.Name)
+		s.publish(obj.Namespace, func(c *namespaceContent) {
+			c.providers = s.registryProviders.served(obj.Namespace, c.providers, addrs)
+		})
+	default:
+		return false
+	}
+	return true
+}
 
-// rebuild recomputes the served content of one namespace: bindings sorted by name (compiled
-// once per generation), and Modules and Providers by address (on duplicates the oldest object,
-// then the first by name, serves the address).
-func (s *Store) rebuild(ns string) {
-	c := &namespaceContent{modules: map[string]*dexv1.Module{}, providers: map[string]*dexv1.Provider{}}
-	for _, gb := range s.bindings[ns] {
-		b := s.compiled[gb.UID]
-		if b == nil || b.generation != gb.Generation {
-			b = &binding{name: gb.Name, uid: gb.UID, generation: gb.Generation,
-				modules: lowerAll(gb.Spec.ModuleResources), providers: lowerAll(gb.Spec.ProviderResources)}
-			b.program, b.compileErr = authz.Compile(gb.Spec.Expression)
-			s.compiled[gb.UID] = b
-		}
-		c.bindings = append(c.bindings, b)
+// putBinding compiles gb (once per generation: a status change reuses the compiled binding)
+// without holding a lock, then serves it. Informers call their handlers one event at a time, so
+// a compile never overtakes a later one of the same binding; a compile of an older generation
+// finishing last is dropped all the same.
+func (s *Store) putBinding(gb *dexv1.GroupBinding) {
+	s.contentMu.Lock()
+	cur := s.bindings[gb.Namespace][gb.Name]
+	s.contentMu.Unlock()
+	b := cur
+	if b == nil || b.uid != gb.UID || b.generation != gb.Generation {
+		b = s.compileBinding(gb)
 	}
-	sort.Slice(c.bindings, func(i, j int) bool { return c.bindings[i].name < c.bindings[j].name })
-	for _, m := range s.modules[ns] {
-		addr := strings.ToLower(m.ModuleAddress())
-		if cur, ok := c.modules[addr]; !ok || tenancy.Older(m, cur) {
-			c.modules[addr] = m
-		}
+	s.contentMu.Lock()
+	defer s.contentMu.Unlock()
+	cur = s.bindings[gb.Namespace][gb.Name]
+	if cur == b || (cur != nil && cur.uid == b.uid && cur.generation > b.generation) {
+		return
 	}
-	for _, p := range s.registryProviders[ns] {
-		addr := strings.ToLower(p.ProviderAddress())
-		if cur, ok := c.providers[addr]; !ok || tenancy.Older(p, cur) {
-			c.providers[addr] = p
-		}
+	if s.bindings[gb.Namespace] == nil {
+		s.bindings[gb.Namespace] = map[string]*binding{}
 	}
-	if len(c.bindings) == 0 && len(c.modules) == 0 && len(c.providers) == 0 {
+	s.bindings[gb.Namespace][gb.Name] = b
+	s.publish(gb.Namespace, func(c *namespaceContent) { c.bindings = withBinding(c.bindings, gb.Name, b) })
+}
+
+// compileBinding compiles a GroupBinding's expression (authz.Compile) and resource patterns
+// (checked by authz.CheckResources).
+func compileBinding(gb *dexv1.GroupBinding) *binding {
+	b := &binding{name: gb.Name, uid: gb.UID, generation: gb.Generation}
+	b.program, b.compileErr = authz.Compile(gb.Spec.Expression)
+	if err := authz.CheckResources(gb.Spec.ModuleResources, gb.Spec.ProviderResources); err != nil {
+		b.patternErr = err
+		return b
+	}
+	b.modules, b.providers = compilePatterns(gb.Spec.ModuleResources), compilePatterns(gb.Spec.ProviderResources)
+	return b
+}
+
+// withBinding returns a copy of bindings (sorted by name) with the binding named name replaced
+// by b, added, or removed (b nil).
+func withBinding(bindings []*binding, name string, b *binding) []*binding {
+	i, found := sort.Find(len(bindings), func(i int) int { return strings.Compare(name, bindings[i].name) })
+	out := make([]*binding, 0, len(bindings)+1)
+	out = append(out, bindings[:i]...)
+	if b != nil {
+		out = append(out, b)
+	}
+	if found {
+		i++
+	}
+	return append(out, bindings[i:]...)
+}
+
+// publish serves a new content snapshot of ns: a copy of the served one changed by change (which
+// replaces what it changes, never modifies it). Callers hold contentMu, so that no other change
+// is published meanwhile; mu is held for the swap only.
+func (s *Store) publish(ns string, change func(*namespaceContent)) {
+	next := &namespaceContent{}
+	if cur := s.content[ns]; cur != nil { // only writers, all under contentMu, modify s.content
+		*next = *cur
+	}
+	change(next)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(next.bindings) == 0 && len(next.modules) == 0 && len(next.providers) == 0 {
 		delete(s.content, ns)
 		return
 	}
-	s.content[ns] = c
+	s.content[ns] = next
+}
+
+// addressIndex indexes the Modules (or Providers) by namespace and name, and by namespace and
+// lower-cased address (registry addresses are case-insensitive), so that a change re-decides
+// only the addresses it touches.
+type addressIndex[T client.Object] struct {
+	address func(T) string
+	byName  map[string]map[string]T            // namespace -> name -> object
+	byAddr  map[string]map[string]map[string]T // namespace -> lower-cased address -> name -> object
+}
+
+func newAddressIndex[T client.Object](address func(T) string) *addressIndex[T] {
+	return &addressIndex[T]{address: address, byName: map[string]map[string]T{}, byAddr: map[string]map[string]map[string]T{}}
+}
+
+// put records obj and returns the addresses whose holder may have changed (its old and new).
+func (x *addressIndex[T]) put(obj T) []string {
+	ns, name := obj.GetNamespace(), obj.GetName()
+	addrs := x.remove(ns, name)
+	addr := strings.ToLower(x.address(obj))
+	put(x.byName, ns, name, obj)
+	if x.byAddr[ns] == nil {
+		x.byAddr[ns] = map[string]map[string]T{}
+	}
+	put(x.byAddr[ns], addr, name, obj)
+	return append(addrs, addr)
+}
+
+// remove forgets the object ns/name and returns its address (none when it was not recorded).
+func (x *addressIndex[T]) remove(ns, name string) []string {
+	old, ok := x.byName[ns][name]
+	if !ok {
+		return nil
+	}
+	addr := strings.ToLower(x.address(old))
+	delete(x.byName[ns], name)
+	if len(x.byName[ns]) == 0 {
+		delete(x.byName, ns)
+	}
+	delete(x.byAddr[ns][addr], name)
+	if len(x.byAddr[ns][addr]) == 0 {
+		delete(x.byAddr[ns], addr)
+	}
+	if len(x.byAddr[ns]) == 0 {
+		delete(x.byAddr, ns)
+	}
+	return []string{addr}
+}
+
+// served returns a copy of the served map of ns with the holders of addrs decided again: on
+// duplicates the oldest object, then the first by name, serves the address.
+func (x *addressIndex[T]) served(ns string, cur map[string]T, addrs []string) map[string]T {
+	out := make(map[string]T, len(cur)+1)
+	maps.Copy(out, cur)
+	for _, addr := range addrs {
+		delete(out, addr)
+		for _, obj := range x.byAddr[ns][addr] {
+			if held, ok := out[addr]; !ok || tenancy.Older(obj, held) {
+				out[addr] = obj
+			}
+		}
+	}
+	return out
 }
 
 // tenantFor returns the provider serving host: the holder of the host (the oldest provider
@@ -447,13 +519,4 @@ func (s *Store) contentOf(ns string) *namespaceContent {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	return s.content[ns]
-}
-
-// lowerAll returns the patterns in lower case (registry addresses are case-insensitive).
-func lowerAll(patterns []string) []string {
-	out := make([]string, len(patterns))
-	for i, p := range patterns {
-		out[i] = strings.ToLower(p)
-	}
-	return out
 }

@@ -1,6 +1,8 @@
 package tenancy
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -73,4 +75,11 @@ func listsHostname(p *dexv1.OIDCProvider, h string) bool {
 		}
 	}
 	return false
+}
+
+// HostnameClaimName is the name of the HostnameClaim of a registry host name: one name per host
+// (normalized), so that two claims on one host cannot both be created.
+func HostnameClaimName(host string) string {
+	h := sha256.Sum256([]byte(NormalizeHostname(host)))
+	return "host-" + hex.EncodeToString(h[:20])
 }

@@ -28,6 +28,14 @@ type Blocked struct {
 
 func (b *Blocked) Error() string { return b.Reason + ": " + b.Message }
 
+// Revoked is a Blocked problem that also takes back what the object holds: the entry id it
+// registered belongs to someone else now (a longer namespace under a "{namespace}" prefix
+// policy). errors.As finds the Blocked inside.
+type Revoked struct{ Blocked }
+
+// Unwrap returns the Blocked problem.
+func (r *Revoked) Unwrap() error { return &r.Blocked }
+
 // ProviderKey is the one spelling of an OIDCProvider's key, "<namespace>/<name>": the Dex
 // connection pool, the key cache, claims, indexes, the webhooks and the registry's store all key
 // providers by it (RefKey(...).String() spells the same for a reference).
@@ -123,23 +131,6 @@ const ProbeClientID = "dexterity-connector-probe"
 func CheckReservedClientID(id string) error {
 	if id == ProbeClientID {
 		return &Blocked{dexv1.ReasonInvalidSpec, fmt.Sprintf("spec.clientId: %q is reserved for Dexterity's connector health probe; choose another spec.clientId", id)}
-	}
-	return nil
-}
-
-// CheckClientIDPrefix enforces the provider's spec.dex.clientIdPrefix policy ("{namespace}" is
-// replaced by the object's namespace).
-func CheckClientIDPrefix(p *dexv1.OIDCProvider, ns, id string) error {
-	if p.Spec.Dex == nil || p.Spec.Dex.ClientIDPrefix == "" {
-		return nil
-	}
-	prefix := strings.ReplaceAll(p.Spec.Dex.ClientIDPrefix, "{namespace}", ns)
-	if !strings.HasPrefix(id, prefix) {
-		fix := fmt.Sprintf("set spec.clientId to %s<something>", prefix)
-		if strings.HasPrefix(ns+"-", prefix) {
-			fix += fmt.Sprintf(", or leave it empty for %s-<name>", ns)
-		}
-		return &Blocked{dexv1.ReasonClientIDPrefixMismatch, fmt.Sprintf("spec.clientId: %q must start with %q (spec.dex.clientIdPrefix of OIDCProvider %s/%s); %s", id, prefix, p.Namespace, p.Name, fix)}
 	}
 	return nil
 }

@@ -298,11 +298,23 @@ func TestCheckClientIDPrefix(t *testing.T) {
 		{name: "fixed prefix the default id meets: the hint", p: withPrefix("team-"), ns: "team-a", id: "web",
 			msg: []string{`must start with "team-"`, "or leave it empty for team-a-<name>"}},
 		{name: "case matters", p: withPrefix("{namespace}-"), ns: "team-a", id: "TEAM-A-web", msg: []string{`must start with "team-a-"`}},
+		// Namespace names contain "-": the longest existing namespace whose prefix the id starts
+		// with owns it (namespaces team, team-b and team-b-x exist; team-c does not).
+		{name: "a longer namespace owns the id", p: withPrefix("{namespace}-"), ns: "team", id: "team-b-portal",
+			msg: []string{`"team-b-portal" belongs to namespace team-b`, `does not start with "team-b-"`}},
+		{name: "the longest namespace owns the id", p: withPrefix("{namespace}-"), ns: "team-b", id: "team-b-x-portal",
+			msg: []string{"belongs to namespace team-b-x"}},
+		{name: "the owner registers it", p: withPrefix("{namespace}-"), ns: "team-b", id: "team-b-portal", ok: true},
+		{name: "a namespace that does not exist owns nothing", p: withPrefix("{namespace}-"), ns: "team", id: "team-c-portal", ok: true},
+		{name: "the longer name must be followed by the rest of the prefix", p: withPrefix("{namespace}-"), ns: "team", id: "team-bx", ok: true},
+		{name: "a lead before the namespace", p: withPrefix("app.{namespace}-"), ns: "team", id: "app.team-b-portal",
+			msg: []string{"belongs to namespace team-b"}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
-			err := tenancy.CheckClientIDPrefix(tc.p, tc.ns, tc.id)
+			c := newClient(nil, namespace("team", nil), namespace("team-b", nil), namespace("team-b-x", nil), namespace("team-a", nil))
+			err := tenancy.CheckClientIDPrefix(context.Background(), c, tc.p, tc.ns, tc.id)
 			if tc.ok {
 				g.Expect(err).NotTo(HaveOccurred())
 				return
@@ -420,6 +432,45 @@ func TestCheckReservedClientID(t *testing.T) {
 			}
 			g.Expect(blockedReason(err)).To(Equal(dexv1.ReasonInvalidSpec))
 			g.Expect(err.Error()).To(ContainSubstring("reserved"))
+		})
+	}
+}
+
+func TestCheckReservedAudience(t *testing.T) {
+	dexP := provider("platform", "dex", &dexv1.DexAdminSpec{GRPCAddress: "dex:5557"})
+	registry := func(ns, name, issuer, clientID string, audiences ...string) *dexv1.OIDCProvider {
+		return &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: dexv1.OIDCProviderSpec{IssuerURL: issuer, ClientID: clientID, Audiences: audiences}}
+	}
+	otherDex := provider("platform", "other", &dexv1.DexAdminSpec{GRPCAddress: "other:5557"})
+	otherDex.Spec.IssuerURL = "https://other.example/dex"
+	objs := []client.Object{
+		dexP, otherDex,
+		registry("team-a", "registry", "https://dex.example/dex/", "team-a-registry"),
+		registry("team-b", "registry", "https://dex.example/dex", "team-b-registry", "team-b-extra", "team-b-registry"),
+		registry("team-c", "registry", "https://other.example/dex", "team-c-registry"),
+	}
+	cases := []struct {
+		name, ns, id string
+		reserved     bool
+	}{
+		{name: "another team's clientId", ns: "mallory", id: "team-a-registry", reserved: true},
+		{name: "another team's audience", ns: "mallory", id: "team-b-extra", reserved: true},
+		{name: "the team's own namespace", ns: "team-a", id: "team-a-registry"},
+		{name: "the Dex provider's own clientId, from another namespace", ns: "mallory", id: "registry", reserved: true},
+		{name: "the audience of a provider of another Dex", ns: "mallory", id: "team-c-registry"},
+		{name: "no provider's audience", ns: "mallory", id: "mallory-app"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			err := tenancy.CheckReservedAudience(context.Background(), newClient(nil, objs...), dexP, tc.ns, tc.id)
+			if !tc.reserved {
+				g.Expect(err).NotTo(HaveOccurred())
+				return
+			}
+			g.Expect(blockedReason(err)).To(Equal(dexv1.ReasonClientIDReserved), "%v", err)
+			g.Expect(err.Error()).To(ContainSubstring("spec.clientId"))
 		})
 	}
 }
