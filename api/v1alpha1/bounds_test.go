@@ -56,19 +56,19 @@ func TestTenantInputIsBounded(t *testing.T) {
 // unboundedPaths lists the paths under s (at path) without a bound.
 func unboundedPaths(path string, s apiextensionsv1.JSONSchemaProps) []string {
 	var out []string
-	switch {
-	case s.Type == "string":
+	switch s.Type {
+	case "string":
 		if s.MaxLength == nil && len(s.Enum) == 0 {
 			out = append(out, path)
 		}
-	case s.Type == "array":
+	case "array":
 		if s.MaxItems == nil {
 			out = append(out, path)
 		}
 		if s.Items != nil && s.Items.Schema != nil {
 			out = append(out, unboundedPaths(path+"[*]", *s.Items.Schema)...)
 		}
-	case s.Type == "object" || s.Type == "":
+	case "object", "":
 		free := s.AdditionalProperties != nil || (s.XPreserveUnknownFields != nil && *s.XPreserveUnknownFields) || s.XIntOrString
 		if free && s.MaxProperties == nil {
 			out = append(out, path)

@@ -80,7 +80,7 @@ func TestServiceAccountKeys(t *testing.T) {
 		g.Expect([]any{st.Issuer, st.KeysReady, st.Keys, st.NotPublished}).To(Equal([]any{issuer, true, 1, false}))
 
 		got, verr := sa.Verify(ctx, signToken(t, key, claims()))
-		g.Expect(verr).To(BeNil())
+		g.Expect(verr).ToNot(HaveOccurred())
 		g.Expect(got.Expiry).To(BeTemporally("~", time.Now().Add(time.Hour), 2*time.Second))
 		for name, c := range map[string]struct {
 			token  string
@@ -99,7 +99,7 @@ func TestServiceAccountKeys(t *testing.T) {
 			"unknown key id (rotated)": {signToken(t, rotated, claims()), ReasonUnknownKey},
 		} {
 			_, verr := sa.Verify(ctx, c.token)
-			g.Expect(verr).NotTo(BeNil(), name)
+			g.Expect(verr).To(HaveOccurred(), name)
 			g.Expect(verr.Reason).To(Equal(c.reason), name)
 		}
 		// The unknown key id refetched once; more of them within the cooldown fetch nothing.
@@ -119,7 +119,7 @@ func TestServiceAccountKeys(t *testing.T) {
 		api.keys = []testKey{key, rotated}
 		api.mu.Unlock()
 		_, verr := sa.Verify(ctx, signToken(t, rotated, claims()))
-		g.Expect(verr).To(BeNil())
+		g.Expect(verr).ToNot(HaveOccurred())
 	})
 
 	t.Run("not published", func(t *testing.T) {
@@ -141,6 +141,6 @@ func TestServiceAccountKeys(t *testing.T) {
 		api.mu.Unlock()
 		g.Expect(sa.Refresh(ctx)).To(HaveOccurred())
 		_, verr := sa.Verify(ctx, signToken(t, key, claims()))
-		g.Expect(verr).To(BeNil(), "the last good keys are kept")
+		g.Expect(verr).ToNot(HaveOccurred(), "the last good keys are kept")
 	})
 }

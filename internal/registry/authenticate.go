@@ -438,7 +438,9 @@ func (a *authenticator) recheckClient(t *tenant, k verifiedKey, p *principal) *a
 
 func unauthenticatedClient(clientID string) *authError {
 	return &authError{status: http.StatusUnauthorized, path: pathClient, reason: "unauthenticated_client",
-		message: fmt.Sprintf("invalid token: it was issued to client %q, which did not authenticate as a client of this registry (a public client, a client no confidential DexStaticClient owns in this Dex, or one owned from a namespace that the OIDCProvider's spec.dex.clientIdentityNamespaces does not admit); use a token of a confidential client of this registry's namespace", clientID)}
+		message: fmt.Sprintf("invalid token: it was issued to client %q, which did not authenticate as a client of this registry "+
+			"(a public client, a client no confidential DexStaticClient owns in this Dex, or one owned from a namespace that the "+
+			"OIDCProvider's spec.dex.clientIdentityNamespaces does not admit); use a token of a confidential client of this registry's namespace", clientID)}
 }
 
 // finishOIDC completes the verification of a token that claims the provider's issuer (id, err

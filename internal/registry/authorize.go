@@ -56,19 +56,14 @@ type decision struct {
 // evaluation ran past the deadline.
 const reasonEvaluationDeadline = "evaluation_deadline"
 
-// authorize evaluates the namespace's bindings, sorted by name, for groups: the first binding
+// authorizeWithin evaluates the namespace's bindings, sorted by name, for groups: the first binding
 // whose expression is true decides (allowed when one of its patterns matches the resource); a
 // binding that failed to compile (or is over the cost bound, or has a refused resource pattern)
 // or fails to evaluate denies; no true expression denies. All the bindings share one evaluation
 // deadline, which also counts the glob matching of their resource patterns, so together they
 // cannot hold the request longer than authz's deadline; the binding being evaluated when it
-// passes denies (and gets an EvaluationDeadline event, see SetEventRecorder).
-func authorize(bindings []*binding, groups []string, res resource) decision {
-	return authorizeWithin(&authz.Evaluation{}, bindings, groups, res)
-}
-
-// authorizeWithin is authorize in the Evaluation ev (set ev.Context to the request's context so
-// that evaluation stops with the request).
+// passes denies (and gets an EvaluationDeadline event, see SetEventRecorder). ev carries the
+// deadline; its Context (the request's) stops the evaluation with the request.
 func authorizeWithin(ev *authz.Evaluation, bindings []*binding, groups []string, res resource) decision {
 	for _, b := range bindings {
 		if b.compileErr != nil {

@@ -42,7 +42,10 @@ func CheckClientIDPrefix(ctx context.Context, c client.Reader, p *dexv1.OIDCProv
 		return err
 	}
 	if owner != "" {
-		return &Revoked{Blocked{dexv1.ReasonClientIDPrefixMismatch, fmt.Sprintf("spec.clientId: %q belongs to namespace %s (it starts with %q, the spec.dex.clientIdPrefix of OIDCProvider %s/%s for that namespace, and the longest namespace name decides); choose an id that does not start with %q", id, owner, strings.ReplaceAll(tmpl, namespacePlaceholder, owner), p.Namespace, p.Name, strings.ReplaceAll(tmpl, namespacePlaceholder, owner))}}
+		theirs := strings.ReplaceAll(tmpl, namespacePlaceholder, owner)
+		return &Revoked{Blocked{dexv1.ReasonClientIDPrefixMismatch, fmt.Sprintf("spec.clientId: %q belongs to namespace %s "+
+			"(it starts with %q, the spec.dex.clientIdPrefix of OIDCProvider %s/%s for that namespace, and the longest namespace name decides); "+
+			"choose an id that does not start with %q", id, owner, theirs, p.Namespace, p.Name, theirs)}}
 	}
 	return nil
 }
