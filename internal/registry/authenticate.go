@@ -45,15 +45,21 @@ type principal struct {
 	clientID          string
 	clientCredentials bool
 	checked           atomic.Int64
-	// decisions memoises GroupBinding decisions of this (cached) principal per namespace
-	// content snapshot and resource, so a repeated token skips expression evaluation too. A
-	// new snapshot (any binding, module or provider changed) is a new key.
-	decisions sync.Map // decisionKey -> decision
-	memoised  atomic.Int32
+	// memo memoises GroupBinding decisions of this (cached) principal for the newest namespace
+	// content version it has seen, so a repeated token skips expression evaluation too. A new
+	// version (any binding, module or provider changed) replaces the memo: a principal never
+	// keeps an older content snapshot alive (it holds the version number, not the snapshot).
+	memo atomic.Pointer[decisionMemo]
+}
+
+// decisionMemo holds the decisions of one principal for one content version.
+type decisionMemo struct {
+	version uint64
+	m       sync.Map // decisionKey -> decision
+	n       atomic.Int32
 }
 
 type decisionKey struct {
-	content *namespaceContent
 	kind    resourceKind
 	address string
 }
@@ -65,17 +71,31 @@ const maxMemoisedDecisions = 64
 // The evaluation stops with the request (ctx) as well as at its own deadline.
 func (p *principal) decide(ctx context.Context, c *namespaceContent, res resource) decision {
 	var bindings []*binding
+	var version uint64
 	if c != nil {
-		bindings = c.bindings
+		bindings, version = c.bindings, c.version
 	}
-	k := decisionKey{content: c, kind: res.kind, address: res.address}
-	if d, ok := p.decisions.Load(k); ok {
-		return d.(decision)
+	k := decisionKey{kind: res.kind, address: res.address}
+	memo := p.memo.Load()
+	if memo != nil && memo.version == version {
+		if d, ok := memo.m.Load(k); ok {
+			return d.(decision)
+		}
 	}
 	d := authorizeWithin(&authz.Evaluation{Context: ctx}, bindings, p.groups, res)
 	// A deadline hit may come from a manager starved of CPU for a moment: not remembered.
-	if d.reason != reasonEvaluationDeadline && p.memoised.Add(1) <= maxMemoisedDecisions {
-		p.decisions.Store(k, d)
+	if d.reason == reasonEvaluationDeadline {
+		return d
+	}
+	if memo == nil || memo.version < version {
+		if next := (&decisionMemo{version: version}); p.memo.CompareAndSwap(memo, next) {
+			memo = next
+		} else {
+			memo = p.memo.Load()
+		}
+	}
+	if memo != nil && memo.version == version && memo.n.Add(1) <= maxMemoisedDecisions {
+		memo.m.Store(k, d)
 	}
 	return d
 }
@@ -291,6 +311,11 @@ func (a *authenticator) authenticate(ctx context.Context, t *tenant, token strin
 	if token == "" {
 		return nil, &authError{status: http.StatusUnauthorized, path: pathNone, reason: "missing_token",
 			message: "authentication required: send Authorization: Bearer <token> (tofu login, or a credentials block in the CLI configuration)"}
+	}
+	if len(token) > maxTokenBytes {
+		// Whatever it claims, nothing that long is parsed or hashed (real tokens are a few KiB).
+		return nil, &authError{status: http.StatusUnauthorized, path: pathNone, reason: "malformed_token",
+			message: fmt.Sprintf("the bearer token is longer than %d bytes", maxTokenBytes)}
 	}
 	spec := &t.provider.Spec
 	if t.provider.OIDCEnabled() {

@@ -157,8 +157,10 @@ func (s *Server) Start(ctx context.Context) error {
 		Addr:              s.opts.Addr,
 		Handler:           s.handler,
 		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Headers hold a bearer token of at most maxTokenBytes, and little else.
+		MaxHeaderBytes: maxTokenBytes + 32<<10,
+		IdleTimeout:    2 * time.Minute,
+		BaseContext:    func(net.Listener) context.Context { return ctx },
 		// Handlers answer within the request deadline (instrument); writing the answer to a
 		// slow reader gets a little more.
 		WriteTimeout: s.requestTimeout() + 10*time.Second,

@@ -58,6 +58,9 @@ type binding struct {
 
 // namespaceContent is what the registry serves from one Kubernetes namespace.
 type namespaceContent struct {
+	// version is the Store's change counter when this snapshot was published: it identifies
+	// the snapshot (decisions are memoised by it) without keeping it alive.
+	version   uint64
 	bindings  []*binding // sorted by name
 	modules   map[string]*dexv1.Module
 	providers map[string]*dexv1.Provider
@@ -85,6 +88,8 @@ type Store struct {
 	bindings          map[string]map[string]*binding // namespace -> name -> compiled binding
 	modules           *addressIndex[*dexv1.Module]
 	registryProviders *addressIndex[*dexv1.Provider]
+	// contentVersion numbers the published content snapshots (namespaceContent.version).
+	contentVersion atomic.Uint64
 	// compileBinding compiles a GroupBinding; tests replace it to hold a compile.
 	compileBinding func(*dexv1.GroupBinding) *binding
 
@@ -407,6 +412,7 @@ func (s *Store) publish(ns string, change func(*namespaceContent)) {
 		*next = *cur
 	}
 	change(next)
+	next.version = s.contentVersion.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(next.bindings) == 0 && len(next.modules) == 0 && len(next.providers) == 0 {
