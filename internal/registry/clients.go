@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
 	"maps"
 	"strings"
 	"sync"
@@ -91,27 +90,9 @@ func newClients() *clients {
 // watch registers the handlers on the informers of c (the manager's cache).
 func (x *clients) watch(ctx context.Context, c cache.Informers) error {
 	kinds := []client.Object{&claimsv1.DexEntryClaim{}, &dexv1.DexStaticClient{}, &dexv1.OIDCProvider{}, &corev1.Namespace{}}
-	for _, obj := range kinds {
-		inf, err := c.GetInformer(ctx, obj)
-		if err != nil {
-			return fmt.Errorf("failed to get informer for %T: %w", obj, err)
-		}
-		reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc:    func(o any) { x.upsert(o) },
-			UpdateFunc: func(_, o any) { x.upsert(o) },
-			DeleteFunc: func(o any) {
-				if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
-					o = d.Obj
-				}
-				x.remove(o)
-			},
-		})
-		if err != nil {
-			return fmt.Errorf("failed to watch %T: %w", obj, err)
-		}
-		x.synced = append(x.synced, reg.HasSynced)
-	}
-	return nil
+	synced, err := watchKinds(ctx, c, kinds, x.upsert, x.remove)
+	x.synced = append(x.synced, synced...)
+	return err
 }
 
 // clientClaimName is the name the operator gives the DexEntryClaim of client id in the Dex at

@@ -122,27 +122,36 @@ func NewStore(defaultProvider string) *Store {
 // Watch registers the Store's event handlers on the informers of c (the manager's cache).
 func (s *Store) Watch(ctx context.Context, c cache.Informers) error {
 	kinds := []client.Object{&dexv1.OIDCProvider{}, &claimsv1.HostnameClaim{}, &dexv1.GroupBinding{}, &dexv1.Module{}, &dexv1.Provider{}}
+	synced, err := watchKinds(ctx, c, kinds, s.upsert, s.remove)
+	s.synced = append(s.synced, synced...)
+	return err
+}
+
+// watchKinds registers upsert (added, updated) and remove (deleted) on the informers of kinds,
+// and returns whether each handler has seen its informer's initial list.
+func watchKinds(ctx context.Context, c cache.Informers, kinds []client.Object, upsert, remove func(any)) ([]toolscache.InformerSynced, error) {
+	var synced []toolscache.InformerSynced
 	for _, obj := range kinds {
 		inf, err := c.GetInformer(ctx, obj)
 		if err != nil {
-			return fmt.Errorf("failed to get informer for %T: %w", obj, err)
+			return synced, fmt.Errorf("failed to get informer for %T: %w", obj, err)
 		}
 		reg, err := inf.AddEventHandler(toolscache.ResourceEventHandlerFuncs{
-			AddFunc:    func(o any) { s.upsert(o) },
-			UpdateFunc: func(_, o any) { s.upsert(o) },
+			AddFunc:    upsert,
+			UpdateFunc: func(_, o any) { upsert(o) },
 			DeleteFunc: func(o any) {
 				if d, ok := o.(toolscache.DeletedFinalStateUnknown); ok {
 					o = d.Obj
 				}
-				s.remove(o)
+				remove(o)
 			},
 		})
 		if err != nil {
-			return fmt.Errorf("failed to watch %T: %w", obj, err)
+			return synced, fmt.Errorf("failed to watch %T: %w", obj, err)
 		}
-		s.synced = append(s.synced, reg.HasSynced)
+		synced = append(synced, reg.HasSynced)
 	}
-	return nil
+	return synced, nil
 }
 
 // Synced reports whether every handler has seen its informer's initial list. Once true it stays

@@ -40,53 +40,17 @@ import (
 // GOMEMLIMIT, GOGC).
 func BenchmarkManagerMemory(b *testing.B) {
 	ctx := context.Background()
-	env, err := harness.StartEnv(harness.EnvOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
-	c := env.Client
-	dir := b.TempDir()
-	dx, err := harness.StartDex(harness.DexOptions{Dir: filepath.Join(dir, "dex"), Storage: harness.StorageSQLite})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = dx.Stop() }()
-
-	bin := filepath.Join(dir, "dexterity")
-	if err := harness.BuildManager(bin); err != nil {
-		b.Fatal(err)
-	}
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := env.WriteAdminKubeconfig(kubeconfig, "bench"); err != nil {
-		b.Fatal(err)
-	}
-	probe, _ := harness.FreePort()
-	registry, _ := harness.FreePort()
-	logf, err := os.Create(filepath.Join(dir, "manager.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	args := []string{"--kubeconfig", kubeconfig, "--metrics-bind-address", "0",
-		"--health-probe-bind-address", "127.0.0.1:" + strconv.Itoa(probe),
-		"--registry-bind-address", "127.0.0.1:" + strconv.Itoa(registry)}
+	var extra []string
 	profileDir := os.Getenv("DEXTERITY_BENCH_HEAP_PROFILE")
 	pprofAddr := ""
 	if profileDir != "" {
 		port, _ := harness.FreePort()
 		pprofAddr = "127.0.0.1:" + strconv.Itoa(port)
-		args = append(args, "--pprof-bind-address", pprofAddr)
+		extra = append(extra, "--pprof-bind-address", pprofAddr)
 	}
-	mgr := exec.Command(bin, args...)
-	mgr.Env = append(os.Environ(), strings.Fields(os.Getenv("DEXTERITY_BENCH_MANAGER_ENV"))...)
-	mgr.Stdout, mgr.Stderr = logf, logf
-	if err := mgr.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = mgr.Process.Kill(); _, _ = mgr.Process.Wait(); _ = logf.Close() }()
-	if err := harness.WaitHTTPOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", probe), time.Minute); err != nil {
-		b.Fatal(err)
-	}
+	m := startBenchManager(b, strings.Fields(os.Getenv("DEXTERITY_BENCH_MANAGER_ENV")), extra...)
+	defer m.stop()
+	c, dx, mgr, bin := m.env.Client, m.dex, m.cmd, m.bin
 
 	for range b.N {
 		idleRSS, _ := settledMemory(b, mgr.Process.Pid)
@@ -312,4 +276,69 @@ func residentByMapping(smaps string) string {
 		fmt.Fprintf(&sb, "%8d KiB  %s\n", kib[n], n)
 	}
 	return sb.String()
+}
+
+// benchManager is the manager binary running against an envtest and a Dex (sqlite3) of its own,
+// so that no other controller shares the cluster, ready (its /readyz answers).
+type benchManager struct {
+	env  *harness.Env
+	dex  *harness.Dex
+	cmd  *exec.Cmd
+	bin  string
+	stop func()
+}
+
+// startBenchManager builds and starts the manager (registry on, no webhooks) with environ added
+// to its environment and extra flags.
+func startBenchManager(b *testing.B, environ []string, extra ...string) *benchManager {
+	b.Helper()
+	var stops []func()
+	m := &benchManager{stop: func() {
+		for i := len(stops) - 1; i >= 0; i-- {
+			stops[i]()
+		}
+	}}
+	fail := func(err error) {
+		m.stop()
+		b.Fatal(err)
+	}
+	env, err := harness.StartEnv(harness.EnvOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	stops = append(stops, func() { _ = env.Stop() })
+	dir := b.TempDir()
+	dx, err := harness.StartDex(harness.DexOptions{Dir: filepath.Join(dir, "dex"), Storage: harness.StorageSQLite})
+	if err != nil {
+		fail(err)
+	}
+	stops = append(stops, func() { _ = dx.Stop() })
+	m.env, m.dex, m.bin = env, dx, filepath.Join(dir, "dexterity")
+	if err := harness.BuildManager(m.bin); err != nil {
+		fail(err)
+	}
+	kubeconfig := filepath.Join(dir, "kubeconfig")
+	if err := env.WriteAdminKubeconfig(kubeconfig, "bench"); err != nil {
+		fail(err)
+	}
+	probe, _ := harness.FreePort()
+	registry, _ := harness.FreePort()
+	logf, err := os.Create(filepath.Join(dir, "manager.log"))
+	if err != nil {
+		fail(err)
+	}
+	args := append([]string{"--kubeconfig", kubeconfig, "--metrics-bind-address", "0",
+		"--health-probe-bind-address", "127.0.0.1:" + strconv.Itoa(probe),
+		"--registry-bind-address", "127.0.0.1:" + strconv.Itoa(registry)}, extra...)
+	m.cmd = exec.Command(m.bin, args...)
+	m.cmd.Env = append(os.Environ(), environ...)
+	m.cmd.Stdout, m.cmd.Stderr = logf, logf
+	if err := m.cmd.Start(); err != nil {
+		fail(err)
+	}
+	stops = append(stops, func() { _ = m.cmd.Process.Kill(); _, _ = m.cmd.Process.Wait(); _ = logf.Close() })
+	if err := harness.WaitHTTPOK(context.Background(), fmt.Sprintf("http://127.0.0.1:%d/readyz", probe), time.Minute); err != nil {
+		fail(err)
+	}
+	return m
 }

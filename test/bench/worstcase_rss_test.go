@@ -4,10 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -18,7 +14,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
-	"dexterity.dev/dexterity/test/harness"
 )
 
 // BenchmarkWorstCaseObjectsManagerRSS: the manager binary's resident memory with worst-case
@@ -32,43 +27,9 @@ import (
 // go test ./test/bench/ -run '^$' -bench BenchmarkWorstCaseObjectsManagerRSS -benchtime 1x
 func BenchmarkWorstCaseObjectsManagerRSS(b *testing.B) {
 	ctx := context.Background()
-	env, err := harness.StartEnv(harness.EnvOptions{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = env.Stop() }()
-	c := env.Client
-	dir := b.TempDir()
-	dx, err := harness.StartDex(harness.DexOptions{Dir: filepath.Join(dir, "dex"), Storage: harness.StorageSQLite})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = dx.Stop() }()
-	bin := filepath.Join(dir, "dexterity")
-	if err := harness.BuildManager(bin); err != nil {
-		b.Fatal(err)
-	}
-	kubeconfig := filepath.Join(dir, "kubeconfig")
-	if err := env.WriteAdminKubeconfig(kubeconfig, "bench"); err != nil {
-		b.Fatal(err)
-	}
-	probe, _ := harness.FreePort()
-	registry, _ := harness.FreePort()
-	logf, err := os.Create(filepath.Join(dir, "manager.log"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	mgr := exec.Command(bin, "--kubeconfig", kubeconfig, "--metrics-bind-address", "0",
-		"--health-probe-bind-address", "127.0.0.1:"+strconv.Itoa(probe),
-		"--registry-bind-address", "127.0.0.1:"+strconv.Itoa(registry))
-	mgr.Stdout, mgr.Stderr = logf, logf
-	if err := mgr.Start(); err != nil {
-		b.Fatal(err)
-	}
-	defer func() { _ = mgr.Process.Kill(); _, _ = mgr.Process.Wait(); _ = logf.Close() }()
-	if err := harness.WaitHTTPOK(ctx, fmt.Sprintf("http://127.0.0.1:%d/readyz", probe), time.Minute); err != nil {
-		b.Fatal(err)
-	}
+	m := startBenchManager(b, nil)
+	defer m.stop()
+	c, dx, mgr := m.env.Client, m.dex, m.cmd
 
 	for range b.N {
 		idleRSS, _ := settledMemory(b, mgr.Process.Pid)
