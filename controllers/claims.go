@@ -48,6 +48,11 @@ const (
 
 	indexClaimOwnerUID = "spec.owner.uid"
 	indexClaimProvider = "spec.provider"
+
+	// AnnotationClaimDeletionPolicy on a DexEntryClaim mirrors its owner's spec.deletionPolicy when
+	// that is Orphan, so that a claim whose owner vanished (its finalizer removed by hand) is
+	// released without deleting the entry. Only the operator writes claims.
+	AnnotationClaimDeletionPolicy = "claims.dexterity.dev/deletion-policy"
 )
 
 // entryOwnership is how one kind of object (DexStaticClient, DexConnector) owns its entries.
@@ -67,6 +72,8 @@ type entryOwnership struct {
 	peers func() client.ObjectList
 	index string
 	lost  func(obj client.Object)
+	// orphan reports whether the object's spec.deletionPolicy is Orphan.
+	orphan func(obj client.Object) bool
 }
 
 var (
@@ -79,6 +86,10 @@ var (
 		},
 		peers: func() client.ObjectList { return &dexv1.DexStaticClientList{} }, index: indexClientOwnerKey,
 		lost: func(obj client.Object) { obj.(*dexv1.DexStaticClient).Status.ClientID = "" },
+		orphan: func(obj client.Object) bool {
+			c, ok := obj.(*dexv1.DexStaticClient)
+			return ok && c.Spec.DeletionPolicy == dexv1.DeletionPolicyOrphan
+		},
 	}
 	connectorOwnership = entryOwnership{
 		what: "connector", kind: claimsv1.EntryConnector, ownerKind: "DexConnector",
@@ -93,6 +104,10 @@ var (
 		},
 		peers: func() client.ObjectList { return &dexv1.DexConnectorList{} }, index: indexConnectorOwnerKey,
 		lost: func(client.Object) {},
+		orphan: func(obj client.Object) bool {
+			c, ok := obj.(*dexv1.DexConnector)
+			return ok && c.Spec.DeletionPolicy == dexv1.DeletionPolicyOrphan
+		},
 	}
 )
 
@@ -289,8 +304,9 @@ func (o entryOwnership) claim(ctx context.Context, c client.Client, api client.R
 	if !ownedBy(held, obj) {
 		cl := &claimsv1.DexEntryClaim{
 			ObjectMeta: metav1.ObjectMeta{
-				Name:   ClaimName(o.kind, dexAddress(p), id),
-				Labels: map[string]string{LabelClaimOwnerUID: string(obj.GetUID()), "app.kubernetes.io/managed-by": "dexterity"},
+				Name:        ClaimName(o.kind, dexAddress(p), id),
+				Labels:      map[string]string{LabelClaimOwnerUID: string(obj.GetUID()), "app.kubernetes.io/managed-by": "dexterity"},
+				Annotations: o.policyAnnotations(obj),
 			},
 			Spec: claimsv1.DexEntryClaimSpec{
 				EntryKind: o.kind, EntryID: id, DexAddress: dexAddress(p),
@@ -344,6 +360,42 @@ func (o entryOwnership) claimForWrite(ctx context.Context, c client.Client, api 
 		return foreign
 	}
 	return o.claim(ctx, c, api, obj, p, id, held)
+}
+
+// policyAnnotations are the annotations a claim of obj carries for its deletion policy.
+func (o entryOwnership) policyAnnotations(obj client.Object) map[string]string {
+	if o.orphan(obj) {
+		return map[string]string{AnnotationClaimDeletionPolicy: string(dexv1.DeletionPolicyOrphan)}
+	}
+	return nil
+}
+
+// syncPolicy keeps the deletion-policy annotation of the claim obj holds in step with obj's
+// spec.deletionPolicy (a patch only when they differ).
+func (o entryOwnership) syncPolicy(ctx context.Context, c client.Client, obj client.Object, held *claimsv1.DexEntryClaim) error {
+	if held == nil || !ownedBy(held, obj) {
+		return nil
+	}
+	_, marked := held.Annotations[AnnotationClaimDeletionPolicy]
+	if marked == o.orphan(obj) {
+		return nil
+	}
+	cp := held.DeepCopy()
+	orig := held.DeepCopy()
+	ann := cp.Annotations
+	if o.orphan(obj) {
+		if ann == nil {
+			ann = map[string]string{}
+		}
+		ann[AnnotationClaimDeletionPolicy] = string(dexv1.DeletionPolicyOrphan)
+	} else {
+		delete(ann, AnnotationClaimDeletionPolicy)
+	}
+	cp.Annotations = ann
+	if err := c.Patch(ctx, cp, client.MergeFrom(orig)); err != nil {
+		return fmt.Errorf("failed to record the deletion policy on claim %s: %w", held.Name, err)
+	}
+	return nil
 }
 
 // releaseFinalizer drops the finalizer of an object that owns nothing (it lost the race for its id).
@@ -406,6 +458,15 @@ func (o entryOwnership) finalize(ctx context.Context, c client.Client, api clien
 				return ctrl.Result{}, fmt.Errorf("failed to read claim %s: %w", cl.Name, err)
 			}
 		}
+		if o.orphan(obj) {
+			// deletionPolicy Orphan: the entry stays in Dex, the claim goes (anyone may claim
+			// the id, or adopt the entry, afterwards).
+			if err := deleteClaim(ctx, c, cl); err != nil {
+				return ctrl.Result{}, err
+			}
+			rec.Eventf(obj, corev1.EventTypeNormal, "Orphaned", "Left %s %s in Dex (spec.deletionPolicy: Orphan) and released its claim", o.what, cl.Spec.EntryID)
+			continue
+		}
 		pref := dexv1.ObjectRef{Namespace: cl.Spec.Provider.Namespace, Name: cl.Spec.Provider.Name}
 		if err := deleteFromDex(ctx, c, pool, rec, obj, pref, cl.Spec.DexAddress, o.what, cl.Spec.EntryID, func(dc dex.Client) error { return del(dc, cl.Spec.EntryID) }); err != nil {
 			return ctrl.Result{}, err
@@ -414,7 +475,7 @@ func (o entryOwnership) finalize(ctx context.Context, c client.Client, api clien
 			return ctrl.Result{}, err
 		}
 	}
-	if len(claims) == 0 && o.legacyOwned(ctx, obj, id) {
+	if len(claims) == 0 && !o.orphan(obj) && o.legacyOwned(ctx, obj, id) {
 		if err := deleteFromDex(ctx, c, pool, rec, obj, ref, "", o.what, id, func(dc dex.Client) error { return del(dc, id) }); err != nil {
 			return ctrl.Result{}, err
 		}

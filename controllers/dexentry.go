@@ -118,6 +118,9 @@ func (k *dexEntryKind[T]) reconcile(ctx context.Context, d *DexEntryDeps, req ct
 			}
 		}
 	}
+	if err == nil {
+		err = k.ownership.syncPolicy(ctx, d.Client, obj, held)
+	}
 	if err != nil {
 		return k.blockedOrError(d, obj, dexv1.ConditionRegistered, err)
 	}

@@ -38,7 +38,7 @@ type DexEntryClaimReconciler struct {
 	RetryPeriod time.Duration
 }
 
-// +kubebuilder:rbac:groups=claims.dexterity.dev,resources=dexentryclaims,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups=claims.dexterity.dev,resources=dexentryclaims,verbs=get;list;watch;create;patch;delete
 // The claims CRD's creation time tells objects of older versions (carried over) from newer ones.
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get,resourceNames=dexentryclaims.claims.dexterity.dev
 
@@ -64,6 +64,12 @@ func (r *DexEntryClaimReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	logger := log.FromContext(ctx).WithValues("entryKind", cl.Spec.EntryKind, "entryId", cl.Spec.EntryID,
 		"owner", cl.Spec.Owner.Namespace+"/"+cl.Spec.Owner.Name)
+	if fresh.Annotations[AnnotationClaimDeletionPolicy] == string(dexv1.DeletionPolicyOrphan) {
+		// Its owner asked for the entry to outlive it: release the claim only.
+		logger.Info("Released the claim of an orphaned entry; the entry stays in Dex (deletionPolicy Orphan)")
+		r.Recorder.Eventf(cl, corev1.EventTypeNormal, "Orphaned", "Left %s %s in Dex: %s %s/%s that owned it is gone and asked for it to stay (deletionPolicy: Orphan)", strings.ToLower(string(cl.Spec.EntryKind)), cl.Spec.EntryID, cl.Spec.Owner.Kind, cl.Spec.Owner.Namespace, cl.Spec.Owner.Name)
+		return ctrl.Result{}, deleteClaim(ctx, r.Client, fresh)
+	}
 	p, err := r.providerFor(ctx, cl)
 	if err != nil {
 		return ctrl.Result{}, err

@@ -108,6 +108,9 @@ func (r *DexStaticClientReconciler) syncClient(ctx context.Context, c *dexv1.Dex
 		}
 		return dexv1.ConditionRegistered, err
 	}
+	if err := r.reconcileCredentials(ctx, c, p, id, secret); err != nil {
+		return dexv1.ConditionSecretReady, err
+	}
 	return "", nil
 }
 

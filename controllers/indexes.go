@@ -42,10 +42,17 @@ func Indexes() []Index {
 			return []string{o.(*dexv1.DexStaticClient).EffectiveClientID()}
 		}},
 		{&dexv1.DexStaticClient{}, indexClientSecret, func(o client.Object) []string {
-			if c := o.(*dexv1.DexStaticClient); c.Spec.SecretRef != nil {
-				return []string{c.Spec.SecretRef.Name}
+			// The Secret the client reads, and the credentials Secret it writes (repaired when
+			// changed or deleted).
+			c := o.(*dexv1.DexStaticClient)
+			var out []string
+			if c.Spec.SecretRef != nil {
+				out = append(out, c.Spec.SecretRef.Name)
 			}
-			return nil
+			if c.Spec.Credentials != nil && (c.Spec.SecretRef == nil || c.Spec.Credentials.SecretName != c.Spec.SecretRef.Name) {
+				out = append(out, c.Spec.Credentials.SecretName)
+			}
+			return out
 		}},
 		{&dexv1.DexStaticClient{}, indexClientProvider, func(o client.Object) []string {
 			c := o.(*dexv1.DexStaticClient)

@@ -40,3 +40,14 @@ type LocalObjectReference struct {
 	// +required
 	Name string `json:"name"`
 }
+
+// DeletionPolicy says what deleting a DexStaticClient or DexConnector does to its entry in Dex.
+// +kubebuilder:validation:Enum=Delete;Orphan
+type DeletionPolicy string
+
+const (
+	// DeletionPolicyDelete deletes the entry from Dex (the default).
+	DeletionPolicyDelete DeletionPolicy = "Delete"
+	// DeletionPolicyOrphan releases the object's claim and leaves the entry in Dex.
+	DeletionPolicyOrphan DeletionPolicy = "Orphan"
+)

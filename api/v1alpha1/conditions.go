@@ -131,6 +131,9 @@ const (
 	// ReasonRateLimited means the API server publishes no service-account keys to the manager,
 	// so the ServiceAccount fallback's TokenReviews are rate-limited instead.
 	ReasonRateLimited = "RateLimited"
+	// ReasonCredentialsWritten means the credentials Secret (spec.credentials) holds the client's
+	// id, secret and issuer.
+	ReasonCredentialsWritten = "CredentialsWritten"
 )
 
 // ConditionServiceAccountFallback says, on an OIDCProvider with allowServiceAccountFallback, how

@@ -46,6 +46,12 @@ type DexConnectorSpec struct {
 	// +kubebuilder:validation:MaxItems=64
 	// +optional
 	Secrets []ConnectorSecret `json:"secrets,omitempty"`
+
+	// deletionPolicy says what deleting this object does to the connector in Dex: Delete
+	// (default) deletes it; Orphan releases the object's claim and leaves the connector in Dex.
+	// +kubebuilder:default=Delete
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
 }
 
 // ConnectorSecret injects one Secret value into the connector config.

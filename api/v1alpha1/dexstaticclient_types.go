@@ -8,6 +8,7 @@ import (
 // +kubebuilder:validation:XValidation:rule="(has(self.public) && self.public) || has(self.secretRef)",fieldPath=".secretRef",message="a confidential client (spec.public=false) needs a secret: set spec.secretRef (with spec.generateSecret=true to have the Secret created), or set spec.public=true"
 // +kubebuilder:validation:XValidation:rule="has(self.clientId) == has(oldSelf.clientId) && (!has(self.clientId) || self.clientId == oldSelf.clientId)",fieldPath=".clientId",message="clientId is immutable; create a new DexStaticClient for a new client id"
 // +kubebuilder:validation:XValidation:rule="!has(self.generateSecret) || !self.generateSecret || has(self.secretRef)",fieldPath=".generateSecret",message="generateSecret needs spec.secretRef to name the Secret to create"
+// +kubebuilder:validation:XValidation:rule="!has(self.credentials) || !has(self.secretRef) || self.credentials.secretName != self.secretRef.name",fieldPath=".credentials.secretName",message="the credentials Secret is written by the operator: give it another name than spec.secretRef.name"
 type DexStaticClientSpec struct {
 	// providerRef names the OIDCProvider (with spec.dex) whose Dex holds this client. Immutable:
 	// to move a client to another Dex, create a new DexStaticClient.
@@ -71,6 +72,78 @@ type DexStaticClientSpec struct {
 	// +optional
 	// +kubebuilder:default=false
 	AdoptExisting bool `json:"adoptExisting,omitempty"`
+
+	// credentials asks for a Secret, in this object's namespace and owned by it, that holds what
+	// an application needs to log users in with this client: the client id, the client secret
+	// (confidential clients) and the issuer URL, under key names the application reads.
+	// +optional
+	Credentials *ClientCredentials `json:"credentials,omitempty"`
+
+	// deletionPolicy says what deleting this object does to the client in Dex: Delete (default)
+	// deletes it; Orphan releases the object's claim and leaves the client in Dex (migrations,
+	// uninstalling without losing logins).
+	// +kubebuilder:default=Delete
+	// +optional
+	DeletionPolicy DeletionPolicy `json:"deletionPolicy,omitempty"`
+}
+
+// ClientCredentials describes the credentials Secret of a DexStaticClient.
+type ClientCredentials struct {
+	// secretName is the name of the Secret (in the object's namespace) the operator writes and
+	// owns. It must not be the Secret of spec.secretRef.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`
+	// +required
+	SecretName string `json:"secretName"`
+
+	// keys are the key names in the Secret (defaults clientID, clientSecret, issuerURL).
+	// +optional
+	Keys *CredentialKeys `json:"keys,omitempty"`
+
+	// labels added to the Secret (for example the label Argo CD reads).
+	// +kubebuilder:validation:MaxProperties=32
+	// +optional
+	Labels map[string]LabelValue `json:"labels,omitempty"`
+
+	// annotations added to the Secret.
+	// +kubebuilder:validation:MaxProperties=32
+	// +optional
+	Annotations map[string]AnnotationValue `json:"annotations,omitempty"`
+}
+
+// LabelValue is the value of a label.
+// +kubebuilder:validation:MaxLength=63
+type LabelValue string
+
+// AnnotationValue is the value of an annotation written by the operator for a tenant.
+// +kubebuilder:validation:MaxLength=4096
+type AnnotationValue string
+
+// CredentialKeys are the key names of a credentials Secret.
+// +kubebuilder:validation:XValidation:rule="[self.clientID, self.clientSecret, self.issuerURL].all(k, [self.clientID, self.clientSecret, self.issuerURL].filter(o, o == k).size() == 1)",message="clientID, clientSecret and issuerURL must be three different key names"
+type CredentialKeys struct {
+	// clientID is the key of the client id.
+	// +kubebuilder:default=clientID
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	ClientID string `json:"clientID,omitempty"`
+	// clientSecret is the key of the client secret (confidential clients only).
+	// +kubebuilder:default=clientSecret
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	ClientSecret string `json:"clientSecret,omitempty"`
+	// issuerURL is the key of the issuer URL.
+	// +kubebuilder:default=issuerURL
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +kubebuilder:validation:Pattern=`^[-._a-zA-Z0-9]+$`
+	// +optional
+	IssuerURL string `json:"issuerURL,omitempty"`
 }
 
 // LoopbackRedirect expands to http://localhost:<port><path> for every port of ports: at most
@@ -122,6 +195,12 @@ type DexStaticClientStatus struct {
 	// (neither to Dex nor to the API server), so it does not move this time.
 	// +optional
 	LastSyncTime *metav1.Time `json:"lastSyncTime,omitempty"`
+
+	// credentialsSecret is the name of the credentials Secret the operator wrote for this object
+	// (spec.credentials), so that it can delete it when spec.credentials goes or is renamed.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	CredentialsSecret string `json:"credentialsSecret,omitempty"`
 }
 
 // DexStaticClient is one OAuth2 client in a Dex administered by this operator.
