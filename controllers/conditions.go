@@ -75,6 +75,11 @@ var stalledReasons = map[string]bool{
 	dexv1.ReasonExpressionTooCostly:    true,
 	dexv1.ReasonHostnameConflict:       true,
 	dexv1.ReasonOwnedByOther:           true,
+	// Tenant isolation, round two; Dex releases.
+	dexv1.ReasonClientIDReserved:       true,
+	dexv1.ReasonAudienceHeldElsewhere:  true,
+	dexv1.ReasonInvalidResourcePattern: true,
+	dexv1.ReasonDexVersionUnsupported:  true,
 }
 
 // setKstatus sets Reconciling and Stalled from Ready, the way kstatus (Flux's health checks, kapp,

@@ -83,12 +83,28 @@ func (r *DexConnectorReconciler) syncConnector(ctx context.Context, c *dexv1.Dex
 		if dex.IsReadOnly(err) {
 			err = newBlocked(dexv1.ReasonConnectorExistsInDex, fmt.Sprintf("connector id %q is defined in Dex's configuration file, which Dex's API cannot change; choose another spec.connectorId", c.Spec.ConnectorID))
 		}
+		if dex.IsUnimplemented(err) {
+			err = newBlocked(dexv1.ReasonDexVersionUnsupported, fmt.Sprintf("%s has no connector API (connector CRUD came with Dex %s): DexConnectors need Dex %s or newer; upgrade the Dex at %s. Nothing was written to Dex; clients keep working",
+				dexRelease(p), MinDexForConnectors, MinDexForConnectors, p.Spec.Dex.GRPCAddress))
+		}
 	}
 	if err != nil {
 		return dexv1.ConditionRegistered, err
 	}
 	r.reconcileHealth(ctx, c, p)
 	return "", nil
+}
+
+// MinDexForConnectors is the first Dex release with connector CRUD in its gRPC API.
+const MinDexForConnectors = "v2.41.0"
+
+// dexRelease names the Dex of p as its status knows it ("Dex v2.39.1", or "this Dex" before the
+// provider read it).
+func dexRelease(p *dexv1.OIDCProvider) string {
+	if p.Status.Dex != nil && p.Status.Dex.Version != "" {
+		return fmt.Sprintf("Dex %s (API v%d)", p.Status.Dex.Version, p.Status.Dex.API)
+	}
+	return "this Dex"
 }
 
 // connectorsCRUDDisabled is the blocked problem of a Dex that refuses connector changes for lack

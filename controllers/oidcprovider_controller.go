@@ -380,6 +380,7 @@ func (r *OIDCProviderReconciler) registeredDependents(ctx context.Context, reade
 func (r *OIDCProviderReconciler) reconcileDexReachable(ctx context.Context, p *dexv1.OIDCProvider) error {
 	if p.Spec.Dex == nil {
 		removeCondition(p, dexv1.ConditionDexReachable)
+		p.Status.Dex = nil
 		r.Pool.Forget(providerKey(p))
 		return nil
 	}
@@ -404,6 +405,7 @@ func (r *OIDCProviderReconciler) reconcileDexReachable(ctx context.Context, p *d
 		log.FromContext(ctx).Info("Dex is not reachable", "address", p.Spec.Dex.GRPCAddress, "reason", reason, "error", err.Error())
 		return err
 	}
+	p.Status.Dex = &dexv1.DexVersionStatus{Version: v.GetServer(), API: v.GetApi()}
 	setCondition(p, dexv1.ConditionDexReachable, metav1.ConditionTrue, dexv1.ReasonDexReachable,
 		fmt.Sprintf("Dex %s (API v%d) answers at %s", v.GetServer(), v.GetApi(), p.Spec.Dex.GRPCAddress))
 	return nil

@@ -54,6 +54,9 @@ func TestDexReachablePlaintext(t *testing.T) {
 	p := &dexv1.OIDCProvider{}
 	g.Expect(k8s.Get(context.Background(), key, p)).To(Succeed())
 	g.Expect(p.Status.Phase).To(Equal(dexv1.PhaseReady))
+	g.Expect(p.Status.Dex).NotTo(BeNil(), "status.dex: the release Dex reports")
+	g.Expect(p.Status.Dex.Version).NotTo(BeEmpty())
+	g.Expect(p.Status.Dex.API).To(BeNumerically(">=", 2))
 	g.Expect(p.Status.ObservedGeneration).To(Equal(p.Generation))
 	g.Expect(meta.IsStatusConditionTrue(p.Status.Conditions, dexv1.ConditionReady)).To(BeTrue())
 }

@@ -134,6 +134,10 @@ const (
 	// ReasonCredentialsWritten means the credentials Secret (spec.credentials) holds the client's
 	// id, secret and issuer.
 	ReasonCredentialsWritten = "CredentialsWritten"
+	// ReasonDexVersionUnsupported means the Dex release lacks what the object needs (a DexConnector
+	// on a Dex before v2.41, which has no connector API); the message names the release and the
+	// minimum. Nothing was written to Dex.
+	ReasonDexVersionUnsupported = "DexVersionUnsupported"
 )
 
 // ConditionServiceAccountFallback says, on an OIDCProvider with allowServiceAccountFallback, how

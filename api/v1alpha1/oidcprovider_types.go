@@ -262,6 +262,11 @@ type OIDCProviderStatus struct {
 	// +optional
 	Keys int32 `json:"keys"`
 
+	// dex is the release of the Dex administered through spec.dex, as its GetVersion answers
+	// (a Dex built from source without a release tag says DEV).
+	// +optional
+	Dex *DexVersionStatus `json:"dex,omitempty"`
+
 	// conditions: Ready, DiscoveryReady, KeysReady, and DexReachable when spec.dex is set.
 	// +listType=map
 	// +listMapKey=type
@@ -312,4 +317,14 @@ func (p *OIDCProvider) OIDCEnabled() bool { return p.Spec.Enabled == nil || *p.S
 
 func init() {
 	SchemeBuilder.Register(&OIDCProvider{}, &OIDCProviderList{})
+}
+
+// DexVersionStatus is what a Dex says of its release.
+type DexVersionStatus struct {
+	// version is Dex's server version (e.g. v2.45.1).
+	// +optional
+	Version string `json:"version,omitempty"`
+	// api is the version of Dex's gRPC API.
+	// +optional
+	API int32 `json:"api,omitempty"`
 }

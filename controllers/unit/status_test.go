@@ -6,8 +6,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	. "github.com/onsi/gomega"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -17,6 +19,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
+	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/internal/oidc"
@@ -263,4 +266,39 @@ func TestCacheKeepsNoTenantAnnotations(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(out.(client.Object).GetAnnotations()).To(BeEmpty(), "%T", obj)
 	}
+}
+
+// A DexConnector on a Dex release without the connector API (before v2.41) waits for the user
+// with a condition naming the release and the minimum: nothing is written to Dex, no claim is
+// made, and the object is Stalled rather than retried with backoff.
+func TestConnectorOnDexWithoutConnectorAPI(t *testing.T) {
+	g := NewWithT(t)
+	f := newFixture(t)
+	ctx := context.Background()
+	f.dex.SetConnectorAPI(false)
+	key := client.ObjectKey{Namespace: "platform", Name: "dex"}
+	p := &dexv1.OIDCProvider{}
+	g.Expect(f.k8s.Get(ctx, key, p)).To(Succeed())
+	p.Status.Dex = &dexv1.DexVersionStatus{Version: "v2.39.1", API: 2}
+	g.Expect(f.k8s.Status().Update(ctx, p)).To(Succeed())
+	conn := &dexv1.DexConnector{
+		ObjectMeta: metav1.ObjectMeta{Name: "github", Namespace: "platform", UID: "uid-conn", Generation: 1},
+		Spec: dexv1.DexConnectorSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, ConnectorID: "github", Type: "mockCallback",
+			Config: &apiextensionsv1.JSON{Raw: []byte(`{}`)}},
+	}
+	g.Expect(f.k8s.Create(ctx, conn)).To(Succeed())
+	r := &controllers.DexConnectorReconciler{DexEntryDeps: controllers.DexEntryDeps{Client: f.k8s, APIReader: f.k8s, Recorder: record.NewFakeRecorder(100), Pool: f.pool}}
+	res, err := r.Reconcile(ctx, ctrl.Request{NamespacedName: client.ObjectKeyFromObject(conn)})
+	g.Expect(err).NotTo(HaveOccurred(), "waits for the user: no error, so no backoff loop")
+	g.Expect(res.RequeueAfter).To(BeNumerically(">=", time.Minute))
+	g.Expect(f.k8s.Get(ctx, client.ObjectKeyFromObject(conn), conn)).To(Succeed())
+	ready := meta.FindStatusCondition(conn.Status.Conditions, dexv1.ConditionReady)
+	g.Expect(ready).NotTo(BeNil())
+	g.Expect(ready.Reason).To(Equal(dexv1.ReasonDexVersionUnsupported))
+	g.Expect(ready.Message).To(And(ContainSubstring("v2.39.1"), ContainSubstring(controllers.MinDexForConnectors)))
+	g.Expect(meta.IsStatusConditionTrue(conn.Status.Conditions, dexv1.ConditionStalled)).To(BeTrue())
+	g.Expect(f.dex.WriteCalls()).To(BeZero())
+	var claims claimsv1.DexEntryClaimList
+	g.Expect(f.k8s.List(ctx, &claims)).To(Succeed())
+	g.Expect(claims.Items).To(BeEmpty(), "no claim for a connector that cannot be registered")
 }

@@ -23,6 +23,8 @@ var (
 	ErrReadOnly = errors.New("defined in Dex's configuration file, read-only through the API")
 	// ErrConnectorsCRUDDisabled: Dex runs without DEX_API_CONNECTORS_CRUD=true.
 	ErrConnectorsCRUDDisabled = errors.New("dex's connector API is disabled: start Dex with the environment variable DEX_API_CONNECTORS_CRUD=true")
+	// ErrUnimplemented: this Dex release does not have the RPC (connector CRUD came with v2.41).
+	ErrUnimplemented = errors.New("this Dex release does not implement the call")
 )
 
 // Error is a failed Dex call: the RPC, the typed kind (one of the Err* values, or nil for
@@ -73,6 +75,9 @@ func IsReadOnly(err error) bool { return errors.Is(err, ErrReadOnly) }
 // IsConnectorsCRUDDisabled reports whether Dex refused a connector call for lack of the feature flag.
 func IsConnectorsCRUDDisabled(err error) bool { return errors.Is(err, ErrConnectorsCRUDDisabled) }
 
+// IsUnimplemented reports whether the Dex release lacks the RPC.
+func IsUnimplemented(err error) bool { return errors.Is(err, ErrUnimplemented) }
+
 // classify maps a gRPC error of a Dex call to one of the typed kinds (nil when none fits).
 func classify(err error) error {
 	if err == nil {
@@ -92,6 +97,8 @@ func classify(err error) error {
 		return ErrNotFound
 	case st.Code() == codes.AlreadyExists:
 		return ErrAlreadyExists
+	case st.Code() == codes.Unimplemented:
+		return ErrUnimplemented
 	// Dex's GetClient returns the storage error as Unknown "not found".
 	case st.Code() == codes.Unknown && msg == "not found":
 		return ErrNotFound

@@ -104,6 +104,9 @@ type Options struct {
 	// DisableConnectorsCRUD: Dex runs without DEX_API_CONNECTORS_CRUD=true; every connector RPC
 	// fails with an error dex.IsConnectorsCRUDDisabled accepts.
 	DisableConnectorsCRUD bool
+	// NoConnectorAPI: a Dex release before v2.41, which has no connector RPCs at all; every
+	// connector RPC fails with gRPC's Unimplemented (dex.IsUnimplemented).
+	NoConnectorAPI bool
 	// StaticClients are clients from Dex's config file (staticClients): GetClient returns them,
 	// writes to their ids fail. They survive Reset.
 	StaticClients []*api.Client
@@ -119,6 +122,7 @@ type Dex struct {
 	mu               sync.Mutex
 	version          string
 	crudDisabled     bool
+	noConnectorAPI   bool
 	staticClients    map[string]*api.Client
 	staticConnectors []*api.Connector
 	clients          map[string]*api.Client
@@ -133,12 +137,13 @@ var _ dex.Client = (*Dex)(nil)
 // New returns an empty fake Dex (apart from opts' static clients and connectors).
 func New(opts Options) *Dex {
 	d := &Dex{
-		version:       opts.Version,
-		crudDisabled:  opts.DisableConnectorsCRUD,
-		staticClients: map[string]*api.Client{},
-		clients:       map[string]*api.Client{},
-		connectors:    map[string]*api.Connector{},
-		calls:         map[string]int{},
+		version:        opts.Version,
+		crudDisabled:   opts.DisableConnectorsCRUD,
+		noConnectorAPI: opts.NoConnectorAPI,
+		staticClients:  map[string]*api.Client{},
+		clients:        map[string]*api.Client{},
+		connectors:     map[string]*api.Connector{},
+		calls:          map[string]int{},
 	}
 	if d.version == "" {
 		d.version = DefaultVersion
@@ -172,6 +177,14 @@ func (d *Dex) SetConnectorsCRUD(enabled bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	d.crudDisabled = !enabled
+}
+
+// SetConnectorAPI makes this Dex a release with (true) or without (false, before v2.41) the
+// connector RPCs.
+func (d *Dex) SetConnectorAPI(present bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.noConnectorAPI = !present
 }
 
 // Reset is Dex restarted on memory storage: every client and connector created through the API
@@ -559,6 +572,9 @@ func (r rpc) DeleteConnector(ctx context.Context, in *api.DeleteConnectorReq, _ 
 func (d *Dex) connectorRPC(ctx context.Context) error {
 	if err := d.reachable(ctx); err != nil {
 		return err
+	}
+	if d.noConnectorAPI {
+		return status.Error(codes.Unimplemented, "unknown method for service api.Dex")
 	}
 	if d.crudDisabled {
 		return plain(msgCRUDDisabled)
