@@ -58,6 +58,9 @@ type options struct {
 }
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "import" {
+		os.Exit(runImport(os.Args[2:], os.Stdin, os.Stdout, os.Stderr))
+	}
 	var o options
 	// --kubeconfig is registered by controller-runtime's config package.
 	flag.StringVar(&o.metricsAddr, "metrics-bind-address", ":8080", "Address of the Prometheus /metrics endpoint; \"0\" disables it.")
