@@ -101,6 +101,8 @@ type Options struct {
 	Provider string
 	// Version is GetVersion's server string (default DefaultVersion).
 	Version string
+	// API is GetVersion's API version (default APIVersion).
+	API int32
 	// DisableConnectorsCRUD: Dex runs without DEX_API_CONNECTORS_CRUD=true; every connector RPC
 	// fails with an error dex.IsConnectorsCRUDDisabled accepts.
 	DisableConnectorsCRUD bool
@@ -123,6 +125,7 @@ type Dex struct {
 	version          string
 	crudDisabled     bool
 	noConnectorAPI   bool
+	api              int32
 	staticClients    map[string]*api.Client
 	staticConnectors []*api.Connector
 	clients          map[string]*api.Client
@@ -138,12 +141,16 @@ var _ dex.Client = (*Dex)(nil)
 func New(opts Options) *Dex {
 	d := &Dex{
 		version:        opts.Version,
+		api:            opts.API,
 		crudDisabled:   opts.DisableConnectorsCRUD,
 		noConnectorAPI: opts.NoConnectorAPI,
 		staticClients:  map[string]*api.Client{},
 		clients:        map[string]*api.Client{},
 		connectors:     map[string]*api.Connector{},
 		calls:          map[string]int{},
+	}
+	if d.api == 0 {
+		d.api = APIVersion
 	}
 	if d.version == "" {
 		d.version = DefaultVersion
@@ -367,7 +374,7 @@ func (r rpc) GetVersion(ctx context.Context, _ *api.VersionReq, _ ...grpc.CallOp
 	if err := d.reachable(ctx); err != nil {
 		return nil, err
 	}
-	return &api.VersionResp{Server: d.version, Api: APIVersion}, nil
+	return &api.VersionResp{Server: d.version, Api: d.api}, nil
 }
 
 func (r rpc) GetClient(ctx context.Context, in *api.GetClientReq, _ ...grpc.CallOption) (*api.GetClientResp, error) {
@@ -469,7 +476,7 @@ func (r rpc) ListConnectors(ctx context.Context, _ *api.ListConnectorReq, _ ...g
 	d := r.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.connectorRPC(ctx); err != nil {
+	if err := d.connectorRPC(ctx, "ListConnectors"); err != nil {
 		return nil, err
 	}
 	return &api.ListConnectorResp{Connectors: d.listConnectors()}, nil
@@ -479,7 +486,7 @@ func (r rpc) CreateConnector(ctx context.Context, in *api.CreateConnectorReq, _ 
 	d := r.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.connectorRPC(ctx); err != nil {
+	if err := d.connectorRPC(ctx, "CreateConnector"); err != nil {
 		return nil, err
 	}
 	if in.GetConnector() == nil {
@@ -515,7 +522,7 @@ func (r rpc) UpdateConnector(ctx context.Context, in *api.UpdateConnectorReq, _ 
 	d := r.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.connectorRPC(ctx); err != nil {
+	if err := d.connectorRPC(ctx, "UpdateConnector"); err != nil {
 		return nil, err
 	}
 	id := in.GetId()
@@ -550,7 +557,7 @@ func (r rpc) DeleteConnector(ctx context.Context, in *api.DeleteConnectorReq, _ 
 	d := r.d
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err := d.connectorRPC(ctx); err != nil {
+	if err := d.connectorRPC(ctx, "DeleteConnector"); err != nil {
 		return nil, err
 	}
 	id := in.GetId()
@@ -569,12 +576,13 @@ func (r rpc) DeleteConnector(ctx context.Context, in *api.DeleteConnectorReq, _ 
 
 // connectorRPC is the start of every connector RPC: reachable, then the feature flag. d.mu must
 // be held.
-func (d *Dex) connectorRPC(ctx context.Context) error {
+func (d *Dex) connectorRPC(ctx context.Context, method string) error {
 	if err := d.reachable(ctx); err != nil {
 		return err
 	}
 	if d.noConnectorAPI {
-		return status.Error(codes.Unimplemented, "unknown method for service api.Dex")
+		// What a release without the RPC answers (its server embeds UnimplementedDexServer).
+		return status.Errorf(codes.Unimplemented, "method %s not implemented", method)
 	}
 	if d.crudDisabled {
 		return plain(msgCRUDDisabled)
