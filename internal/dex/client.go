@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -70,7 +71,48 @@ func (c Config) transportCredentials() (credentials.TransportCredentials, error)
 		}
 		tlsCfg.Certificates = []tls.Certificate{cert}
 	}
-	return credentials.NewTLS(tlsCfg), nil
+	return &tlsCredentials{TransportCredentials: credentials.NewTLS(tlsCfg), cfg: tlsCfg}, nil
+}
+
+// tlsCredentials are gRPC's TLS credentials, except that a server which selects no ALPN protocol
+// is accepted. Dex releases built with grpc-go before 1.67 (v2.39 to v2.41) select none on a
+// gRPC port with a client CA (mutual TLS), and grpc-go clients refuse such servers since 1.67
+// ("missing selected ALPN property"). The handshake is otherwise the same TLS handshake: the
+// server's certificate is verified against the CA and the server name, the client certificate is
+// sent, and only h2 is offered.
+type tlsCredentials struct {
+	credentials.TransportCredentials
+	cfg *tls.Config
+}
+
+// ClientHandshake runs the TLS handshake on raw.
+func (c *tlsCredentials) ClientHandshake(ctx context.Context, authority string, raw net.Conn) (net.Conn, credentials.AuthInfo, error) {
+	cfg := c.cfg.Clone()
+	if cfg.ServerName == "" {
+		host, _, err := net.SplitHostPort(authority)
+		if err != nil {
+			host = authority
+		}
+		cfg.ServerName = host
+	}
+	cfg.NextProtos = []string{"h2"}
+	conn := tls.Client(raw, cfg)
+	if err := conn.HandshakeContext(ctx); err != nil {
+		_ = conn.Close()
+		return nil, nil, err
+	}
+	return conn, credentials.TLSInfo{State: conn.ConnectionState(), CommonAuthInfo: credentials.CommonAuthInfo{SecurityLevel: credentials.PrivacyAndIntegrity}}, nil
+}
+
+// Clone implements credentials.TransportCredentials.
+func (c *tlsCredentials) Clone() credentials.TransportCredentials {
+	return &tlsCredentials{TransportCredentials: c.TransportCredentials.Clone(), cfg: c.cfg.Clone()}
+}
+
+// OverrideServerName implements credentials.TransportCredentials (deprecated there, kept for it).
+func (c *tlsCredentials) OverrideServerName(name string) error {
+	c.cfg.ServerName = name
+	return nil
 }
 
 // Client is the narrow interface controllers use. Errors are *Error values classified with the
