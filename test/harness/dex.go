@@ -111,6 +111,63 @@ type DexOptions struct {
 	HTTPPort, GRPCPort int
 	// IDTokenTTL sets Dex's expiry.idTokens (e.g. "2s"); empty keeps Dex's default (24h).
 	IDTokenTTL string
+	// Release picks the Dex release to run (one of DexReleases, e.g. "v2.39.1"): bin/dex-<release>
+	// (bin/dex for LatestDexRelease), looked up in $KUBEBUILDER_ASSETS and then the repository's
+	// bin/. Empty runs bin/dex (or $DEX_BINARY).
+	Release string
+}
+
+// LatestDexRelease is the release bin/dex is built from (hack/tools/dex).
+const LatestDexRelease = "v2.45.1"
+
+// DexRelease is a Dex release the tests run, and what it is known to answer: the matrix
+// (test/dexmatrix) checks each fact against the real binary, docs/compatibility.md is written from
+// them, and hack/tools.sh builds each one into bin/ (see BinaryName).
+type DexRelease struct {
+	// Version is the release tag; GetVersion's server string says it (the binaries are built with
+	// -ldflags "-X main.version=<tag>").
+	Version string
+	// API is GetVersion's api: 2 before v2.44, 3 from v2.44 on.
+	API int32
+	// ConnectorAPI: the connector RPCs (ListConnectors, Create/Update/DeleteConnector) exist; they
+	// came with v2.41. An older Dex answers them with gRPC's Unimplemented.
+	ConnectorAPI bool
+	// MTLS: the operator's gRPC client reaches it over mutual TLS (grpc.tlsClientCA set, as the
+	// Dex kind renders it). Dex built with grpc-go before 1.67 (v2.41 and older) selects no ALPN
+	// protocol when it asks for a client certificate; plain grpc-go 1.67 and later refuse such a
+	// handshake ("missing selected ALPN property"), the operator's client accepts it.
+	MTLS bool
+	// PasswordGroups: a staticPasswords entry's groups reach the token's groups claim (v2.45 on).
+	// Older releases ignore the key: their tokens for AdminUser and OtherUser carry no groups.
+	PasswordGroups bool
+}
+
+// DexReleases are the releases the matrix runs, oldest first; the last is LatestDexRelease.
+var DexReleases = []DexRelease{
+	{Version: "v2.39.1", API: 2, MTLS: true},
+	{Version: "v2.41.1", API: 2, ConnectorAPI: true, MTLS: true},
+	{Version: "v2.43.1", API: 2, ConnectorAPI: true, MTLS: true},
+	{Version: "v2.44.0", API: 3, ConnectorAPI: true, MTLS: true},
+	{Version: LatestDexRelease, API: 3, ConnectorAPI: true, MTLS: true, PasswordGroups: true},
+}
+
+// LookupDexRelease returns the entry of DexReleases for version.
+func LookupDexRelease(version string) (DexRelease, bool) {
+	for _, r := range DexReleases {
+		if r.Version == version {
+			return r, true
+		}
+	}
+	return DexRelease{}, false
+}
+
+// BinaryName is the file name of the release's binary in bin/: "dex" for LatestDexRelease,
+// "dex-<version>" for the others.
+func (r DexRelease) BinaryName() string {
+	if r.Version == LatestDexRelease {
+		return "dex"
+	}
+	return "dex-" + r.Version
 }
 
 // Dex is a Dex server running as a subprocess. It is safe for concurrent use.
@@ -133,7 +190,7 @@ type Dex struct {
 // StartDex writes a Dex configuration for opts, starts Dex and waits until it
 // serves OIDC discovery over HTTP and answers GetVersion over gRPC.
 func StartDex(opts DexOptions) (*Dex, error) {
-	binary, err := dexBinary()
+	binary, err := DexBinary(opts.Release)
 	if err != nil {
 		return nil, err
 	}
@@ -329,6 +386,22 @@ func (d *Dex) Restart() error {
 	return d.Start()
 }
 
+// SwitchRelease stops Dex and starts the binary of release (see DexOptions.Release) with the same
+// configuration, state directory (so the same sqlite3 database) and ports: an upgrade in place.
+func (d *Dex) SwitchRelease(release string) error {
+	binary, err := DexBinary(release)
+	if err != nil {
+		return err
+	}
+	if err := d.Stop(); err != nil {
+		return err
+	}
+	d.mu.Lock()
+	d.binary = binary
+	d.mu.Unlock()
+	return d.Start()
+}
+
 // running reports whether the subprocess is alive. d.mu must be held.
 func (d *Dex) running() bool {
 	if d.cmd == nil {
@@ -425,9 +498,31 @@ func (d *Dex) probe(httpClient *http.Client) error {
 	ctx, cancel := context.WithTimeout(context.Background(), probeTimeout)
 	defer cancel()
 	if _, err := client.GetVersion(ctx, &api.VersionReq{}); err != nil {
+		if d.tls != nil && strings.Contains(err.Error(), alpnMissing) {
+			// A Dex whose gRPC server selects no ALPN protocol with client certificates (see
+			// DexRelease.MTLS): this process's gRPC client refuses it, a TLS handshake tells it is up.
+			return d.probeTLS()
+		}
 		return fmt.Errorf("failed to get version over grpc: %w", err)
 	}
 	return nil
+}
+
+// alpnMissing is what grpc-go (1.67 and later) says of a TLS server that selected no ALPN protocol.
+const alpnMissing = "missing selected ALPN property"
+
+// probeTLS completes a TLS handshake with the gRPC port, presenting the client certificate.
+func (d *Dex) probeTLS() error {
+	cfg, err := ClientTLSConfig(d.tls.CACert, d.tls.ClientCert, d.tls.ClientKey)
+	if err != nil {
+		return err
+	}
+	cfg.ServerName = "127.0.0.1"
+	conn, err := tls.DialWithDialer(&net.Dialer{Timeout: probeTimeout}, "tcp", d.GRPCAddress(), cfg)
+	if err != nil {
+		return fmt.Errorf("failed to complete a TLS handshake with the grpc port: %w", err)
+	}
+	return conn.Close()
 }
 
 // logTail returns the last logTailBytes of the Dex log.
@@ -526,6 +621,35 @@ func dexEnv(connectorsCRUD bool) []string {
 		env = append(env, connectorsCRUDEnv+"=true")
 	}
 	return env
+}
+
+// DexBinary returns the binary of release (see DexOptions.Release): for "" $DEX_BINARY or
+// <repo root>/bin/dex; for a release of DexReleases its BinaryName in $KUBEBUILDER_ASSETS, else in
+// <repo root>/bin.
+func DexBinary(release string) (string, error) {
+	if release == "" {
+		return dexBinary()
+	}
+	r, ok := LookupDexRelease(release)
+	if !ok {
+		return "", fmt.Errorf("failed to find dex binary: release %q is not one of the releases the tests build (harness.DexReleases)", release)
+	}
+	var dirs []string
+	if assets := os.Getenv("KUBEBUILDER_ASSETS"); assets != "" {
+		dirs = append(dirs, assets)
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	dirs = append(dirs, filepath.Join(root, "bin"))
+	for _, dir := range dirs {
+		bin := filepath.Join(dir, r.BinaryName())
+		if _, err := os.Stat(bin); err == nil {
+			return bin, nil
+		}
+	}
+	return "", fmt.Errorf("failed to find dex binary: no %s in %s (hack/tools.sh all builds it)", r.BinaryName(), strings.Join(dirs, " or "))
 }
 
 // dexBinary returns the Dex binary from $DEX_BINARY or <repo root>/bin/dex.

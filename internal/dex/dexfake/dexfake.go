@@ -59,8 +59,9 @@ const (
 	// DefaultProvider labels the fake's calls in dexterity_dex_calls_total when Options.Provider
 	// is empty.
 	DefaultProvider = "dexfake"
-	// DefaultVersion is GetVersion's server string when Options.Version is empty: what bin/dex
-	// (built without -ldflags) reports.
+	// DefaultVersion is GetVersion's server string when Options.Version is empty: what a Dex
+	// built from source without a release tag reports (hack/tools.sh builds every release with
+	// its tag, so the contract table sets Options.Version to the release).
 	DefaultVersion = "DEV"
 	// APIVersion is the gRPC API version of Dex v2.45.1.
 	APIVersion = 3
