@@ -24,15 +24,13 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
-	"dexterity.dev/dexterity/controllers"
-	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/dex/dexfake"
 	"dexterity.dev/dexterity/internal/oidc"
 	"dexterity.dev/dexterity/internal/registry"
 	"dexterity.dev/dexterity/test/harness"
+	"dexterity.dev/dexterity/test/operatortest"
 )
 
 // Shared by the tests of this package: one envtest, the operator's manager (controllers and the
@@ -69,27 +67,6 @@ func runSuite(m *testing.M) int {
 	defer func() { _ = env.Stop() }()
 	k8s, restConfig = env.Client, env.Config
 
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:  harness.Scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   controllers.CacheOptions(),
-		Client:  controllers.ClientOptions(),
-	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	keys := oidc.NewCache()
-	pool := dex.NewPool()
-	defer pool.Close()
-	if err := controllers.SetupWithManager(mgr, pool, keys, controllers.Options{
-		ResyncPeriod:           resyncPeriod,
-		ProviderHealthInterval: 500 * time.Millisecond,
-		MaxRetryDelay:          2 * time.Second,
-	}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	port, err := harness.FreePort()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -97,23 +74,23 @@ func runSuite(m *testing.M) int {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	server, err := registry.New(ctx, mgr.GetCache(), registry.Options{
-		Addr: fmt.Sprintf("127.0.0.1:%d", port), Keys: keys, Kube: mgr.GetClient(),
-	})
+	op, err := operatortest.Start(env.Config, operatortest.Options{ResyncPeriod: resyncPeriod,
+		Setup: func(mgr ctrl.Manager, keys *oidc.Cache) error {
+			server, err := registry.New(ctx, mgr.GetCache(), registry.Options{
+				Addr: fmt.Sprintf("127.0.0.1:%d", port), Keys: keys, Kube: mgr.GetClient(),
+			})
+			if err != nil {
+				return err
+			}
+			return mgr.Add(server)
+		}})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	if err := mgr.Add(server); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
 	registryURL = fmt.Sprintf("http://127.0.0.1:%d", port)
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := op.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
 	}()

@@ -26,15 +26,12 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
-	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/yaml"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
-	"dexterity.dev/dexterity/controllers"
-	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/importer"
-	"dexterity.dev/dexterity/internal/oidc"
 	"dexterity.dev/dexterity/test/harness"
+	"dexterity.dev/dexterity/test/operatortest"
 )
 
 var k8s client.Client
@@ -60,32 +57,13 @@ func runSuite(m *testing.M) int {
 	defer func() { _ = env.Stop() }()
 	k8s = env.Client
 
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
-		Scheme:  harness.Scheme,
-		Metrics: metricsserver.Options{BindAddress: "0"},
-		Cache:   controllers.CacheOptions(),
-		Client:  controllers.ClientOptions(),
-	})
+	op, err := operatortest.Start(env.Config, operatortest.Options{})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	pool := dex.NewPool()
-	defer pool.Close()
-	if err := controllers.SetupWithManager(mgr, pool, oidc.NewCache(), controllers.Options{
-		ResyncPeriod:           2 * time.Second,
-		ProviderHealthInterval: 500 * time.Millisecond,
-		MaxRetryDelay:          2 * time.Second,
-	}); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- mgr.Start(ctx) }()
 	defer func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := op.Stop(); err != nil {
 			fmt.Fprintln(os.Stderr, "manager:", err)
 		}
 	}()
