@@ -155,31 +155,45 @@ func TestPrefixPolicyLongestNamespaceOwnsTheID(t *testing.T) {
 func TestHostnameClaimDecidesWithinOneSecond(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	host := fmt.Sprintf("registry-%d.example.com", time.Now().UnixNano())
 	suffix := fmt.Sprintf("%d", time.Now().UnixNano()%1000000)
 	mkNS := func(name string) string {
 		g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}})).To(Succeed())
 		return name
 	}
 	teamNS, malloryNS := mkNS("zz-team-b-"+suffix), mkNS("aa-mallory-"+suffix)
-	spec := dexv1.OIDCProviderSpec{IssuerURL: plainDex.IssuerURL(), ClientID: "registry-hosts", Hostnames: []string{host}}
 
-	// Start at the beginning of a second, so that both providers get the same creation time.
-	next := time.Now().Truncate(time.Second).Add(time.Second)
-	g.Eventually(func() bool { return time.Now().After(next) }, 2*time.Second, 5*time.Millisecond).Should(BeTrue())
-	holder := createOIDCProvider(t, teamNS, spec)
-	claimKey := client.ObjectKey{Name: tenancy.HostnameClaimName(host)}
-	g.Eventually(func(g Gomega) string {
-		cl := &claimsv1.HostnameClaim{}
-		g.Expect(k8s.Get(ctx, claimKey, cl)).To(Succeed())
-		return cl.Spec.Provider.Namespace
-	}, waitTimeout, 5*time.Millisecond).Should(Equal(teamNS))
-	squatter := &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Name: "aaa-registry", Namespace: malloryNS}, Spec: spec}
-	g.Expect(k8s.Create(ctx, squatter)).To(Succeed())
-	h, s := getProvider(t, holder), getProvider(t, client.ObjectKeyFromObject(squatter))
-	if !h.CreationTimestamp.Equal(&s.CreationTimestamp) {
-		t.Skipf("the providers were created in different seconds (%v, %v); the race needs one", h.CreationTimestamp, s.CreationTimestamp)
+	// The race needs both providers created in one second: start at the beginning of a second,
+	// and try again (another host, new providers) if the API server crossed a second meanwhile.
+	var host string
+	var holder client.ObjectKey
+	var claimKey client.ObjectKey
+	var squatter *dexv1.OIDCProvider
+	var h, s *dexv1.OIDCProvider
+	var spec dexv1.OIDCProviderSpec
+	for attempt := range 5 {
+		host = fmt.Sprintf("registry-%d-%d.example.com", time.Now().UnixNano(), attempt)
+		spec = dexv1.OIDCProviderSpec{IssuerURL: plainDex.IssuerURL(), ClientID: "registry-hosts", Hostnames: []string{host}}
+		next := time.Now().Truncate(time.Second).Add(time.Second)
+		g.Eventually(func() bool { return time.Now().After(next) }, 2*time.Second, 5*time.Millisecond).Should(BeTrue())
+		hp := &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("issuer-%d", attempt), Namespace: teamNS}, Spec: spec}
+		g.Expect(k8s.Create(ctx, hp)).To(Succeed())
+		holder = client.ObjectKeyFromObject(hp)
+		claimKey = client.ObjectKey{Name: tenancy.HostnameClaimName(host)}
+		g.Eventually(func(g Gomega) string {
+			cl := &claimsv1.HostnameClaim{}
+			g.Expect(k8s.Get(ctx, claimKey, cl)).To(Succeed())
+			return cl.Spec.Provider.Namespace
+		}, waitTimeout, 5*time.Millisecond).Should(Equal(teamNS))
+		squatter = &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("aaa-registry-%d", attempt), Namespace: malloryNS}, Spec: spec}
+		g.Expect(k8s.Create(ctx, squatter)).To(Succeed())
+		h, s = getProvider(t, holder), getProvider(t, client.ObjectKeyFromObject(squatter))
+		if h.CreationTimestamp.Equal(&s.CreationTimestamp) {
+			break
+		}
+		g.Expect(k8s.Delete(ctx, squatter)).To(Succeed())
+		g.Expect(k8s.Delete(ctx, hp)).To(Succeed())
 	}
+	g.Expect(h.CreationTimestamp.Equal(&s.CreationTimestamp)).To(BeTrue(), "the providers were never created in one second in 5 attempts")
 
 	g.Eventually(providerCondition(client.ObjectKeyFromObject(squatter), dexv1.ConditionReady), waitTimeout).Should(And(
 		reason(dexv1.ReasonHostnameConflict),
