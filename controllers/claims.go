@@ -2,11 +2,7 @@ package controllers
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"slices"
-	"strings"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -114,8 +110,7 @@ var (
 // ClaimName is the name of the DexEntryClaim of an entry: one name per (kind, Dex, id), so that
 // two claims on one id cannot both be created.
 func ClaimName(kind claimsv1.EntryKind, dexAddress, id string) string {
-	h := sha256.Sum256([]byte(strings.ToLower(dexAddress) + "\x00" + id))
-	return strings.ToLower(string(kind)) + "-" + hex.EncodeToString(h[:20])
+	return claimsv1.EntryClaimName(kind, dexAddress, id)
 }
 
 // dexAddress is the Dex a provider administers, as ownership compares it.
@@ -130,11 +125,14 @@ func (o entryOwnership) current(ctx context.Context, r client.Reader, p *dexv1.O
 	if cl != nil || err != nil {
 		return cl, err
 	}
-	aliases, err := dexAliases(ctx, r, p)
+	addrs, err := tenancy.DexAddresses(ctx, r, p)
 	if err != nil {
 		return nil, err
 	}
-	for _, addr := range aliases {
+	for _, addr := range addrs {
+		if addr == dexAddress(p) {
+			continue // looked at above
+		}
 		if cl, err := o.claimAt(ctx, r, addr, id); cl != nil || err != nil {
 			return cl, err
 		}
@@ -153,24 +151,6 @@ func (o entryOwnership) claimAt(ctx context.Context, r client.Reader, addr, id s
 		return nil, fmt.Errorf("failed to get the claim on %s id %s: %w", o.what, id, err)
 	}
 	return cl, nil
-}
-
-// dexAliases returns the other gRPC addresses under which p's Dex may be administered: those of
-// the providers with spec.dex and the same issuer.
-func dexAliases(ctx context.Context, r client.Reader, p *dexv1.OIDCProvider) ([]string, error) {
-	var all dexv1.OIDCProviderList
-	if err := r.List(ctx, &all, client.UnsafeDisableDeepCopy); err != nil {
-		return nil, fmt.Errorf("failed to list OIDCProviders: %w", err)
-	}
-	own := dexAddress(p)
-	var out []string
-	for i := range all.Items {
-		q := &all.Items[i]
-		if q.Spec.Dex != nil && dexAddress(q) != own && tenancy.SameDexAs(p, q) && !slices.Contains(out, dexAddress(q)) {
-			out = append(out, dexAddress(q))
-		}
-	}
-	return out, nil
 }
 
 // confirm re-reads the claim on id from the API server when the cached one (held) is not obj's:
@@ -381,18 +361,12 @@ func (o entryOwnership) syncPolicy(ctx context.Context, c client.Client, obj cli
 		return nil
 	}
 	cp := held.DeepCopy()
-	orig := held.DeepCopy()
-	ann := cp.Annotations
 	if o.orphan(obj) {
-		if ann == nil {
-			ann = map[string]string{}
-		}
-		ann[AnnotationClaimDeletionPolicy] = string(dexv1.DeletionPolicyOrphan)
+		metav1.SetMetaDataAnnotation(&cp.ObjectMeta, AnnotationClaimDeletionPolicy, string(dexv1.DeletionPolicyOrphan))
 	} else {
-		delete(ann, AnnotationClaimDeletionPolicy)
+		delete(cp.Annotations, AnnotationClaimDeletionPolicy)
 	}
-	cp.Annotations = ann
-	if err := c.Patch(ctx, cp, client.MergeFrom(orig)); err != nil {
+	if err := c.Patch(ctx, cp, client.MergeFrom(held)); err != nil {
 		return fmt.Errorf("failed to record the deletion policy on claim %s: %w", held.Name, err)
 	}
 	return nil

@@ -162,18 +162,9 @@ func (r *OIDCProviderReconciler) reconcileServiceAccountFallback(p *dexv1.OIDCPr
 // refuses p's tokens meanwhile. The Dex is p's own (spec.dex) and that of every provider with
 // spec.dex and the same issuer (a registry provider without spec.dex trusts that Dex's tokens).
 func (r *OIDCProviderReconciler) audiencesHeldElsewhere(ctx context.Context, p *dexv1.OIDCProvider) (string, error) {
-	var all dexv1.OIDCProviderList
-	if err := r.List(ctx, &all, client.UnsafeDisableDeepCopy); err != nil {
-		return "", fmt.Errorf("failed to list OIDCProviders: %w", err)
-	}
-	var addrs []string
-	if p.Spec.Dex != nil {
-		addrs = append(addrs, dexAddress(p))
-	}
-	for i := range all.Items {
-		if q := &all.Items[i]; q.Spec.Dex != nil && tenancy.SameDexAs(p, q) && !slices.Contains(addrs, dexAddress(q)) {
-			addrs = append(addrs, dexAddress(q))
-		}
+	addrs, err := tenancy.DexAddresses(ctx, r.Client, p)
+	if err != nil {
+		return "", err
 	}
 	var parts []string
 	for _, aud := range tenancy.Audiences(p) {

@@ -138,7 +138,7 @@ func (s *ServiceAccountKeys) Run(ctx context.Context) {
 		next := jitter(s.interval())
 		if err := s.Refresh(ctx); err != nil {
 			next = min(backoff, s.interval(), maxSARetryInterval)
-			backoff *= 2
+			backoff = min(backoff*2, maxSARetryInterval) // doubled without a cap it overflows after ~2 h of failures
 		} else {
 			backoff = time.Second
 		}

@@ -2,8 +2,6 @@ package registry
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"maps"
 	"strings"
 	"sync"
@@ -35,9 +33,6 @@ type clientKey struct{ dexAddress, id string }
 
 // dexID identifies a Dex: its gRPC address (lower-cased) and its issuer (normalised).
 type dexID struct{ address, issuer string }
-
-// normalizeIssuer compares issuers without a trailing slash.
-func normalizeIssuer(u string) string { return strings.TrimSuffix(u, "/") }
 
 // clientIdentityOf is what decides whether a DexStaticClient may be a client identity, so that
 // its status updates (lastSyncTime, other conditions) do not make cached identities be checked
@@ -95,13 +90,10 @@ func (x *clients) watch(ctx context.Context, c cache.Informers) error {
 	return err
 }
 
-// clientClaimName is the name the operator gives the DexEntryClaim of client id in the Dex at
-// dexAddress (the claim protocol of controllers/claims.go: the entry kind in lower case, a dash,
-// and the first 20 bytes of SHA-256 over the lower-cased address, a NUL and the id, in hex). Only
-// the claim under that name is the atomic "first come, first served" record of the id.
+// clientClaimName is the name of the operator's DexEntryClaim of client id in the Dex at
+// dexAddress: only the claim under that name is the record of the id.
 func clientClaimName(dexAddress, id string) string {
-	h := sha256.Sum256([]byte(strings.ToLower(dexAddress) + "\x00" + id))
-	return strings.ToLower(string(claimsv1.EntryClient)) + "-" + hex.EncodeToString(h[:20])
+	return claimsv1.EntryClaimName(claimsv1.EntryClient, dexAddress, id)
 }
 
 func (x *clients) upsert(o any) {
@@ -133,7 +125,7 @@ func (x *clients) upsert(o any) {
 			}
 			return
 		}
-		if id := (dexID{address: tenancy.DexAddress(obj), issuer: normalizeIssuer(obj.Spec.IssuerURL)}); !had || cur != id {
+		if id := (dexID{address: tenancy.DexAddress(obj), issuer: tenancy.NormalizeIssuer(obj.Spec.IssuerURL)}); !had || cur != id {
 			x.dexOf[key] = id
 			x.version.Add(1)
 		}

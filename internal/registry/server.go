@@ -419,6 +419,12 @@ func (s *Server) access(w http.ResponseWriter, r *http.Request, t *tenant, res r
 		return false
 	}
 	d := p.decide(r.Context(), s.store.contentOf(ns), res)
+	if !d.allowed && s.pastDeadline(r) {
+		// The request's deadline, not the binding, cut the evaluation short.
+		decisionCounter(p.path, "unavailable", "request_deadline").Inc()
+		writeError(w, http.StatusServiceUnavailable, s.deadlineMessage())
+		return false
+	}
 	if !d.allowed {
 		decisionCounter(p.path, "deny", d.reason).Inc()
 		writeError(w, http.StatusForbidden, d.message)

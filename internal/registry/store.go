@@ -230,7 +230,7 @@ func (s *Store) putProvider(p *dexv1.OIDCProvider) {
 		return
 	}
 	t := &tenant{key: key, provider: p, uid: p.UID, generation: p.Generation,
-		dexAddress: tenancy.DexAddress(p), issuer: normalizeIssuer(p.Spec.IssuerURL)}
+		dexAddress: tenancy.DexAddress(p), issuer: tenancy.NormalizeIssuer(p.Spec.IssuerURL)}
 	old := s.issuers[key]
 	if old != nil {
 		if old.uid == t.uid && old.generation == t.generation {

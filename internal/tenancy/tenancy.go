@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
@@ -147,7 +148,8 @@ func Older(a, b metav1.Object) bool {
 // SameDex returns the keys ("namespace/name") of the OIDCProviders that administer the same Dex
 // as p (the same spec.dex.grpcAddress, compared without case), p's own first. Ownership of client
 // and connector ids is decided across all of them: "one owner per Dex", even when two providers
-// describe one Dex. Two addresses that reach one Dex under different names are not recognised.
+// describe one Dex. Another spelling of the address (a provider with the same issuer) counts
+// where claims are looked up (DexAddresses).
 func SameDex(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) ([]string, error) {
 	own := ProviderKey(p.Namespace, p.Name)
 	keys := []string{own}
@@ -155,7 +157,7 @@ func SameDex(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) ([]str
 		return keys, nil
 	}
 	var all dexv1.OIDCProviderList
-	if err := c.List(ctx, &all); err != nil {
+	if err := c.List(ctx, &all, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("failed to list OIDCProviders: %w", err)
 	}
 	addr := DexAddress(p)
@@ -166,6 +168,26 @@ func SameDex(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) ([]str
 		}
 	}
 	return keys, nil
+}
+
+// DexAddresses returns the lower-cased gRPC addresses under which p's Dex is administered: p's
+// own first (when it has spec.dex), then those of the other providers with spec.dex of the same
+// Dex (SameDexAs). Claims on an entry of that Dex may stand under any of them.
+func DexAddresses(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) ([]string, error) {
+	var out []string
+	if p.Spec.Dex != nil {
+		out = append(out, DexAddress(p))
+	}
+	var all dexv1.OIDCProviderList
+	if err := c.List(ctx, &all, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("failed to list OIDCProviders: %w", err)
+	}
+	for i := range all.Items {
+		if o := &all.Items[i]; o.Spec.Dex != nil && SameDexAs(p, o) && !slices.Contains(out, DexAddress(o)) {
+			out = append(out, DexAddress(o))
+		}
+	}
+	return out, nil
 }
 
 // DexAddress is the Dex a provider administers, as ownership compares it: its gRPC address

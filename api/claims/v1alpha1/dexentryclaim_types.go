@@ -1,6 +1,10 @@
 package v1alpha1
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
+	"strings"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 )
@@ -95,4 +99,12 @@ type DexEntryClaimList struct {
 
 func init() {
 	SchemeBuilder.Register(&DexEntryClaim{}, &DexEntryClaimList{})
+}
+
+// EntryClaimName is the name of the DexEntryClaim of an entry: one name per (kind, Dex address
+// without case, id), so that two claims on one id cannot both be created. Only the claim under
+// this name is the operator's record of the entry.
+func EntryClaimName(kind EntryKind, dexAddress, id string) string {
+	h := sha256.Sum256([]byte(strings.ToLower(dexAddress) + "\x00" + id))
+	return strings.ToLower(string(kind)) + "-" + hex.EncodeToString(h[:20])
 }
