@@ -494,8 +494,8 @@ func (x *addressIndex[T]) served(ns string, cur map[string]T, addrs []string) ma
 	return out
 }
 
-// tenantFor returns the provider serving host: the holder of the host (the oldest provider
-// listing it in spec.hostnames; exact, then without the port), else the default provider.
+// tenantFor returns the provider serving host: the holder of the host (the provider its
+// HostnameClaim names, still listing it; exact, then without the port), else the default provider.
 func (s *Store) tenantFor(host string) *tenant {
 	host = tenancy.NormalizeHostname(host)
 	s.mu.RLock()
