@@ -57,9 +57,11 @@ func (im *importer) client(field string, n *yaml.Node) {
 			break
 		}
 		id = v
-		if id != "" {
-			im.warn(at("idEnv"), f("idEnv"), "the client id was read from $%s in this environment", c.idEnv)
+		if id == "" {
+			im.fail(at("idEnv"), f("idEnv"), "$%s is empty in this environment: the client would get another id (<namespace>-<name>); set it, or write the id as id", c.idEnv)
+			break
 		}
+		im.warn(at("idEnv"), f("idEnv"), "the client id was read from $%s in this environment", c.idEnv)
 	}
 	if id == "" && c.idEnv == "" {
 		im.fail(n, f("id"), "Required: every static client needs an id")

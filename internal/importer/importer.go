@@ -23,6 +23,7 @@ import (
 	yaml "go.yaml.in/yaml/v3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 )
@@ -138,6 +139,12 @@ var (
 
 // parse returns the root node of the file's one YAML document.
 func parse(data []byte) (*yaml.Node, error) {
+	// Dex reads its config through sigs.k8s.io/yaml, which refuses an alias that contains
+	// itself: no Dex loads such a file, and walking it would not end (the node budget below
+	// bounds the other aliasing, counted as it is walked).
+	if _, err := sigsyaml.YAMLToJSON(data); err != nil && strings.Contains(err.Error(), "contains itself") {
+		return nil, Errors{{Line: errorLine(err), Message: "the file is not a YAML document Dex would load: " + yamlPrefix.ReplaceAllString(err.Error(), "")}}
+	}
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	var doc yaml.Node
 	if err := dec.Decode(&doc); err != nil {

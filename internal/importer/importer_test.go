@@ -234,6 +234,9 @@ func TestImportErrors(t *testing.T) {
 			[]string{"line 7: connectors[0].config.orgs[0].name: Dex fills this value from $ORG at start; inside a list, spec.secrets cannot inject it"}},
 		{"helm values without config", "image:\n  tag: v2\n", Options{HelmValues: true}, []string{"line 1: config: Required: Dex's Helm chart takes the Dex config under `config`"}},
 		{"billion laughs", billionLaughs(), Options{}, []string{"too many YAML nodes"}},
+		{"an alias that contains itself, in a connector config", "connectors: [{id: a, type: github, config: &x {a: *x}}]\n", Options{}, []string{"line 1: the file is not a YAML document Dex would load: anchor 'x' value contains itself"}},
+		{"an alias that contains itself, in a list", "connectors: [{id: a, type: github, config: {orgs: &x [*x]}}]\n", Options{}, []string{"contains itself"}},
+		{"idEnv empty in the environment", "staticClients:\n- idEnv: DEXTERITY_TEST_EMPTY_ID\n  public: true\n", Options{LookupEnv: func(string) (string, bool) { return "", true }}, []string{"line 2: staticClients[0].idEnv: $DEXTERITY_TEST_EMPTY_ID is empty in this environment"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			g := NewWithT(t)
