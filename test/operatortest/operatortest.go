@@ -22,18 +22,13 @@ import (
 type Options struct {
 	// ResyncPeriod of drift repair (default 2s).
 	ResyncPeriod time.Duration
-	// Keys is the shared key cache (default a new one).
-	Keys *oidc.Cache
 	// Setup adds more to the manager before it starts (a registry server, say).
 	Setup func(mgr ctrl.Manager, keys *oidc.Cache) error
 }
 
 // Operator is a running manager with the controllers.
 type Operator struct {
-	Manager ctrl.Manager
-	Keys    *oidc.Cache
-	Pool    *dex.Pool
-	stop    func() error
+	stop func() error
 }
 
 // Start builds the manager against cfg, sets up the controllers and starts it.
@@ -41,9 +36,7 @@ func Start(cfg *rest.Config, o Options) (*Operator, error) {
 	if o.ResyncPeriod == 0 {
 		o.ResyncPeriod = 2 * time.Second
 	}
-	if o.Keys == nil {
-		o.Keys = oidc.NewCache()
-	}
+	keys := oidc.NewCache()
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:  harness.Scheme,
 		Metrics: metricsserver.Options{BindAddress: "0"},
@@ -54,7 +47,7 @@ func Start(cfg *rest.Config, o Options) (*Operator, error) {
 		return nil, fmt.Errorf("failed to create manager: %w", err)
 	}
 	pool := dex.NewPool()
-	if err := controllers.SetupWithManager(mgr, pool, o.Keys, controllers.Options{
+	if err := controllers.SetupWithManager(mgr, pool, keys, controllers.Options{
 		ResyncPeriod:           o.ResyncPeriod,
 		ProviderHealthInterval: 500 * time.Millisecond,
 		MaxRetryDelay:          2 * time.Second,
@@ -63,7 +56,7 @@ func Start(cfg *rest.Config, o Options) (*Operator, error) {
 		return nil, err
 	}
 	if o.Setup != nil {
-		if err := o.Setup(mgr, o.Keys); err != nil {
+		if err := o.Setup(mgr, keys); err != nil {
 			pool.Close()
 			return nil, err
 		}
@@ -71,7 +64,7 @@ func Start(cfg *rest.Config, o Options) (*Operator, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- mgr.Start(ctx) }()
-	return &Operator{Manager: mgr, Keys: o.Keys, Pool: pool, stop: func() error {
+	return &Operator{stop: func() error {
 		cancel()
 		err := <-done
 		pool.Close()
