@@ -50,12 +50,12 @@ func BenchmarkManagerMemory(b *testing.B) {
 	}
 	m := startBenchManager(b, strings.Fields(os.Getenv("DEXTERITY_BENCH_MANAGER_ENV")), extra...)
 	defer m.stop()
-	c, dx, mgr, bin := m.env.Client, m.dex, m.cmd, m.bin
+	c, dx, mgr, bin := m.env.Client, m.dex, m.proc, m.bin
 
 	for range b.N {
-		idleRSS, _ := settledMemory(b, mgr.Process.Pid)
+		idleRSS, _ := settledMemory(b, mgr.Pid())
 		if profileDir != "" {
-			saveMemoryProfile(b, profileDir, "idle", bin, pprofAddr, mgr.Process.Pid)
+			saveMemoryProfile(b, profileDir, "idle", bin, pprofAddr, mgr.Pid())
 		}
 
 		ns := "memory"
@@ -110,10 +110,10 @@ func BenchmarkManagerMemory(b *testing.B) {
 		}); err != nil {
 			b.Fatalf("not all Ready: %v (%d Ready)", err, allReady(ctx, c, ns))
 		}
-		rss, peak := settledMemory(b, mgr.Process.Pid)
+		rss, peak := settledMemory(b, mgr.Pid())
 		anon, file := lastAnon, lastFile
 		if profileDir != "" {
-			saveMemoryProfile(b, profileDir, "loaded", bin, pprofAddr, mgr.Process.Pid)
+			saveMemoryProfile(b, profileDir, "loaded", bin, pprofAddr, mgr.Pid())
 		}
 		b.ReportMetric(float64(idleRSS)/1024, "idle-MiB")
 		b.ReportMetric(float64(rss)/1024, "loaded-MiB")
@@ -283,7 +283,7 @@ func residentByMapping(smaps string) string {
 type benchManager struct {
 	env  *harness.Env
 	dex  *harness.Dex
-	cmd  *exec.Cmd
+	proc *harness.ManagerProcess
 	bin  string
 	stop func()
 }
@@ -323,20 +323,14 @@ func startBenchManager(b *testing.B, environ []string, extra ...string) *benchMa
 	}
 	probe, _ := harness.FreePort()
 	registry, _ := harness.FreePort()
-	logf, err := os.Create(filepath.Join(dir, "manager.log"))
-	if err != nil {
-		fail(err)
-	}
 	args := append([]string{"--kubeconfig", kubeconfig, "--metrics-bind-address", "0",
 		"--health-probe-bind-address", "127.0.0.1:" + strconv.Itoa(probe),
 		"--registry-bind-address", "127.0.0.1:" + strconv.Itoa(registry)}, extra...)
-	m.cmd = exec.Command(m.bin, args...)
-	m.cmd.Env = append(os.Environ(), environ...)
-	m.cmd.Stdout, m.cmd.Stderr = logf, logf
-	if err := m.cmd.Start(); err != nil {
+	m.proc, err = harness.StartManagerProcess(m.bin, filepath.Join(dir, "manager.log"), environ, args...)
+	if err != nil {
 		fail(err)
 	}
-	stops = append(stops, func() { _ = m.cmd.Process.Kill(); _, _ = m.cmd.Process.Wait(); _ = logf.Close() })
+	stops = append(stops, m.proc.Kill)
 	if err := harness.WaitHTTPOK(context.Background(), fmt.Sprintf("http://127.0.0.1:%d/readyz", probe), time.Minute); err != nil {
 		fail(err)
 	}

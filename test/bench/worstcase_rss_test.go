@@ -29,10 +29,10 @@ func BenchmarkWorstCaseObjectsManagerRSS(b *testing.B) {
 	ctx := context.Background()
 	m := startBenchManager(b, nil)
 	defer m.stop()
-	c, dx, mgr := m.env.Client, m.dex, m.cmd
+	c, dx, mgr := m.env.Client, m.dex, m.proc
 
 	for range b.N {
-		idleRSS, _ := settledMemory(b, mgr.Process.Pid)
+		idleRSS, _ := settledMemory(b, mgr.Pid())
 		ns := "worst"
 		if err := c.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}); err != nil {
 			b.Fatal(err)
@@ -78,7 +78,7 @@ func BenchmarkWorstCaseObjectsManagerRSS(b *testing.B) {
 		}); err != nil {
 			b.Fatalf("not all Ready: %v (%d Ready)", err, allReady(ctx, c, ns))
 		}
-		rss, peak := settledMemory(b, mgr.Process.Pid)
+		rss, peak := settledMemory(b, mgr.Pid())
 		growth := rss - idleRSS
 		b.ReportMetric(float64(idleRSS)/1024, "idle-MiB")
 		b.ReportMetric(float64(rss)/1024, "loaded-MiB")

@@ -170,11 +170,13 @@ func worstBinding(expression string) *dexv1.GroupBinding {
 	if len(expression) > maxExpression {
 		panic(fmt.Sprintf("expression of %d bytes is over the bound", len(expression)))
 	}
+	// The costliest patterns the registry accepts (authz.CheckResources): as many "*" as allowed,
+	// the rest character classes, at the length bound.
 	globs := func(prefix string) []string {
 		out := make([]string, maxGlobs)
 		for i := range out {
-			p := fmt.Sprintf("%s-%03d/", prefix, i)
-			out[i] = p + strings.Repeat("[A-Z]*?", (maxGlob-len(p))/7)
+			p := fmt.Sprintf("%s-%03d/", prefix, i) + strings.Repeat("[A-Z]*?", authz.MaxPatternStars)
+			out[i] = p + strings.Repeat("[A-Z]", (maxGlob-len(p))/5)
 		}
 		return out
 	}

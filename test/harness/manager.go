@@ -103,6 +103,9 @@ func StartManagerProcess(bin, logPath string, env []string, args ...string) (*Ma
 	return &ManagerProcess{cmd: cmd, log: logf}, nil
 }
 
+// Pid is the process id of the manager (for reading its memory).
+func (m *ManagerProcess) Pid() int { return m.cmd.Process.Pid }
+
 // Kill ends the manager with SIGKILL: no cleanup, wherever it is (fault tests).
 func (m *ManagerProcess) Kill() {
 	_ = m.cmd.Process.Kill()
