@@ -86,6 +86,7 @@ func (r *DexStaticClientReconciler) reconcileCredentials(ctx context.Context, c 
 		desired.Annotations[k] = string(v)
 	}
 	desired.Labels["app.kubernetes.io/managed-by"] = "dexterity"
+	desired.Labels[dexv1.LabelWatchedSecret] = "true"
 	desired.Labels[LabelCredentialsOf] = c.Name
 
 	cur := &corev1.Secret{}
@@ -105,7 +106,7 @@ func (r *DexStaticClientReconciler) reconcileCredentials(ctx context.Context, c 
 	case err != nil:
 		return fmt.Errorf("failed to get the credentials Secret %s/%s: %w", c.Namespace, want, err)
 	case !metav1.IsControlledBy(cur, c):
-		return newBlocked(dexv1.ReasonOwnedByOther, fmt.Sprintf("spec.credentials.secretName: Secret %s/%s exists and is not this DexStaticClient's; the operator does not overwrite it: choose another name, or delete that Secret", c.Namespace, want))
+		return newWaitingForSecret(dexv1.ReasonOwnedByOther, fmt.Sprintf("spec.credentials.secretName: Secret %s/%s exists and is not this DexStaticClient's; the operator does not overwrite it: choose another name, or delete that Secret", c.Namespace, want))
 	case !credentialsMatch(cur, desired):
 		log.FromContext(ctx).Info("Updating the credentials Secret", "secret", want)
 		cur.Type = desired.Type

@@ -35,7 +35,7 @@ var errTLSSecret = errors.New("invalid Dex TLS Secret")
 func providerKey(p *dexv1.OIDCProvider) string { return tenancy.ProviderKey(p.Namespace, p.Name) }
 
 // dexClientFor returns the pooled Dex client of a provider with spec.dex, reading its TLS Secret.
-func dexClientFor(ctx context.Context, c client.Reader, pool dex.Connections, p *dexv1.OIDCProvider) (dex.Client, error) {
+func dexClientFor(ctx context.Context, c client.Client, pool dex.Connections, p *dexv1.OIDCProvider) (dex.Client, error) {
 	cfg, err := dexConfigFor(ctx, c, p)
 	if err != nil {
 		return nil, err
@@ -50,7 +50,7 @@ func dexClientFor(ctx context.Context, c client.Reader, pool dex.Connections, p 
 // dexClientForReconcile is dexClientFor for the client and connector reconcilers: a problem with
 // the provider's TLS Secret is a blocked DexUnavailable (it waits for the user, and the Secret's
 // watch brings the object back); any other error is returned, so the workqueue backs off.
-func dexClientForReconcile(ctx context.Context, c client.Reader, pool dex.Connections, p *dexv1.OIDCProvider) (dex.Client, error) {
+func dexClientForReconcile(ctx context.Context, c client.Client, pool dex.Connections, p *dexv1.OIDCProvider) (dex.Client, error) {
 	dc, err := dexClientFor(ctx, c, pool, p)
 	if err == nil {
 		return dc, nil
@@ -62,7 +62,7 @@ func dexClientForReconcile(ctx context.Context, c client.Reader, pool dex.Connec
 	return nil, newBlocked(dexv1.ReasonDexUnavailable, fmt.Sprintf("OIDCProvider %s cannot connect to Dex: %v", providerKey(p), err))
 }
 
-func dexConfigFor(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider) (dex.Config, error) {
+func dexConfigFor(ctx context.Context, c client.Client, p *dexv1.OIDCProvider) (dex.Config, error) {
 	d := p.Spec.Dex
 	cfg := dex.Config{Address: d.GRPCAddress, Insecure: d.Insecure}
 	if d.Insecure && !loopbackAddress(d.GRPCAddress) {

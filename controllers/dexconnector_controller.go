@@ -129,9 +129,9 @@ func (r *DexConnectorReconciler) renderConfig(ctx context.Context, c *dexv1.DexC
 	values := map[string]string{}
 	for i, s := range c.Spec.Secrets {
 		var sec corev1.Secret
-		err := r.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: s.SecretRef.Name}, &sec)
+		err := readSecret(ctx, r.Client, types.NamespacedName{Namespace: c.Namespace, Name: s.SecretRef.Name}, &sec)
 		if apierrors.IsNotFound(err) || (err == nil && len(sec.Data[s.SecretRef.Key]) == 0) {
-			return nil, newBlocked(dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secrets[%d].secretRef: Secret %s/%s with key %q not found or empty; create it. The connector in Dex is left as it is", i, c.Namespace, s.SecretRef.Name, s.SecretRef.Key))
+			return nil, newWaitingForSecret(dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secrets[%d].secretRef: Secret %s/%s with key %q not found or empty; create it. The connector in Dex is left as it is", i, c.Namespace, s.SecretRef.Name, s.SecretRef.Key))
 		}
 		if err != nil {
 			return nil, fmt.Errorf("failed to get Secret %s/%s: %w", c.Namespace, s.SecretRef.Name, err)

@@ -144,7 +144,11 @@ func (k *dexEntryKind[T]) blockedOrError(d *DexEntryDeps, obj T, condType string
 	switch {
 	case b != nil:
 		setCondition(obj, condType, metav1.ConditionFalse, b.Reason, b.Message)
-		return ctrl.Result{RequeueAfter: jitter(d.resyncPeriod())}, nil
+		after := d.resyncPeriod()
+		if b.Poll {
+			after = min(after, pollAfter(time.Since(findCondition(obj.GetConditions(), condType).LastTransitionTime.Time)))
+		}
+		return ctrl.Result{RequeueAfter: jitter(after)}, nil
 	case dex.IsUnavailable(err):
 		setCondition(obj, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonDexUnavailable,
 			fmt.Sprintf("Dex's gRPC API is unavailable (%v); retrying with backoff, nothing in Dex was changed", err))

@@ -50,7 +50,7 @@ type DexStaticClientReconciler struct {
 // +kubebuilder:rbac:groups=dexterity.dev,resources=dexstaticclients/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=dexterity.dev,resources=dexstaticclients/finalizers,verbs=update
 // +kubebuilder:rbac:groups=dexterity.dev,resources=oidcproviders,verbs=get;list;watch
-// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create
+// +kubebuilder:rbac:groups="",resources=secrets,verbs=get;list;watch;create;patch
 // +kubebuilder:rbac:groups="",resources=namespaces,verbs=get;list;watch
 
 // clientEntries is how DexStaticClients keep their clients in Dex (the flow: dexentry.go).
@@ -126,12 +126,12 @@ func (r *DexStaticClientReconciler) reconcileSecret(ctx context.Context, c *dexv
 		return "", newBlocked(dexv1.ReasonInvalidSpec, "spec.secretRef: Required value: a confidential client needs spec.secretRef, or set spec.public=true")
 	}
 	var s corev1.Secret
-	err := r.Get(ctx, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}, &s)
+	err := readSecret(ctx, r.Client, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}, &s)
 	switch {
 	case apierrors.IsNotFound(err) && c.Spec.GenerateSecret:
 		return r.generateSecret(ctx, c)
 	case apierrors.IsNotFound(err):
-		return "", newBlocked(dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secretRef: Secret %s/%s not found; create it with key %q, or set spec.generateSecret=true. The client in Dex is left as it is", c.Namespace, ref.Name, ref.Key))
+		return "", newWaitingForSecret(dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secretRef: Secret %s/%s not found; create it with key %q, or set spec.generateSecret=true. The client in Dex is left as it is", c.Namespace, ref.Name, ref.Key))
 	case err != nil:
 		return "", fmt.Errorf("failed to get Secret %s/%s: %w", c.Namespace, ref.Name, err)
 	}
@@ -157,7 +157,7 @@ func (r *DexStaticClientReconciler) generateSecret(ctx context.Context, c *dexv1
 		ObjectMeta: metav1.ObjectMeta{
 			Name:      c.Spec.SecretRef.Name,
 			Namespace: c.Namespace,
-			Labels:    map[string]string{"app.kubernetes.io/managed-by": "dexterity"},
+			Labels:    watchedSecretLabels(map[string]string{"app.kubernetes.io/managed-by": "dexterity"}),
 		},
 		Type: corev1.SecretTypeOpaque,
 		Data: map[string][]byte{c.Spec.SecretRef.Key: []byte(v)},

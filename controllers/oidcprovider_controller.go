@@ -383,8 +383,9 @@ func (r *OIDCProviderReconciler) reconcileDexReachable(ctx context.Context, p *d
 	}
 	if errors.Is(err, errTLSSecret) {
 		setCondition(p, dexv1.ConditionDexReachable, metav1.ConditionFalse, dexv1.ReasonDexTLSSecretInvalid, err.Error())
-		// Terminal until the Secret changes; the Secret watch brings us back.
-		return reconcile.TerminalError(err)
+		// Until the Secret changes: the Secret's watch brings us back once the Secret exists
+		// (readSecret labels it), and the health interval's requeue until then.
+		return nil
 	}
 	if err != nil {
 		return err

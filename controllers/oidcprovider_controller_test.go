@@ -99,9 +99,11 @@ func TestDexReachableMTLS(t *testing.T) {
 		))
 		g.Eventually(providerCondition(key, dexv1.ConditionReady), waitTimeout).Should(HaveField("Status", metav1.ConditionFalse))
 
-		// Fixing the Secret is picked up through the Secret watch.
+		// Fixing the Secret is picked up through the Secret watch. (A patch: the operator has
+		// labelled the Secret meanwhile, so an update from the stale copy would conflict.)
+		orig := secret.DeepCopy()
 		secret.Data["tls.crt"], secret.Data["tls.key"] = m.ClientCert, m.ClientKey
-		g.Expect(k8s.Update(ctx, secret)).To(Succeed())
+		g.Expect(k8s.Patch(ctx, secret, client.MergeFrom(orig))).To(Succeed())
 		g.Eventually(providerCondition(key, dexv1.ConditionDexReachable), waitTimeout).Should(HaveField("Status", metav1.ConditionTrue))
 	})
 

@@ -9,11 +9,15 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 )
 
 // secretSource serves Secrets' metadata (as the metadata-only cache does) and counts the full
-// reads (which go to the API server).
+// reads (which go to the API server). Its Secrets carry the watch label already (readSecret
+// would patch others: the embedded nil client panics on any other call).
 type secretSource struct {
+	client.Client
 	rv    map[types.NamespacedName]string
 	uid   types.UID
 	reads int
@@ -27,6 +31,7 @@ func (s *secretSource) Get(_ context.Context, key client.ObjectKey, obj client.O
 		s.reads++
 		o.UID, o.ResourceVersion = s.uid, s.rv[key]
 		o.Data = map[string][]byte{"ca.crt": []byte("ca of " + s.rv[key])}
+		o.Labels = map[string]string{dexv1.LabelWatchedSecret: "true"}
 	default:
 		return fmt.Errorf("unexpected %T", obj)
 	}

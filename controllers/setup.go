@@ -8,6 +8,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -35,10 +36,13 @@ type Options struct {
 }
 
 // CacheOptions are the options of the manager's cache: objects are kept without what nothing
-// reads (stripUnread), and the kinds only Dex objects render only when labelled
-// (DexCacheOptions).
+// reads (stripUnread), the kinds only Dex objects render only when labelled (DexCacheOptions),
+// and Secrets (metadata only) only when labelled dexv1.LabelWatchedSecret (secrets.go): the
+// operator never holds every Secret of the cluster, not even its metadata.
 func CacheOptions() cache.Options {
-	return cache.Options{DefaultTransform: stripUnread, ByObject: DexCacheOptions()}
+	byObject := DexCacheOptions()
+	byObject[&corev1.Secret{}] = cache.ByObject{Label: labels.SelectorFromSet(labels.Set{dexv1.LabelWatchedSecret: "true"})}
+	return cache.Options{DefaultTransform: stripUnread, ByObject: byObject}
 }
 
 // ClientOptions are the options of the manager's client: Secrets are read from the API server.

@@ -16,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -34,6 +35,8 @@ var (
 	mtlsDex    *harness.Dex
 	pool       *dex.Pool
 	keys       *oidc.Cache
+	// managerCache is the manager's cache (what the controllers hold in memory).
+	managerCache cache.Cache
 )
 
 // resyncPeriod of drift repair in these tests.
@@ -88,6 +91,7 @@ func runSuite(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
+	managerCache = mgr.GetCache()
 	keys = oidc.NewCache()
 	keys.MaxRefreshInterval = keyRefreshInterval
 	pool = dex.NewPool()

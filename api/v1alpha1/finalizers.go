@@ -10,3 +10,11 @@ const (
 	// ConnectorFinalizer keeps a DexConnector until its connector is deleted from Dex.
 	ConnectorFinalizer = "dexterity.dev/dex-connector"
 )
+
+// LabelWatchedSecret marks the Secrets the operator watches. The manager caches (metadata only)
+// and watches only Secrets with this label set to "true", so that its memory grows with the
+// Secrets it uses rather than with every Secret of the cluster. The operator sets it on the
+// Secrets it writes and on each Secret an object references, the first time it reads it; a
+// Secret created with the label is noticed the moment it appears (one created without it, after
+// the object that names it, at the object's next retry).
+const LabelWatchedSecret = "dexterity.dev/watch"

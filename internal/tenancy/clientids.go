@@ -35,7 +35,7 @@ func CheckClientIDPrefix(ctx context.Context, c client.Reader, p *dexv1.OIDCProv
 		if strings.HasPrefix(ns+"-", prefix) {
 			fix += fmt.Sprintf(", or leave it empty for %s-<name>", ns)
 		}
-		return &Blocked{dexv1.ReasonClientIDPrefixMismatch, fmt.Sprintf("spec.clientId: %q must start with %q (spec.dex.clientIdPrefix of OIDCProvider %s/%s); %s", id, prefix, p.Namespace, p.Name, fix)}
+		return &Blocked{Reason: dexv1.ReasonClientIDPrefixMismatch, Message: fmt.Sprintf("spec.clientId: %q must start with %q (spec.dex.clientIdPrefix of OIDCProvider %s/%s); %s", id, prefix, p.Namespace, p.Name, fix)}
 	}
 	owner, err := longerNamespaceOwning(ctx, c, tmpl, ns, id)
 	if err != nil {
@@ -43,7 +43,7 @@ func CheckClientIDPrefix(ctx context.Context, c client.Reader, p *dexv1.OIDCProv
 	}
 	if owner != "" {
 		theirs := strings.ReplaceAll(tmpl, namespacePlaceholder, owner)
-		return &Revoked{Blocked{dexv1.ReasonClientIDPrefixMismatch, fmt.Sprintf("spec.clientId: %q belongs to namespace %s "+
+		return &Revoked{Blocked{Reason: dexv1.ReasonClientIDPrefixMismatch, Message: fmt.Sprintf("spec.clientId: %q belongs to namespace %s "+
 			"(it starts with %q, the spec.dex.clientIdPrefix of OIDCProvider %s/%s for that namespace, and the longest namespace name decides); "+
 			"choose an id that does not start with %q", id, owner, theirs, p.Namespace, p.Name, theirs)}}
 	}
@@ -143,5 +143,5 @@ func CheckReservedAudience(ctx context.Context, c client.Reader, p *dexv1.OIDCPr
 		return nil
 	}
 	slices.Sort(holders)
-	return &Blocked{dexv1.ReasonClientIDReserved, fmt.Sprintf("spec.clientId: %q is the registry audience of OIDCProvider %s (its spec.clientId or spec.audiences): only a DexStaticClient in that provider's namespace may register it; choose another spec.clientId", id, strings.Join(holders, ", "))}
+	return &Blocked{Reason: dexv1.ReasonClientIDReserved, Message: fmt.Sprintf("spec.clientId: %q is the registry audience of OIDCProvider %s (its spec.clientId or spec.audiences): only a DexStaticClient in that provider's namespace may register it; choose another spec.clientId", id, strings.Join(holders, ", "))}
 }

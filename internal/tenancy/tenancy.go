@@ -25,6 +25,10 @@ import (
 type Blocked struct {
 	Reason  string
 	Message string
+	// Poll says that what the object waits for is not watched (a Secret that does not exist
+	// yet: the manager watches only the Secrets it labelled), so it is looked at again with a
+	// backoff rather than at the resync period.
+	Poll bool
 }
 
 func (b *Blocked) Error() string { return b.Reason + ": " + b.Message }
@@ -77,12 +81,12 @@ func ResolveProvider(ctx context.Context, c client.Reader, ns string, ref dexv1.
 	p := &dexv1.OIDCProvider{}
 	if err := c.Get(ctx, key, p); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, &Blocked{dexv1.ReasonProviderNotFound, fmt.Sprintf("spec.providerRef: OIDCProvider %s not found; create it or fix spec.providerRef", key)}
+			return nil, &Blocked{Reason: dexv1.ReasonProviderNotFound, Message: fmt.Sprintf("spec.providerRef: OIDCProvider %s not found; create it or fix spec.providerRef", key)}
 		}
 		return nil, fmt.Errorf("failed to get OIDCProvider %s: %w", key, err)
 	}
 	if p.Spec.Dex == nil {
-		return nil, &Blocked{dexv1.ReasonProviderNotManaged, fmt.Sprintf("spec.providerRef: OIDCProvider %s has no spec.dex, so Dexterity does not administer its Dex; add spec.dex to it or refer to another provider", key)}
+		return nil, &Blocked{Reason: dexv1.ReasonProviderNotManaged, Message: fmt.Sprintf("spec.providerRef: OIDCProvider %s has no spec.dex, so Dexterity does not administer its Dex; add spec.dex to it or refer to another provider", key)}
 	}
 	allowed, err := NamespaceAllowed(ctx, c, p, ns, use)
 	if err != nil {
@@ -90,7 +94,7 @@ func ResolveProvider(ctx context.Context, c client.Reader, ns string, ref dexv1.
 	}
 	if !allowed {
 		_, field, what := use.policy(p.Spec.Dex)
-		return nil, &Blocked{dexv1.ReasonNamespaceNotAllowed, fmt.Sprintf("namespace %s may not use OIDCProvider %s for %s (%s of the provider); ask its owner to allow this namespace", ns, key, what, field)}
+		return nil, &Blocked{Reason: dexv1.ReasonNamespaceNotAllowed, Message: fmt.Sprintf("namespace %s may not use OIDCProvider %s for %s (%s of the provider); ask its owner to allow this namespace", ns, key, what, field)}
 	}
 	return p, nil
 }
@@ -112,7 +116,7 @@ func NamespaceAllowed(ctx context.Context, c client.Reader, p *dexv1.OIDCProvide
 		}
 		sel, err := metav1.LabelSelectorAsSelector(an.Selector)
 		if err != nil {
-			return false, &Blocked{dexv1.ReasonNamespaceNotAllowed, fmt.Sprintf("OIDCProvider %s/%s has an invalid %s.selector: %v", p.Namespace, p.Name, field, err)}
+			return false, &Blocked{Reason: dexv1.ReasonNamespaceNotAllowed, Message: fmt.Sprintf("OIDCProvider %s/%s has an invalid %s.selector: %v", p.Namespace, p.Name, field, err)}
 		}
 		var n corev1.Namespace
 		if err := c.Get(ctx, types.NamespacedName{Name: ns}, &n); err != nil {
@@ -131,7 +135,7 @@ const ProbeClientID = "dexterity-connector-probe"
 // CheckReservedClientID refuses client ids the operator uses itself.
 func CheckReservedClientID(id string) error {
 	if id == ProbeClientID {
-		return &Blocked{dexv1.ReasonInvalidSpec, fmt.Sprintf("spec.clientId: %q is reserved for Dexterity's connector health probe; choose another spec.clientId", id)}
+		return &Blocked{Reason: dexv1.ReasonInvalidSpec, Message: fmt.Sprintf("spec.clientId: %q is reserved for Dexterity's connector health probe; choose another spec.clientId", id)}
 	}
 	return nil
 }

@@ -39,6 +39,8 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 )
 
 // Defaults of the flags: the names config/default renders (namePrefix "dexterity-").
@@ -213,12 +215,19 @@ func ensureSecret(ctx context.Context, c client.Client, key types.NamespacedName
 				"app.kubernetes.io/name":       "dexterity",
 				"app.kubernetes.io/component":  "webhook-certificate",
 				"app.kubernetes.io/managed-by": "dexterity",
+				dexv1.LabelWatchedSecret:       "true",
 			}},
 			Type: corev1.SecretTypeOpaque,
 		}
 		err := c.Create(ctx, s)
+		if apierrors.IsAlreadyExists(err) {
+			// Made by an older version, without the label the manager's cache selects
+			// Secrets by: the rotator would not see it.
+			patch := fmt.Appendf(nil, `{"metadata":{"labels":{%q:"true"}}}`, dexv1.LabelWatchedSecret)
+			err = c.Patch(ctx, s, client.RawPatch(types.MergePatchType, patch))
+		}
 		switch {
-		case err == nil || apierrors.IsAlreadyExists(err):
+		case err == nil:
 			return true, nil
 		case apierrors.IsForbidden(err) || apierrors.IsInvalid(err):
 			return false, err
