@@ -3,6 +3,7 @@ package controllers
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
@@ -66,8 +67,13 @@ type entryOwnership struct {
 	// peers lists the objects of this kind that compete for an id through a provider (the
 	// key "namespace/name"), and lost clears what the status says of an id the object lost.
 	peers func() client.ObjectList
-	index string
-	lost  func(obj client.Object)
+	// idIndex is the field index of the kind by entry id; providerKey is the key
+	// ("namespace/name") of the provider an object names. Peers are listed by id and told apart
+	// by provider here: an index by (provider, id) would hold a set per object, for lists that
+	// find one object or none.
+	idIndex     string
+	providerKey func(obj client.Object) string
+	lost        func(obj client.Object)
 	// orphan reports whether the object's spec.deletionPolicy is Orphan.
 	orphan func(obj client.Object) bool
 }
@@ -80,7 +86,11 @@ var (
 			c, ok := obj.(*dexv1.DexStaticClient)
 			return ok && c.Status.ClientID == id
 		},
-		peers: func() client.ObjectList { return &dexv1.DexStaticClientList{} }, index: indexClientOwnerKey,
+		peers: func() client.ObjectList { return &dexv1.DexStaticClientList{} }, idIndex: indexClientID,
+		providerKey: func(obj client.Object) string {
+			c := obj.(*dexv1.DexStaticClient)
+			return tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String()
+		},
 		lost: func(obj client.Object) { obj.(*dexv1.DexStaticClient).Status.ClientID = "" },
 		orphan: func(obj client.Object) bool {
 			c, ok := obj.(*dexv1.DexStaticClient)
@@ -98,7 +108,11 @@ var (
 			r := findCondition(c.Status.Conditions, dexv1.ConditionRegistered)
 			return r.Status == metav1.ConditionTrue && r.Reason == dexv1.ReasonReconciled
 		},
-		peers: func() client.ObjectList { return &dexv1.DexConnectorList{} }, index: indexConnectorOwnerKey,
+		peers: func() client.ObjectList { return &dexv1.DexConnectorList{} }, idIndex: indexConnectorID,
+		providerKey: func(obj client.Object) string {
+			c := obj.(*dexv1.DexConnector)
+			return tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String()
+		},
 		lost: func(client.Object) {},
 		orphan: func(obj client.Object) bool {
 			c, ok := obj.(*dexv1.DexConnector)
@@ -248,22 +262,36 @@ func (o entryOwnership) reconcile(ctx context.Context, c client.Client, obj clie
 	if err != nil {
 		return nil, err
 	}
-	for _, key := range providers {
-		list := o.peers()
-		if err := c.List(ctx, list, client.MatchingFields{o.index: tenancy.OwnerKey(key, id)}); err != nil {
-			return nil, fmt.Errorf("failed to list %ss for %s id %s: %w", o.ownerKind, o.what, id, err)
-		}
-		items, err := apimeta.ExtractList(list)
-		if err != nil {
-			return nil, err
-		}
-		for _, it := range items {
-			if peer, ok := it.(client.Object); ok && peer.GetUID() != obj.GetUID() && o.legacyOwned(ctx, peer, id) {
-				return nil, o.lose(ctx, c, obj, p, id, peer.GetNamespace(), peer.GetName())
-			}
+	peers, err := o.peersOf(ctx, c, providers, id)
+	if err != nil {
+		return nil, err
+	}
+	for _, peer := range peers {
+		if peer.GetUID() != obj.GetUID() && o.legacyOwned(ctx, peer, id) {
+			return nil, o.lose(ctx, c, obj, p, id, peer.GetNamespace(), peer.GetName())
 		}
 	}
 	return nil, nil
+}
+
+// peersOf lists the objects of the kind that name id through one of the providers (keys
+// "namespace/name").
+func (o entryOwnership) peersOf(ctx context.Context, c client.Reader, providers []string, id string) ([]client.Object, error) {
+	list := o.peers()
+	if err := c.List(ctx, list, client.MatchingFields{o.idIndex: id}); err != nil {
+		return nil, fmt.Errorf("failed to list %ss for %s id %s: %w", o.ownerKind, o.what, id, err)
+	}
+	items, err := apimeta.ExtractList(list)
+	if err != nil {
+		return nil, err
+	}
+	var out []client.Object
+	for _, it := range items {
+		if peer, ok := it.(client.Object); ok && slices.Contains(providers, o.providerKey(peer)) {
+			out = append(out, peer)
+		}
+	}
+	return out, nil
 }
 
 // lose reports a conflict with the owner of id, dropping a finalizer obj no longer needs.

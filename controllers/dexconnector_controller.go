@@ -40,7 +40,6 @@ const (
 	// ProbeRedirectURI is the probe client's only redirect URI; it is never followed.
 	ProbeRedirectURI = "http://127.0.0.1/dexterity-connector-probe"
 
-	indexConnectorOwnerKey = "dexterity.dev/connector-owner-key"
 	indexConnectorID       = tenancy.IndexConnectorID
 	indexConnectorSecret   = "dexterity.dev/connector-secret"
 	indexConnectorProvider = "dexterity.dev/connector-provider"

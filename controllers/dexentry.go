@@ -208,10 +208,13 @@ func (k *dexEntryKind[T]) enqueuePeersOnDelete(c client.Reader) func(context.Con
 		if !ok {
 			return
 		}
-		for _, key := range sameDexKeys(ctx, c, tenancy.RefKey(obj.GetNamespace(), k.providerRef(obj))) {
-			for _, req := range requestsFromList(ctx, c, k.ownership.peers(), client.MatchingFields{k.ownership.index: tenancy.OwnerKey(key, k.entryID(obj))}) {
-				q.Add(req)
-			}
+		peers, err := k.ownership.peersOf(ctx, c, sameDexKeys(ctx, c, tenancy.RefKey(obj.GetNamespace(), k.providerRef(obj))), k.entryID(obj))
+		if err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Failed to find the objects waiting for a deleted object's id")
+			return
+		}
+		for _, peer := range peers {
+			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(peer)})
 		}
 	}
 }

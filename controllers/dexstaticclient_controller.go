@@ -33,7 +33,6 @@ const (
 	// whose status confirms it is carried over to a claim, and the annotation is dropped.
 	LegacyAnnotationRegisteredClientID = "dexterity.dev/registered-client-id"
 
-	indexClientOwnerKey = "dexterity.dev/client-owner-key"
 	indexClientID       = tenancy.IndexClientID
 	indexClientSecret   = "dexterity.dev/client-secret"
 	indexClientProvider = "dexterity.dev/client-provider"

@@ -33,11 +33,7 @@ func RegisterIndexes(ctx context.Context, fi client.FieldIndexer) error {
 // unit tests on controller-runtime's fake client).
 func Indexes() []Index {
 	return []Index{
-		// Clients: by the (provider, client id) they compete for, by client id, Secret and provider.
-		{&dexv1.DexStaticClient{}, indexClientOwnerKey, func(o client.Object) []string {
-			c := o.(*dexv1.DexStaticClient)
-			return []string{tenancy.OwnerKey(tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String(), c.EffectiveClientID())}
-		}},
+		// Clients: by client id, Secret and provider.
 		{&dexv1.DexStaticClient{}, indexClientID, func(o client.Object) []string {
 			return []string{o.(*dexv1.DexStaticClient).EffectiveClientID()}
 		}},
@@ -59,10 +55,6 @@ func Indexes() []Index {
 			return []string{tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String()}
 		}},
 		// Connectors: the same.
-		{&dexv1.DexConnector{}, indexConnectorOwnerKey, func(o client.Object) []string {
-			c := o.(*dexv1.DexConnector)
-			return []string{tenancy.OwnerKey(tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String(), c.Spec.ConnectorID)}
-		}},
 		{&dexv1.DexConnector{}, indexConnectorID, func(o client.Object) []string {
 			return []string{o.(*dexv1.DexConnector).Spec.ConnectorID}
 		}},

@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/dexdeploy"
@@ -76,6 +77,11 @@ func stripUnread(in any) (any, error) {
 		obj.SetManagedFields(nil)
 		obj.SetLabels(nil)
 		obj.SetAnnotations(keptAnnotations(obj.GetAnnotations()))
+		internObject(o)
+		return o, nil
+	case *claimsv1.DexEntryClaim:
+		o.SetManagedFields(nil)
+		internObject(o)
 		return o, nil
 	}
 	if o, err := meta.Accessor(in); err == nil {

@@ -212,8 +212,6 @@ func LoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// OwnerKey identifies an id in the Dex of a provider ("namespace/name").
-func OwnerKey(provider, id string) string { return provider + "/" + id }
 
 // Field indexes of the manager's cache that the webhooks list by too (the controllers register
 // them, on every replica): DexStaticClients by effective client id, DexConnectors by connector id.
