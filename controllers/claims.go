@@ -417,21 +417,28 @@ func (o entryOwnership) releaseFinalizer(ctx context.Context, c client.Client, o
 // none (a claim made just now may not have reached it).
 func (o entryOwnership) claimsOf(ctx context.Context, c client.Reader, api client.Reader, obj client.Object) ([]claimsv1.DexEntryClaim, error) {
 	var list claimsv1.DexEntryClaimList
-	if err := c.List(ctx, &list, client.MatchingFields{indexClaimOwnerUID: string(obj.GetUID())}); err != nil {
+	if err := c.List(ctx, &list, client.MatchingFields{indexClaimOwnerUID: ownerBucket(obj.GetUID())}); err != nil {
 		return nil, fmt.Errorf("failed to list the claims of %s %s/%s: %w", o.ownerKind, obj.GetNamespace(), obj.GetName(), err)
 	}
-	if len(list.Items) == 0 && api != nil {
+	out := o.ownClaims(list.Items, obj)
+	if len(out) == 0 && api != nil {
 		if err := api.List(ctx, &list, client.MatchingLabels{LabelClaimOwnerUID: string(obj.GetUID())}); err != nil {
 			return nil, fmt.Errorf("failed to list the claims of %s %s/%s: %w", o.ownerKind, obj.GetNamespace(), obj.GetName(), err)
 		}
+		out = o.ownClaims(list.Items, obj)
 	}
-	out := list.Items[:0]
-	for _, cl := range list.Items {
+	return out, nil
+}
+
+// ownClaims keeps the claims of the kind that obj owns.
+func (o entryOwnership) ownClaims(claims []claimsv1.DexEntryClaim, obj client.Object) []claimsv1.DexEntryClaim {
+	out := claims[:0]
+	for _, cl := range claims {
 		if cl.Spec.Owner.UID == obj.GetUID() && cl.Spec.EntryKind == o.kind {
 			out = append(out, cl)
 		}
 	}
-	return out, nil
+	return out
 }
 
 // finalize deletes from Dex exactly the entries obj provably owns (its claims, or a legacy claim

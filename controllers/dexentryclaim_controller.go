@@ -136,8 +136,15 @@ func (r *DexEntryClaimReconciler) retryPeriod() time.Duration {
 // SetupWithManager registers the controller (its indexes: indexes.go).
 func (r *DexEntryClaimReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	ownerGone := handler.Funcs{DeleteFunc: func(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		for _, req := range requestsFromList(ctx, r, &claimsv1.DexEntryClaimList{}, client.MatchingFields{indexClaimOwnerUID: string(e.Object.GetUID())}) {
-			q.Add(req)
+		var list claimsv1.DexEntryClaimList
+		if err := r.List(ctx, &list, client.MatchingFields{indexClaimOwnerUID: ownerBucket(e.Object.GetUID())}, client.UnsafeDisableDeepCopy); err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Failed to list the claims of a deleted object")
+			return
+		}
+		for _, cl := range list.Items {
+			if cl.Spec.Owner.UID == e.Object.GetUID() {
+				q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&cl)})
+			}
 		}
 	}}
 	return ctrl.NewControllerManagedBy(mgr).

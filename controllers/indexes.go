@@ -4,6 +4,9 @@ import (
 	"context"
 	"fmt"
 
+	"k8s.io/apimachinery/pkg/types"
+	toolscache "k8s.io/client-go/tools/cache"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
@@ -16,17 +19,52 @@ type Index struct {
 	Object  client.Object
 	Field   string
 	Extract client.IndexerFunc
+	// AllNamespaces: the index is only ever listed across all namespaces (never with
+	// client.InNamespace), so RegisterIndexes leaves out the per-namespace keys.
+	AllNamespaces bool
 }
 
 // RegisterIndexes registers Indexes with a manager's field indexer (SetupWithManager does; so do
 // tests that run the webhooks, which list by the id indexes, without the controllers).
 func RegisterIndexes(ctx context.Context, fi client.FieldIndexer) error {
 	for _, ix := range Indexes() {
-		if err := fi.IndexField(ctx, ix.Object, ix.Field, ix.Extract); err != nil {
+		var err error
+		if inf, ok := fi.(cache.Informers); ok && ix.AllNamespaces {
+			err = indexAllNamespaces(ctx, inf, ix)
+		} else {
+			err = fi.IndexField(ctx, ix.Object, ix.Field, ix.Extract)
+		}
+		if err != nil {
 			return fmt.Errorf("failed to index %T by %s: %w", ix.Object, ix.Field, err)
 		}
 	}
 	return nil
+}
+
+// indexAllNamespaces registers ix on the informer of its kind under the names the cache's List
+// looks up for client.MatchingFields without client.InNamespace: the index "field:<field>" and
+// the key "__all_namespaces/<value>". IndexField also adds "<namespace>/<value>" for every value,
+// which for an index whose values each name one object (an entry id) costs a set per object and
+// doubles the index's memory (design.md §7: 4 KiB per client). TestIDIndexesListAcrossNamespaces
+// checks these names against the controller-runtime the module builds with: a List that finds
+// nothing would read as "no other object has this id".
+func indexAllNamespaces(ctx context.Context, inf cache.Informers, ix Index) error {
+	informer, err := inf.GetInformer(ctx, ix.Object)
+	if err != nil {
+		return err
+	}
+	return informer.AddIndexers(toolscache.Indexers{"field:" + ix.Field: func(o any) ([]string, error) {
+		obj, ok := o.(client.Object)
+		if !ok {
+			return nil, fmt.Errorf("object of type %T is not an Object", o)
+		}
+		vals := ix.Extract(obj)
+		out := make([]string, len(vals))
+		for i, v := range vals {
+			out[i] = "__all_namespaces/" + v
+		}
+		return out, nil
+	}})
 }
 
 // Indexes are every field index the controllers use, registered once by SetupWithManager (and by
@@ -34,10 +72,10 @@ func RegisterIndexes(ctx context.Context, fi client.FieldIndexer) error {
 func Indexes() []Index {
 	return []Index{
 		// Clients: by client id, Secret and provider.
-		{&dexv1.DexStaticClient{}, indexClientID, func(o client.Object) []string {
+		{Object: &dexv1.DexStaticClient{}, Field: indexClientID, AllNamespaces: true, Extract: func(o client.Object) []string {
 			return []string{o.(*dexv1.DexStaticClient).EffectiveClientID()}
 		}},
-		{&dexv1.DexStaticClient{}, indexClientSecret, func(o client.Object) []string {
+		{Object: &dexv1.DexStaticClient{}, Field: indexClientSecret, Extract: func(o client.Object) []string {
 			// The Secret the client reads, and the credentials Secret it writes (repaired when
 			// changed or deleted).
 			c := o.(*dexv1.DexStaticClient)
@@ -50,15 +88,15 @@ func Indexes() []Index {
 			}
 			return out
 		}},
-		{&dexv1.DexStaticClient{}, indexClientProvider, func(o client.Object) []string {
+		{Object: &dexv1.DexStaticClient{}, Field: indexClientProvider, Extract: func(o client.Object) []string {
 			c := o.(*dexv1.DexStaticClient)
 			return []string{tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String()}
 		}},
 		// Connectors: the same.
-		{&dexv1.DexConnector{}, indexConnectorID, func(o client.Object) []string {
+		{Object: &dexv1.DexConnector{}, Field: indexConnectorID, AllNamespaces: true, Extract: func(o client.Object) []string {
 			return []string{o.(*dexv1.DexConnector).Spec.ConnectorID}
 		}},
-		{&dexv1.DexConnector{}, indexConnectorSecret, func(o client.Object) []string {
+		{Object: &dexv1.DexConnector{}, Field: indexConnectorSecret, Extract: func(o client.Object) []string {
 			secrets := o.(*dexv1.DexConnector).Spec.Secrets
 			out := make([]string, 0, len(secrets))
 			for _, s := range secrets {
@@ -66,26 +104,34 @@ func Indexes() []Index {
 			}
 			return out
 		}},
-		{&dexv1.DexConnector{}, indexConnectorProvider, func(o client.Object) []string {
+		{Object: &dexv1.DexConnector{}, Field: indexConnectorProvider, Extract: func(o client.Object) []string {
 			c := o.(*dexv1.DexConnector)
 			return []string{tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String()}
 		}},
 		// Providers by their Dex TLS Secret.
-		{&dexv1.OIDCProvider{}, indexProviderTLSSecret, func(o client.Object) []string {
+		{Object: &dexv1.OIDCProvider{}, Field: indexProviderTLSSecret, Extract: func(o client.Object) []string {
 			if n := tlsSecretName(o.(*dexv1.OIDCProvider)); n != "" {
 				return []string{n}
 			}
 			return nil
 		}},
 		// Dex objects by the Secrets their spec takes values from.
-		{&dexv1.Dex{}, indexDexSecret, func(o client.Object) []string { return dexSecretNames(o.(*dexv1.Dex)) }},
-		// Claims by owner UID and by provider.
-		{&claimsv1.DexEntryClaim{}, indexClaimOwnerUID, func(o client.Object) []string {
-			return []string{string(o.(*claimsv1.DexEntryClaim).Spec.Owner.UID)}
+		{Object: &dexv1.Dex{}, Field: indexDexSecret, Extract: func(o client.Object) []string { return dexSecretNames(o.(*dexv1.Dex)) }},
+		// Claims by a bucket of their owner's UID (ownerBucket: lists filter by the UID itself)
+		// and by provider.
+		{Object: &claimsv1.DexEntryClaim{}, Field: indexClaimOwnerUID, Extract: func(o client.Object) []string {
+			return []string{ownerBucket(o.(*claimsv1.DexEntryClaim).Spec.Owner.UID)}
 		}},
-		{&claimsv1.DexEntryClaim{}, indexClaimProvider, func(o client.Object) []string {
+		{Object: &claimsv1.DexEntryClaim{}, Field: indexClaimProvider, Extract: func(o client.Object) []string {
 			cl := o.(*claimsv1.DexEntryClaim)
 			return []string{tenancy.ProviderKey(cl.Spec.Provider.Namespace, cl.Spec.Provider.Name)}
 		}},
 	}
+}
+
+// ownerBucket is the value indexClaimOwnerUID holds for a claim of owner uid: the UID's first three
+// characters (UIDs are random hex, so 4,096 buckets). An index by the UID itself would hold a set
+// per claim, for lists that find one claim or none; the lists filter by the UID.
+func ownerBucket(uid types.UID) string {
+	return string(uid[:min(3, len(uid))])
 }

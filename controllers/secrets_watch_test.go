@@ -12,6 +12,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/tenancy"
 )
 
 // cachedSecret reads Secret ns/name's metadata from the manager's cache.
@@ -69,4 +70,27 @@ func TestManagerWatchesOnlyTheSecretsItUses(t *testing.T) {
 	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "late-oidc", Namespace: ns},
 		Data: map[string][]byte{"clientSecret": []byte("another-client-secret-of-reasonable-length")}})).To(Succeed())
 	g.Eventually(clientCondition(client.ObjectKeyFromObject(late), dexv1.ConditionReady), waitTimeout).Should(readyTrue())
+}
+
+// The id indexes are registered without per-namespace keys (indexAllNamespaces, under the names
+// controller-runtime's List looks up): a list by id across all namespaces still finds every
+// object with that id. If the names drifted from controller-runtime's, the list would find
+// nothing and every id would look free.
+func TestIDIndexesListAcrossNamespaces(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	id := "shared-" + newNamespace(t)
+	for range 2 {
+		ns := newNamespace(t)
+		g.Expect(k8s.Create(ctx, &dexv1.DexStaticClient{
+			ObjectMeta: metav1.ObjectMeta{Name: "c", Namespace: ns},
+			Spec: dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "absent"}, ClientID: id, Public: true,
+				RedirectURIs: []string{"https://app.example.com/cb"}},
+		})).To(Succeed())
+	}
+	g.Eventually(func(g Gomega) {
+		var list dexv1.DexStaticClientList
+		g.Expect(managerCache.List(ctx, &list, client.MatchingFields{tenancy.IndexClientID: id})).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(2))
+	}, waitTimeout).Should(Succeed())
 }

@@ -80,7 +80,9 @@ func stripUnread(in any) (any, error) {
 		internObject(o)
 		return o, nil
 	case *claimsv1.DexEntryClaim:
+		// Claims are listed by index and never by label from the cache.
 		o.SetManagedFields(nil)
+		o.SetLabels(nil)
 		internObject(o)
 		return o, nil
 	}
