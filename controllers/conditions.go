@@ -69,6 +69,7 @@ var stalledReasons = map[string]bool{
 	dexv1.ReasonProviderNotManaged:     true,
 	dexv1.ReasonProviderDeleting:       true,
 	dexv1.ReasonConnectorsCRUDDisabled: true,
+	dexv1.ReasonGatewayAPIMissing:      true,
 	dexv1.ReasonConnectorFailed:        true,
 	dexv1.ReasonDexTLSSecretInvalid:    true,
 	dexv1.ReasonCompileError:           true,

@@ -10,6 +10,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	policyv1 "k8s.io/api/policy/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -54,6 +55,13 @@ type DexReconciler struct {
 	ResyncPeriod time.Duration
 	// MaxRetryDelay caps the backoff of failed reconciles (default 30s).
 	MaxRetryDelay time.Duration
+	// OperatorNamespace is the namespace of the operator's pods, which the NetworkPolicy of a Dex
+	// admits to its gRPC port (default: $POD_NAMESPACE, then the pod's ServiceAccount namespace;
+	// unknown: the operator's pod labels in any namespace).
+	OperatorNamespace string
+	// OperatorPodLabels select the operator's pods in that namespace (default
+	// control-plane: controller-manager, the install's).
+	OperatorPodLabels map[string]string
 }
 
 // +kubebuilder:rbac:groups=dexterity.dev,resources=dexes,verbs=get;list;watch;update;patch
@@ -64,6 +72,9 @@ type DexReconciler struct {
 // +kubebuilder:rbac:groups=apps,resources=deployments,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=policy,resources=poddisruptionbudgets,verbs=get;list;watch;create;update;delete
 // +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=roles;rolebindings,verbs=get;list;watch;create;update;delete
+// +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;networkpolicies,verbs=get;list;watch;create;update;delete
+// HTTPRoutes are read and written directly (not watched: the CRD may be missing).
+// +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;create;update;delete
 // The Role a Dex's kubernetes storage gets can only be granted by a holder of the same rights.
 // +kubebuilder:rbac:groups=dex.coreos.com,resources=authcodes;authrequests;oauth2clients;signingkeies;refreshtokens;passwords;offlinesessionses;connectors;devicerequests;devicetokens,verbs=get;list;watch;create;update;patch;delete;deletecollection
 
@@ -95,15 +106,29 @@ func (r *DexReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ct
 	if err := r.reportAvailable(ctx, d); err != nil {
 		return ctrl.Result{}, err
 	}
-	return ctrl.Result{RequeueAfter: min(time.Until(renewAt)+time.Second, r.resyncPeriod())}, nil
+	return ctrl.Result{RequeueAfter: requeueAfter(d, min(time.Until(renewAt)+time.Second, r.resyncPeriod()))}, nil
 }
 
 // configFailed sets ConfigValid from a render error: a user error stalls (no retry until the Dex
 // or the Secret it names changes), anything else is retried with backoff.
 func (r *DexReconciler) configFailed(d *dexv1.Dex, err error) (ctrl.Result, error) {
 	var ue *dexUserError
-	if errors.As(err, &ue) {
+	var ce *dexdeploy.ConfigError
+	if errors.As(err, &ce) {
+		reason := dexv1.ReasonInvalidConfig
+		if ce.Owned {
+			reason = dexv1.ReasonInvalidSpec
+		}
+		ue = &dexUserError{reason, ce.Error()}
+	}
+	if ue != nil || errors.As(err, &ue) {
 		setCondition(d, dexv1.ConditionConfigValid, metav1.ConditionFalse, ue.reason, ue.msg)
+		if ue.reason == dexv1.ReasonSecretNotFound {
+			// The manager watches only the Secrets it labelled: one created later is found by
+			// looking again, with a backoff.
+			age := time.Since(findCondition(d.Status.Conditions, dexv1.ConditionConfigValid).LastTransitionTime.Time)
+			return ctrl.Result{RequeueAfter: pollAfter(age)}, nil
+		}
 		return ctrl.Result{}, nil
 	}
 	setCondition(d, dexv1.ConditionConfigValid, metav1.ConditionUnknown, dexv1.ReasonProgressing, err.Error())
@@ -123,14 +148,22 @@ func (r *DexReconciler) render(ctx context.Context, d *dexv1.Dex) (time.Time, er
 	if err != nil {
 		return time.Time{}, err
 	}
+	if err := validateDexSpec(d); err != nil {
+		return time.Time{}, err
+	}
 	config, env, err := dexdeploy.Config(d, bootstrap)
 	if err != nil {
+		var ce *dexdeploy.ConfigError
+		if errors.As(err, &ce) {
+			return time.Time{}, err
+		}
 		return time.Time{}, &dexUserError{dexv1.ReasonInvalidSpec, err.Error()}
 	}
-	versions, err := r.referencedSecrets(ctx, d)
+	refs, err := r.referencedSecrets(ctx, d)
 	if err != nil {
 		return time.Time{}, err
 	}
+	versions := refs.versions
 	renewAt, serverCert, err := r.certificates(ctx, d, names)
 	if err != nil {
 		return time.Time{}, err
@@ -149,7 +182,9 @@ func (r *DexReconciler) render(ctx context.Context, d *dexv1.Dex) (time.Time, er
 		func() error { return r.ensureService(ctx, d) },
 		func() error { return r.ensurePDB(ctx, d) },
 		func() error { return r.ensurePVC(ctx, d) },
-		func() error { return r.ensureOIDCProvider(ctx, d) },
+		func() error { return r.ensureNetworkPolicy(ctx, d) },
+		func() error { return r.ensureExposure(ctx, d) },
+		func() error { return r.ensureOIDCProvider(ctx, d, refs.webCA) },
 	}
 	for _, step := range steps {
 		if err := step(); err != nil {
@@ -194,26 +229,47 @@ func dexesForConnector(_ context.Context, o client.Object) []reconcile.Request {
 	return []reconcile.Request{{NamespacedName: tenancy.RefKey(c.Namespace, c.Spec.ProviderRef)}}
 }
 
-// referencedSecrets checks that every Secret key the spec names exists and returns the Secrets'
-// resource versions (part of the config hash: a changed password rolls the pods, which read it
-// from the environment at start).
-func (r *DexReconciler) referencedSecrets(ctx context.Context, d *dexv1.Dex) (map[string]string, error) {
-	versions := map[string]string{}
+// dexSecrets is what the Secrets a Dex's spec names contribute to its rendering.
+type dexSecrets struct {
+	// versions go into the config hash: the resource version of a Secret passed through the
+	// environment, a digest of the data of a mounted key (a renewed certificate).
+	versions map[string]string
+	// webCA is the ca.crt of the web TLS Secret, if any (the OIDCProvider's caBundle).
+	webCA []byte
+}
+
+// referencedSecrets checks that every Secret key the spec names exists and returns what goes into
+// the config hash (a changed password rolls the pods, which read it from the environment at
+// start; a renewed certificate rolls them too: Dex does not reload its web certificate).
+func (r *DexReconciler) referencedSecrets(ctx context.Context, d *dexv1.Dex) (dexSecrets, error) {
+	out := dexSecrets{versions: map[string]string{}}
 	for _, ref := range dexdeploy.SecretRefs(d) {
 		s := &corev1.Secret{}
-		err := r.Get(ctx, types.NamespacedName{Namespace: d.Namespace, Name: ref.Ref.Name}, s)
+		// readSecret labels the Secret for the manager's watch of Secrets: a renewed certificate
+		// or a changed password reaches this Dex at once.
+		err := readSecret(ctx, r.Client, types.NamespacedName{Namespace: d.Namespace, Name: ref.Ref.Name}, s)
 		if apierrors.IsNotFound(err) {
-			return nil, &dexUserError{dexv1.ReasonSecretNotFound, fmt.Sprintf("%s: Secret %s/%s not found; create it with key %q", ref.Field, d.Namespace, ref.Ref.Name, ref.Ref.Key)}
+			return out, &dexUserError{dexv1.ReasonSecretNotFound, fmt.Sprintf("%s: Secret %s/%s not found; create it with key %q", ref.Field, d.Namespace, ref.Ref.Name, ref.Ref.Key)}
 		}
 		if err != nil {
-			return nil, err
+			return out, err
 		}
-		if _, ok := s.Data[ref.Ref.Key]; !ok {
-			return nil, &dexUserError{dexv1.ReasonSecretNotFound, fmt.Sprintf("%s: Secret %s/%s has no key %q; add it, or point the field at the key that holds the value", ref.Field, d.Namespace, ref.Ref.Name, ref.Ref.Key)}
+		data, ok := s.Data[ref.Ref.Key]
+		if !ok {
+			return out, &dexUserError{dexv1.ReasonSecretNotFound, fmt.Sprintf("%s: Secret %s/%s has no key %q; add it, or point the field at the key that holds the value", ref.Field, d.Namespace, ref.Ref.Name, ref.Ref.Key)}
 		}
-		versions[s.Name] = s.ResourceVersion
+		if !ref.Mounted {
+			out.versions[s.Name] = s.ResourceVersion
+			continue
+		}
+		// Only the data of a mounted key counts: cert-manager rewrites its Secret's annotations
+		// without a new certificate.
+		out.versions[s.Name+"/"+ref.Ref.Key] = dexdeploy.Hash(data)
+		if ref.Field == "spec.web.tls.secretRef" {
+			out.webCA = s.Data[dexdeploy.KeyCABundle]
+		}
 	}
-	return versions, nil
+	return out, nil
 }
 
 // certificates keeps the gRPC CA, Dex's server certificate and the operator's client certificate
@@ -279,13 +335,23 @@ func ownedByOther(d *dexv1.Dex, kind, name string) error {
 
 func (r *DexReconciler) ensureSecret(ctx context.Context, d *dexv1.Dex, want *corev1.Secret) error {
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Namespace: want.Namespace, Name: want.Name}}
-	return r.ensure(ctx, d, "Secret", s, want.Labels, dexdeploy.Hash(want.Data), func() { s.Data = want.Data })
+	// Labelled for the manager's watch of Secrets (Owns): a Secret of the Dex changed by someone
+	// else is rewritten.
+	return r.ensure(ctx, d, "Secret", s, watchedSecretLabels(want.Labels), dexdeploy.Hash(want.Data), func() { s.Data = want.Data })
 }
 
 func (r *DexReconciler) ensureServiceAccount(ctx context.Context, d *dexv1.Dex) error {
 	want := dexdeploy.ServiceAccount(d)
 	sa := &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Namespace: want.Namespace, Name: want.Name}}
-	return r.ensure(ctx, d, "ServiceAccount", sa, want.Labels, dexdeploy.Hash("v1"), func() {})
+	hash := dexdeploy.Hash("v1")
+	if len(want.Annotations) > 0 {
+		hash = dexdeploy.Hash("v1", want.Annotations)
+	}
+	return r.ensure(ctx, d, "ServiceAccount", sa, want.Labels, hash, func() {
+		for k, v := range want.Annotations {
+			metav1.SetMetaDataAnnotation(&sa.ObjectMeta, k, v)
+		}
+	})
 }
 
 // ensureStorageRBAC grants the kubernetes storage its custom resources, and takes the grant away
@@ -347,11 +413,17 @@ func (r *DexReconciler) ensurePVC(ctx context.Context, d *dexv1.Dex) error {
 // ensureOIDCProvider creates the OIDCProvider for this Dex and keeps the fields the Dex decides
 // (issuer, discovery address, client id, spec.dex); the platform team may set any other field
 // (hostnames, audiences, claims, ...) on the OIDCProvider itself.
-func (r *DexReconciler) ensureOIDCProvider(ctx context.Context, d *dexv1.Dex) error {
-	want := dexdeploy.OIDCProviderSpec(d)
+//
+// With spec.web.tls, the TLS Secret's ca.crt (caBundle) becomes the provider's caBundle; without
+// one, the provider's caBundle is the platform team's (a public CA needs none).
+func (r *DexReconciler) ensureOIDCProvider(ctx context.Context, d *dexv1.Dex, caBundle []byte) error {
+	want := dexdeploy.OIDCProviderSpec(d, caBundle)
 	p := &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: d.Namespace, Name: dexdeploy.NamesFor(d).OIDCProvider}}
 	return r.ensure(ctx, d, "OIDCProvider", p, dexdeploy.Labels(d), dexdeploy.Hash(want), func() {
 		p.Spec.IssuerURL, p.Spec.DiscoveryURL, p.Spec.ClientID = want.IssuerURL, want.DiscoveryURL, want.ClientID
+		if want.CABundle != "" {
+			p.Spec.CABundle = want.CABundle
+		}
 		// spec.dex is the Dex's, except what the platform team decides on the provider itself:
 		// whose clients are this registry's client identities.
 		var identities *dexv1.AllowedNamespaces
@@ -497,6 +569,8 @@ func (r *DexReconciler) finalize(ctx context.Context, d *dexv1.Dex) (ctrl.Result
 		&appsv1.Deployment{ObjectMeta: meta(names.Deployment)},
 		&policyv1.PodDisruptionBudget{ObjectMeta: meta(names.PDB)},
 		&corev1.Service{ObjectMeta: meta(names.Service)},
+		&networkingv1.Ingress{ObjectMeta: meta(names.Ingress)},
+		&networkingv1.NetworkPolicy{ObjectMeta: meta(names.NetworkPolicy)},
 		&rbacv1.RoleBinding{ObjectMeta: meta(names.RoleBinding)},
 		&rbacv1.Role{ObjectMeta: meta(names.Role)},
 		&corev1.ServiceAccount{ObjectMeta: meta(names.ServiceAccount)},
@@ -505,6 +579,9 @@ func (r *DexReconciler) finalize(ctx context.Context, d *dexv1.Dex) (ctrl.Result
 		&corev1.Secret{ObjectMeta: meta(names.ServerSecret)},
 		&corev1.Secret{ObjectMeta: meta(names.ClientSecret)},
 		&corev1.Secret{ObjectMeta: meta(names.CASecret)},
+	}
+	if err := r.deleteHTTPRoute(ctx, d); err != nil {
+		return ctrl.Result{}, err
 	}
 	for _, o := range owned {
 		if err := r.deleteOwned(ctx, d, o); err != nil {
@@ -519,9 +596,17 @@ func (r *DexReconciler) finalize(ctx context.Context, d *dexv1.Dex) (ctrl.Result
 	return ctrl.Result{}, nil
 }
 
-// summarizeDex sets Ready from ConfigValid and Available.
+// summarizeDex sets Ready from ConfigValid and Available, and Exposed when the Dex asks for an
+// Ingress or an HTTPRoute.
 func summarizeDex(d *dexv1.Dex) {
-	summarizeReady(d, dexv1.ConditionConfigValid, dexv1.ConditionAvailable)
+	if d.Spec.Ingress == nil && d.Spec.HTTPRoute == nil {
+		removeCondition(d, dexv1.ConditionExposed)
+		summarizeReady(d, dexv1.ConditionConfigValid, dexv1.ConditionAvailable)
+		return
+	}
+	// Exposed before Available: a missing Gateway API waits for an administrator (Stalled), which
+	// says more than pods that are not up yet.
+	summarizeReady(d, dexv1.ConditionConfigValid, dexv1.ConditionExposed, dexv1.ConditionAvailable)
 }
 
 func (r *DexReconciler) now() time.Time {
@@ -569,7 +654,7 @@ func DexCacheOptions() map[client.Object]cache.ByObject {
 	return map[client.Object]cache.ByObject{
 		&appsv1.Deployment{}: sel, &corev1.Service{}: sel, &corev1.ServiceAccount{}: sel,
 		&corev1.PersistentVolumeClaim{}: sel, &rbacv1.Role{}: sel, &rbacv1.RoleBinding{}: sel,
-		&policyv1.PodDisruptionBudget{}: sel,
+		&policyv1.PodDisruptionBudget{}: sel, &networkingv1.Ingress{}: sel, &networkingv1.NetworkPolicy{}: sel,
 	}
 }
 
@@ -583,6 +668,8 @@ func (r *DexReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&dexv1.Dex{}, builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}))).
 		Owns(&appsv1.Deployment{}).
+		Owns(&networkingv1.Ingress{}).
+		Owns(&networkingv1.NetworkPolicy{}).
 		Owns(&dexv1.OIDCProvider{}).
 		Owns(&corev1.Secret{}, builder.OnlyMetadata).
 		Watches(&dexv1.DexConnector{}, handler.EnqueueRequestsFromMapFunc(dexesForConnector)).

@@ -144,3 +144,16 @@ const (
 // the registry checks ServiceAccount tokens (KeysPublished or RateLimited). It is not part of
 // Ready: the fallback works either way.
 const ConditionServiceAccountFallback = "ServiceAccountFallback"
+
+// The Dex kind's exposure (spec.ingress, spec.httpRoute).
+const (
+	// ConditionExposed is true on a Dex with spec.ingress or spec.httpRoute when the Ingress and
+	// the HTTPRoute it asks for are applied; absent otherwise. Part of Ready.
+	ConditionExposed = "Exposed"
+	// ReasonRoutesApplied means the Ingress and HTTPRoute a Dex asks for are applied.
+	ReasonRoutesApplied = "RoutesApplied"
+	// ReasonGatewayAPIMissing means a Dex asks for an HTTPRoute but the cluster has no Gateway API
+	// CRDs (gateway.networking.k8s.io/v1 HTTPRoute); nothing was rendered for it. Install the
+	// Gateway API, or remove spec.httpRoute.
+	ReasonGatewayAPIMissing = "GatewayAPIMissing"
+)

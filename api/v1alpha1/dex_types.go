@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	corev1 "k8s.io/api/core/v1"
+	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -10,6 +11,7 @@ import (
 // pod settings, and the tenancy policy of the OIDCProvider it creates for it.
 // +kubebuilder:validation:XValidation:rule="!has(self.replicas) || self.replicas <= 1 || !has(self.storage) || !has(self.storage.type) || self.storage.type in ['kubernetes', 'postgres']",fieldPath=".replicas",message="several replicas need a storage they can share: set spec.storage.type to kubernetes or postgres, or set spec.replicas to 1"
 // +kubebuilder:validation:XValidation:rule="!has(self.staticPasswords) || size(self.staticPasswords) == 0 || self.enablePasswordDB",fieldPath=".staticPasswords",message="static passwords are served by Dex's password database: set spec.enablePasswordDB=true, or remove spec.staticPasswords"
+// +kubebuilder:validation:XValidation:rule="!has(self.web) || !has(self.web.tls) || self.issuer.startsWith('https://')",fieldPath=".issuer",message="with spec.web.tls Dex serves HTTPS only: make the issuer an https URL, or remove spec.web.tls"
 type DexSpec struct {
 	// issuer is Dex's issuer URL, as clients and tokens see it. Same rules as an OIDCProvider's
 	// issuerUrl: https, except for loopback and in-cluster hosts. For a Dex reached in the
@@ -98,6 +100,81 @@ type DexSpec struct {
 	// +optional
 	EnvFrom []corev1.EnvFromSource `json:"envFrom,omitempty"`
 
+	// logFormat of Dex's logs: json (default) or text.
+	// +kubebuilder:validation:Enum=json;text
+	// +kubebuilder:default=json
+	// +optional
+	LogFormat string `json:"logFormat,omitempty"`
+
+	// ingress renders an Ingress (networking.k8s.io/v1) to Dex's http port, for the issuer's host
+	// and path.
+	// +optional
+	Ingress *DexIngress `json:"ingress,omitempty"`
+
+	// httpRoute renders a Gateway API HTTPRoute (gateway.networking.k8s.io/v1) to Dex's http port,
+	// for the issuer's host and path. Needs the Gateway API CRDs in the cluster; without them the
+	// Dex reports Exposed=False, reason GatewayAPIMissing.
+	// +optional
+	HTTPRoute *DexHTTPRoute `json:"httpRoute,omitempty"`
+
+	// networkPolicy renders a NetworkPolicy for the Dex pods: the gRPC port admits only the
+	// operator's pods; the http and telemetry ports stay open.
+	// +kubebuilder:default={enabled: true}
+	// +optional
+	NetworkPolicy *DexNetworkPolicy `json:"networkPolicy,omitempty"`
+
+	// volumes are added to the Dex pods (CA files for connectors, custom web templates, ...).
+	// The names config, grpc-tls, data, web-tls, postgres-ca and postgres-tls are the operator's.
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(v, !(v.name in ['config', 'grpc-tls', 'data', 'web-tls', 'postgres-ca', 'postgres-tls']))",message="config, grpc-tls, data, web-tls, postgres-ca and postgres-tls are the names of the operator's volumes: rename the volume"
+	// +listType=map
+	// +listMapKey=name
+	// +optional
+	Volumes []corev1.Volume `json:"volumes,omitempty"`
+	// volumeMounts are added to the Dex container; they may mount spec.volumes anywhere except
+	// /etc/dex and /var/lib/dex (the operator's: config, certificates, sqlite3 database).
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:XValidation:rule="self.all(m, !(m.mountPath in ['/etc/dex', '/var/lib/dex']) && !m.mountPath.startsWith('/etc/dex/') && !m.mountPath.startsWith('/var/lib/dex/'))",message="/etc/dex and /var/lib/dex are where the operator mounts Dex's config, certificates and database: mount the volume elsewhere"
+	// +optional
+	VolumeMounts []corev1.VolumeMount `json:"volumeMounts,omitempty"`
+	// imagePullSecrets of the Dex pods (Secrets of this namespace).
+	// +kubebuilder:validation:MaxItems=16
+	// +optional
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+	// topologySpreadConstraints of the Dex pods, e.g. across zones. Their labelSelector usually
+	// selects app.kubernetes.io/instance: <name>.
+	// +kubebuilder:validation:MaxItems=8
+	// +optional
+	TopologySpreadConstraints []corev1.TopologySpreadConstraint `json:"topologySpreadConstraints,omitempty"`
+	// priorityClassName of the Dex pods.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+	// podLabels are added to the Dex pods. The labels the operator selects its pods with
+	// (app.kubernetes.io/name, app.kubernetes.io/instance, app.kubernetes.io/managed-by,
+	// dexterity.dev/dex) cannot be set.
+	// +kubebuilder:validation:MaxProperties=32
+	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k in ['app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/managed-by', 'dexterity.dev/dex', 'pod-template-hash'])",message="app.kubernetes.io/name, app.kubernetes.io/instance, app.kubernetes.io/managed-by, dexterity.dev/dex and pod-template-hash are the labels the operator selects the Dex pods with: remove them from spec.podLabels"
+	// +optional
+	PodLabels map[string]string `json:"podLabels,omitempty"`
+	// serviceAccountAnnotations are added to the Dex ServiceAccount (workload identity, e.g.
+	// eks.amazonaws.com/role-arn or iam.gke.io/gcp-service-account).
+	// +kubebuilder:validation:MaxProperties=32
+	// +optional
+	ServiceAccountAnnotations map[string]string `json:"serviceAccountAnnotations,omitempty"`
+
+	// configOverrides is merged into the Dex configuration the operator renders, for settings the
+	// kind does not model (e.g. signer, oauth2.deviceFlow, frontend.dir). Objects merge key by
+	// key, anything else replaces. Keys the operator owns are refused (ConfigValid=False naming
+	// the key): issuer, storage, web.http, web.https, web.tlsCert, web.tlsKey, grpc, telemetry.http,
+	// enablePasswordDB, staticPasswords, staticClients, connectors. The merged config is checked
+	// against Dex's configuration format before anything rolls out (at most 32 KiB).
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:pruning:PreserveUnknownFields
+	// +kubebuilder:validation:MaxProperties=32
+	// +optional
+	ConfigOverrides *apiextensionsv1.JSON `json:"configOverrides,omitempty"`
+
 	// registryClientId is the clientId of the OIDCProvider created for this Dex: the registry's
 	// own client in Dex, the primary audience of its tokens (default "dexterity-registry").
 	// +kubebuilder:validation:MaxLength=253
@@ -178,11 +255,53 @@ type DexPostgresStorage struct {
 	// passwordSecretRef holds the user's password (passed to Dex through the environment).
 	// +required
 	PasswordSecretRef SecretKeyRef `json:"passwordSecretRef"`
-	// sslMode: disable, require, verify-ca or verify-full (default).
+	// sslMode: disable, require, verify-ca or verify-full (default). ssl.mode, when set, wins.
 	// +kubebuilder:validation:Enum=disable;require;verify-ca;verify-full
 	// +kubebuilder:default=verify-full
 	// +optional
 	SSLMode string `json:"sslMode,omitempty"`
+	// ssl verifies the server against a private CA and authenticates Dex with a client
+	// certificate.
+	// +optional
+	SSL *DexPostgresSSL `json:"ssl,omitempty"`
+	// maxOpenConns caps Dex's open connections per pod (Dex's default 5).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	MaxOpenConns int32 `json:"maxOpenConns,omitempty"`
+	// maxIdleConns caps Dex's idle connections per pod (Dex's default 5).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=1000
+	// +optional
+	MaxIdleConns int32 `json:"maxIdleConns,omitempty"`
+	// connMaxLifetime is how long, in seconds, a connection is reused (Dex's default: forever).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=86400
+	// +optional
+	ConnMaxLifetime int32 `json:"connMaxLifetime,omitempty"`
+	// connectionTimeout is how long, in seconds, Dex waits for a new connection (Dex's default:
+	// forever).
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=600
+	// +optional
+	ConnectionTimeout int32 `json:"connectionTimeout,omitempty"`
+}
+
+// DexPostgresSSL is the TLS of Dex's postgres connection (mounted from Secrets into the pods).
+// +kubebuilder:validation:XValidation:rule="!has(self.mode) || self.mode != 'disable' || (!has(self.caSecretRef) && !has(self.certSecretRef))",message="ssl.mode disable uses no certificate: remove caSecretRef and certSecretRef, or choose require, verify-ca or verify-full"
+type DexPostgresSSL struct {
+	// mode: disable, require, verify-ca or verify-full. Replaces sslMode when set.
+	// +kubebuilder:validation:Enum=disable;require;verify-ca;verify-full
+	// +optional
+	Mode string `json:"mode,omitempty"`
+	// caSecretRef is the key of a Secret holding the PEM CA that signed the server's certificate
+	// (Dex's ssl.caFile).
+	// +optional
+	CASecretRef *SecretKeyRef `json:"caSecretRef,omitempty"`
+	// certSecretRef names a kubernetes.io/tls Secret (tls.crt, tls.key) with Dex's client
+	// certificate (Dex's ssl.certFile and ssl.keyFile).
+	// +optional
+	CertSecretRef *LocalObjectReference `json:"certSecretRef,omitempty"`
 }
 
 // DexOAuth2 mirrors Dex's oauth2 section.
@@ -271,6 +390,138 @@ type DexWeb struct {
 	// allowedOrigins for CORS requests to Dex's discovery, token and keys endpoints.
 	// +optional
 	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+	// tls makes Dex serve HTTPS with the certificate of a Secret (the Service's http port then
+	// serves HTTPS, and the probes use it). A renewed certificate rolls the pods.
+	// +optional
+	TLS *DexWebTLS `json:"tls,omitempty"`
+	// clientRemoteIP tells Dex which header carries the client's address behind a proxy (logs and
+	// rate limits), and which proxies to believe.
+	// +optional
+	ClientRemoteIP *DexClientRemoteIP `json:"clientRemoteIP,omitempty"`
+	// headers are security headers Dex adds to its HTTP responses (Dex's web.headers).
+	// +optional
+	Headers *DexWebHeaders `json:"headers,omitempty"`
+}
+
+// DexWebTLS is Dex's HTTPS certificate.
+type DexWebTLS struct {
+	// secretRef names a kubernetes.io/tls Secret of this namespace (tls.crt, tls.key), such as
+	// the Secret of a cert-manager Certificate. Its certificate must name the issuer's host, and
+	// the Service's host <name>.<namespace>.svc when the issuer is another host (the operator
+	// reads discovery and keys through the Service). A ca.crt in it becomes the OIDCProvider's
+	// caBundle.
+	// +required
+	SecretRef LocalObjectReference `json:"secretRef"`
+}
+
+// DexClientRemoteIP mirrors Dex's web.clientRemoteIP.
+type DexClientRemoteIP struct {
+	// header holding the client's address, e.g. X-Forwarded-For or X-Real-IP.
+	// +kubebuilder:validation:MaxLength=256
+	// +kubebuilder:validation:Pattern=`^[A-Za-z0-9-]+$`
+	// +optional
+	Header string `json:"header,omitempty"`
+	// trustedProxies are the CIDRs (e.g. 10.0.0.0/8) whose header Dex believes.
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.all(c, isCIDR(c))",message="each trusted proxy must be a CIDR, e.g. 10.0.0.0/8 or 192.168.1.7/32"
+	// +optional
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
+}
+
+// DexWebHeaders mirrors Dex's web.headers: each one set is added to Dex's HTTP responses.
+type DexWebHeaders struct {
+	// strictTransportSecurity is the Strict-Transport-Security header, e.g.
+	// "max-age=31536000; includeSubDomains".
+	// +kubebuilder:validation:MaxLength=1024
+	// +optional
+	StrictTransportSecurity string `json:"strictTransportSecurity,omitempty"`
+	// xFrameOptions is the X-Frame-Options header: DENY or SAMEORIGIN.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	XFrameOptions string `json:"xFrameOptions,omitempty"`
+	// contentSecurityPolicy is the Content-Security-Policy header.
+	// +kubebuilder:validation:MaxLength=4096
+	// +optional
+	ContentSecurityPolicy string `json:"contentSecurityPolicy,omitempty"`
+	// xContentTypeOptions is the X-Content-Type-Options header: nosniff.
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	XContentTypeOptions string `json:"xContentTypeOptions,omitempty"`
+	// xXSSProtection is the X-XSS-Protection header, e.g. "1; mode=block".
+	// +kubebuilder:validation:MaxLength=64
+	// +optional
+	XXSSProtection string `json:"xXSSProtection,omitempty"`
+}
+
+// DexIngress is an Ingress to Dex: its host and path are the issuer's.
+type DexIngress struct {
+	// className is the IngressClass (default: the cluster's default class).
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	ClassName string `json:"className,omitempty"`
+	// annotations of the Ingress (the ingress controller's settings; with spec.web.tls the
+	// backend speaks HTTPS, e.g. nginx.ingress.kubernetes.io/backend-protocol: HTTPS).
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// tlsSecretName is the Secret with the certificate the ingress controller serves for the
+	// issuer's host (e.g. made by cert-manager from the Ingress's annotations). Empty: no TLS
+	// section.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	TLSSecretName string `json:"tlsSecretName,omitempty"`
+}
+
+// DexHTTPRoute is a Gateway API HTTPRoute to Dex: its host and path are the issuer's.
+type DexHTTPRoute struct {
+	// parentRefs are the Gateways (or listeners of them) the route attaches to.
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=16
+	// +required
+	ParentRefs []DexGatewayParentRef `json:"parentRefs"`
+	// annotations of the HTTPRoute.
+	// +kubebuilder:validation:MaxProperties=64
+	// +optional
+	Annotations map[string]string `json:"annotations,omitempty"`
+}
+
+// DexGatewayParentRef mirrors the Gateway API's ParentReference.
+type DexGatewayParentRef struct {
+	// group of the parent (default gateway.networking.k8s.io).
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	Group string `json:"group,omitempty"`
+	// kind of the parent (default Gateway).
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Kind string `json:"kind,omitempty"`
+	// namespace of the parent (default: the Dex's).
+	// +kubebuilder:validation:MaxLength=63
+	// +optional
+	Namespace string `json:"namespace,omitempty"`
+	// name of the parent.
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=253
+	// +required
+	Name string `json:"name"`
+	// sectionName is the listener of the Gateway.
+	// +kubebuilder:validation:MaxLength=253
+	// +optional
+	SectionName string `json:"sectionName,omitempty"`
+	// port of the Gateway's listener.
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=65535
+	// +optional
+	Port *int32 `json:"port,omitempty"`
+}
+
+// DexNetworkPolicy configures the NetworkPolicy of the Dex pods.
+type DexNetworkPolicy struct {
+	// enabled renders the NetworkPolicy (default true).
+	// +kubebuilder:default=true
+	// +optional
+	Enabled *bool `json:"enabled,omitempty"`
 }
 
 // DexStaticPassword is one user of Dex's password database; the bcrypt hash of its password

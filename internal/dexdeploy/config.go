@@ -5,6 +5,7 @@
 package dexdeploy
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -36,6 +37,9 @@ const (
 	ConfigDir     = "/etc/dex/config"
 	ConfigFile    = ConfigDir + "/config.yaml"
 	GRPCTLSDir    = "/etc/dex/grpc-tls"
+	WebTLSDir     = "/etc/dex/web-tls"
+	PostgresCADir = "/etc/dex/postgres-ca"
+	PostgresTLS   = "/etc/dex/postgres-tls"
 	SQLiteDir     = "/var/lib/dex"
 	configFileKey = "config.yaml"
 )
@@ -68,8 +72,18 @@ type storageConfig struct {
 }
 
 type webConfig struct {
-	HTTP           string   `json:"http"`
-	AllowedOrigins []string `json:"allowedOrigins,omitempty"`
+	HTTP           string                `json:"http,omitempty"`
+	HTTPS          string                `json:"https,omitempty"`
+	TLSCert        string                `json:"tlsCert,omitempty"`
+	TLSKey         string                `json:"tlsKey,omitempty"`
+	AllowedOrigins []string              `json:"allowedOrigins,omitempty"`
+	Headers        map[string]string     `json:"headers,omitempty"`
+	ClientRemoteIP *clientRemoteIPConfig `json:"clientRemoteIP,omitempty"`
+}
+
+type clientRemoteIPConfig struct {
+	Header         string   `json:"header,omitempty"`
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
 }
 
 type grpcConfig struct {
@@ -125,14 +139,26 @@ func Config(d *dexv1.Dex, bootstrapConnector bool) ([]byte, []corev1.EnvVar, err
 		Telemetry:        telemetryConfig{HTTP: listen(PortTelemetry)},
 		OAuth2:           d.Spec.OAuth2,
 		Expiry:           d.Spec.Expiry,
-		Logger:           loggerConfig{Level: d.Spec.LogLevel, Format: "json"},
+		Logger:           loggerConfig{Level: d.Spec.LogLevel, Format: d.Spec.LogFormat},
 		EnablePasswordDB: d.Spec.EnablePasswordDB || bootstrapConnector,
 	}
 	if c.Logger.Level == "" {
 		c.Logger.Level = "info"
 	}
+	if c.Logger.Format == "" {
+		c.Logger.Format = "json"
+	}
 	if w := d.Spec.Web; w != nil {
 		c.Web.AllowedOrigins = w.AllowedOrigins
+		if w.TLS != nil {
+			// One port, one scheme: the Service's http port serves HTTPS.
+			c.Web.HTTP, c.Web.HTTPS = "", listen(PortHTTP)
+			c.Web.TLSCert, c.Web.TLSKey = WebTLSDir+"/"+KeyCert, WebTLSDir+"/"+KeyKey
+		}
+		if r := w.ClientRemoteIP; r != nil && (r.Header != "" || len(r.TrustedProxies) > 0) {
+			c.Web.ClientRemoteIP = &clientRemoteIPConfig{Header: r.Header, TrustedProxies: r.TrustedProxies}
+		}
+		c.Web.Headers = webHeaders(w.Headers)
 	}
 	if f := d.Spec.Frontend; f != nil {
 		c.Frontend = &frontendConfig{Issuer: f.Issuer, LogoURL: f.LogoURL, Theme: f.Theme}
@@ -156,13 +182,30 @@ func Config(d *dexv1.Dex, bootstrapConnector bool) ([]byte, []corev1.EnvVar, err
 			port = 5432
 		}
 		mode := pg.SSLMode
+		if pg.SSL != nil && pg.SSL.Mode != "" {
+			mode = pg.SSL.Mode
+		}
 		if mode == "" {
 			mode = "verify-full"
 		}
-		c.Storage = storageConfig{Type: "postgres", Config: map[string]any{
+		ssl := map[string]any{"mode": mode}
+		if pg.SSL != nil && pg.SSL.CASecretRef != nil {
+			ssl["caFile"] = PostgresCADir + "/" + KeyCABundle
+		}
+		if pg.SSL != nil && pg.SSL.CertSecretRef != nil {
+			ssl["certFile"], ssl["keyFile"] = PostgresTLS+"/"+KeyCert, PostgresTLS+"/"+KeyKey
+		}
+		cfg := map[string]any{
 			"host": pg.Host, "port": port, "database": pg.Database, "user": pg.User,
-			"password": "$" + envPostgresPassword, "ssl": map[string]any{"mode": mode},
-		}}
+			"password": "$" + envPostgresPassword, "ssl": ssl,
+		}
+		for key, v := range map[string]int32{"maxOpenConns": pg.MaxOpenConns, "maxIdleConns": pg.MaxIdleConns,
+			"connMaxLifetime": pg.ConnMaxLifetime, "connectionTimeout": pg.ConnectionTimeout} {
+			if v > 0 {
+				cfg[key] = v
+			}
+		}
+		c.Storage = storageConfig{Type: "postgres", Config: cfg}
 		env = append(env, secretEnv(envPostgresPassword, pg.PasswordSecretRef))
 	default:
 		return nil, nil, fmt.Errorf("spec.storage.type: %q is not one of kubernetes, sqlite3, postgres, memory", d.StorageType())
@@ -174,11 +217,51 @@ func Config(d *dexv1.Dex, bootstrapConnector bool) ([]byte, []corev1.EnvVar, err
 		})
 		env = append(env, secretEnv(name, p.HashSecretRef))
 	}
-	b, err := json.MarshalIndent(c, "", "  ")
+	b, err := json.Marshal(c)
 	if err != nil {
 		return nil, nil, err
 	}
-	return append(b, '\n'), env, nil
+	if b, err = applyOverrides(d, b); err != nil {
+		return nil, nil, err
+	}
+	if err := checkDexConfig(b); err != nil {
+		return nil, nil, err
+	}
+	var out bytes.Buffer
+	if err := json.Indent(&out, b, "", "  "); err != nil {
+		return nil, nil, err
+	}
+	out.WriteByte('\n')
+	return out.Bytes(), env, nil
+}
+
+// webHeaders are Dex's web.headers, keyed by header name as Dex's config spells them.
+func webHeaders(h *dexv1.DexWebHeaders) map[string]string {
+	if h == nil {
+		return nil
+	}
+	out := map[string]string{}
+	for name, v := range map[string]string{
+		"Strict-Transport-Security": h.StrictTransportSecurity, "X-Frame-Options": h.XFrameOptions,
+		"Content-Security-Policy": h.ContentSecurityPolicy, "X-Content-Type-Options": h.XContentTypeOptions,
+		"X-XSS-Protection": h.XXSSProtection,
+	} {
+		if v != "" {
+			out[name] = v
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// HTTPScheme is the scheme Dex's http port serves: https with spec.web.tls.
+func HTTPScheme(d *dexv1.Dex) string {
+	if d.Spec.Web != nil && d.Spec.Web.TLS != nil {
+		return "https"
+	}
+	return "http"
 }
 
 func listen(port int) string { return net.JoinHostPort("0.0.0.0", strconv.Itoa(port)) }
@@ -199,13 +282,32 @@ func SecretRefs(d *dexv1.Dex) []FieldSecretRef {
 	for i, p := range d.Spec.StaticPasswords {
 		out = append(out, FieldSecretRef{Field: fmt.Sprintf("spec.staticPasswords[%d].hashSecretRef", i), Ref: p.HashSecretRef})
 	}
+	tlsPair := func(field, name string) {
+		for _, key := range []string{KeyCert, KeyKey} {
+			out = append(out, FieldSecretRef{Field: field, Ref: dexv1.SecretKeyRef{Name: name, Key: key}, Mounted: true})
+		}
+	}
+	if w := d.Spec.Web; w != nil && w.TLS != nil {
+		tlsPair("spec.web.tls.secretRef", w.TLS.SecretRef.Name)
+	}
+	if d.StorageType() == dexv1.DexStoragePostgres && d.Spec.Storage.Postgres != nil && d.Spec.Storage.Postgres.SSL != nil {
+		ssl := d.Spec.Storage.Postgres.SSL
+		if ssl.CASecretRef != nil {
+			out = append(out, FieldSecretRef{Field: "spec.storage.postgres.ssl.caSecretRef", Ref: *ssl.CASecretRef, Mounted: true})
+		}
+		if ssl.CertSecretRef != nil {
+			tlsPair("spec.storage.postgres.ssl.certSecretRef", ssl.CertSecretRef.Name)
+		}
+	}
 	return out
 }
 
-// FieldSecretRef is a Secret key and the spec field that names it.
+// FieldSecretRef is a Secret key and the spec field that names it. Mounted keys are files in the
+// pods (certificates); the others reach Dex through the environment.
 type FieldSecretRef struct {
-	Field string
-	Ref   dexv1.SecretKeyRef
+	Field   string
+	Ref     dexv1.SecretKeyRef
+	Mounted bool
 }
 
 // ServiceHost is the in-cluster DNS name of a Dex's Service.
@@ -228,5 +330,5 @@ func DiscoveryURL(d *dexv1.Dex) string {
 	if host == ServiceHost(d) || host == ServiceHost(d)+".cluster.local" {
 		return ""
 	}
-	return "http://" + net.JoinHostPort(ServiceHost(d), strconv.Itoa(PortHTTP)) + strings.TrimSuffix(u.EscapedPath(), "/")
+	return HTTPScheme(d) + "://" + net.JoinHostPort(ServiceHost(d), strconv.Itoa(PortHTTP)) + strings.TrimSuffix(u.EscapedPath(), "/")
 }

@@ -35,6 +35,7 @@ const (
 // Names of the objects a Dex renders, all in its namespace.
 type Names struct {
 	Deployment, Service, ServiceAccount, Role, RoleBinding, PDB, PVC string
+	Ingress, HTTPRoute, NetworkPolicy                                string
 	ConfigSecret, CASecret, ServerSecret, ClientSecret               string
 	OIDCProvider                                                     string
 }
@@ -46,7 +47,7 @@ func NamesFor(d *dexv1.Dex) Names {
 	n := d.Name
 	return Names{
 		Deployment: n, Service: n, ServiceAccount: n, Role: n + "-storage", RoleBinding: n + "-storage",
-		PDB: n, PVC: n + "-data",
+		PDB: n, PVC: n + "-data", Ingress: n, HTTPRoute: n, NetworkPolicy: n,
 		ConfigSecret: n + "-config", CASecret: n + "-grpc-ca", ServerSecret: n + "-grpc-server", ClientSecret: n + "-grpc-client",
 		OIDCProvider: n,
 	}
@@ -90,9 +91,13 @@ func TLSSecret(d *dexv1.Dex, name string, data map[string][]byte) *corev1.Secret
 	return &corev1.Secret{ObjectMeta: objectMeta(d, name), Data: data}
 }
 
-// ServiceAccount of the Dex pods.
+// ServiceAccount of the Dex pods, with spec.serviceAccountAnnotations (workload identity).
 func ServiceAccount(d *dexv1.Dex) *corev1.ServiceAccount {
-	return &corev1.ServiceAccount{ObjectMeta: objectMeta(d, NamesFor(d).ServiceAccount)}
+	sa := &corev1.ServiceAccount{ObjectMeta: objectMeta(d, NamesFor(d).ServiceAccount)}
+	if len(d.Spec.ServiceAccountAnnotations) > 0 {
+		sa.Annotations = maps.Clone(d.Spec.ServiceAccountAnnotations)
+	}
+	return sa
 }
 
 // StorageResources are the custom resources of Dex's kubernetes storage (config/crd/dex).
@@ -124,7 +129,7 @@ func Service(d *dexv1.Dex) *corev1.Service {
 		Type:     corev1.ServiceTypeClusterIP,
 		Selector: SelectorLabels(d),
 		Ports: []corev1.ServicePort{
-			{Name: "http", Port: PortHTTP, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP},
+			{Name: "http", Port: PortHTTP, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP, AppProtocol: ptr.To(HTTPScheme(d))},
 			{Name: "grpc", Port: PortGRPC, TargetPort: intstr.FromString("grpc"), Protocol: corev1.ProtocolTCP},
 			{Name: "telemetry", Port: PortTelemetry, TargetPort: intstr.FromString("telemetry"), Protocol: corev1.ProtocolTCP},
 		},
@@ -199,6 +204,33 @@ func Deployment(d *dexv1.Dex, env []corev1.EnvVar, configHash string) *appsv1.De
 		}})
 		mounts = append(mounts, corev1.VolumeMount{Name: "data", MountPath: SQLiteDir})
 	}
+	secretVolume := func(name, dir, secret string, items []corev1.KeyToPath, mode int32) {
+		volumes = append(volumes, corev1.Volume{Name: name, VolumeSource: corev1.VolumeSource{Secret: &corev1.SecretVolumeSource{
+			SecretName: secret, Items: items, DefaultMode: ptr.To(mode),
+		}}})
+		mounts = append(mounts, corev1.VolumeMount{Name: name, MountPath: dir, ReadOnly: true})
+	}
+	tlsItems := []corev1.KeyToPath{{Key: KeyCert, Path: KeyCert}, {Key: KeyKey, Path: KeyKey}}
+	if w := d.Spec.Web; w != nil && w.TLS != nil {
+		secretVolume("web-tls", WebTLSDir, w.TLS.SecretRef.Name, tlsItems, 0o644)
+	}
+	if pg := d.Spec.Storage; d.StorageType() == dexv1.DexStoragePostgres && pg.Postgres != nil && pg.Postgres.SSL != nil {
+		if ref := pg.Postgres.SSL.CASecretRef; ref != nil {
+			secretVolume("postgres-ca", PostgresCADir, ref.Name, []corev1.KeyToPath{{Key: ref.Key, Path: KeyCABundle}}, 0o644)
+		}
+		if ref := pg.Postgres.SSL.CertSecretRef; ref != nil {
+			// Postgres clients refuse a key readable by others: 0640 owned by root (the kubelet
+			// adds the fsGroup's read bit to 0600 anyway).
+			secretVolume("postgres-tls", PostgresTLS, ref.Name, tlsItems, 0o640)
+		}
+	}
+	volumes = append(volumes, d.Spec.Volumes...)
+	mounts = append(mounts, d.Spec.VolumeMounts...)
+	podLabels := maps.Clone(d.Spec.PodLabels)
+	if podLabels == nil {
+		podLabels = map[string]string{}
+	}
+	maps.Copy(podLabels, Labels(d)) // the selector labels always win (admission refuses them anyway)
 	containerEnv := make([]corev1.EnvVar, 0, 2+len(env)+len(d.Spec.Env))
 	containerEnv = append(containerEnv,
 		corev1.EnvVar{Name: "DEX_API_CONNECTORS_CRUD", Value: "true"},
@@ -222,7 +254,7 @@ func Deployment(d *dexv1.Dex, env []corev1.EnvVar, configHash string) *appsv1.De
 			Selector: &metav1.LabelSelector{MatchLabels: SelectorLabels(d)},
 			Strategy: strategy,
 			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: Labels(d), Annotations: podAnnotations},
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels, Annotations: podAnnotations},
 				Spec: corev1.PodSpec{
 					ServiceAccountName:           n.ServiceAccount,
 					AutomountServiceAccountToken: ptr.To(d.StorageType() == dexv1.DexStorageKubernetes),
@@ -254,10 +286,13 @@ func Deployment(d *dexv1.Dex, env []corev1.EnvVar, configHash string) *appsv1.De
 							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
 						},
 					}},
-					Volumes:      volumes,
-					NodeSelector: d.Spec.NodeSelector,
-					Tolerations:  d.Spec.Tolerations,
-					Affinity:     d.Spec.Affinity,
+					Volumes:                   volumes,
+					NodeSelector:              d.Spec.NodeSelector,
+					Tolerations:               d.Spec.Tolerations,
+					Affinity:                  d.Spec.Affinity,
+					ImagePullSecrets:          d.Spec.ImagePullSecrets,
+					TopologySpreadConstraints: d.Spec.TopologySpreadConstraints,
+					PriorityClassName:         d.Spec.PriorityClassName,
 				},
 			},
 		},
@@ -268,7 +303,9 @@ func Deployment(d *dexv1.Dex, env []corev1.EnvVar, configHash string) *appsv1.De
 // in-cluster discovery address when the issuer is external, and spec.dex reaching the Service with
 // the operator's client certificate under the Dex's tenancy policy. Every other field is the
 // platform team's to set on the OIDCProvider itself.
-func OIDCProviderSpec(d *dexv1.Dex) dexv1.OIDCProviderSpec {
+//
+// caBundle is the ca.crt of the web TLS Secret (empty: the provider's own caBundle is left alone).
+func OIDCProviderSpec(d *dexv1.Dex, caBundle []byte) dexv1.OIDCProviderSpec {
 	clientID := d.Spec.RegistryClientID
 	if clientID == "" {
 		clientID = DefaultRegistryClientID
@@ -276,6 +313,7 @@ func OIDCProviderSpec(d *dexv1.Dex) dexv1.OIDCProviderSpec {
 	return dexv1.OIDCProviderSpec{
 		IssuerURL:    d.Spec.Issuer,
 		DiscoveryURL: DiscoveryURL(d),
+		CABundle:     string(caBundle),
 		ClientID:     clientID,
 		Dex: &dexv1.DexAdminSpec{
 			GRPCAddress:         GRPCAddress(d),

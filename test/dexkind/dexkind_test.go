@@ -145,6 +145,16 @@ func setup() error {
 	return harness.WaitHTTPOK(context.Background(), fmt.Sprintf("http://127.0.0.1:%d/readyz", probePort), time.Minute)
 }
 
+// dexNamespaces are the namespaces of the tests' Dex objects: their pods all bind Dex's ports.
+var dexNamespaces = []string{platformNS, "platform-sqlite", "platform-tls", "platform-pg"}
+
+// waitNoDexPod waits until no test's Dex pod runs (a test's Dex is deleted by its cleanup).
+func waitNoDexPod(g Gomega) {
+	for _, ns := range dexNamespaces {
+		g.Eventually(func() int { return kubelet.PodPID(ns, "dex") }, timeout).Should(BeZero(), "the Dex pod of %s is gone", ns)
+	}
+}
+
 func tail(s string) string {
 	const n = 12000
 	if len(s) > n {
@@ -365,7 +375,7 @@ func TestDexSQLite3(t *testing.T) {
 	const ns = "platform-sqlite"
 	g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 	// The pod of TestDexKindEndToEnd binds the same ports: wait until its Deployment is gone.
-	g.Eventually(func() int { return kubelet.PodPID(platformNS, "dex") }, timeout).Should(BeZero())
+	waitNoDexPod(g)
 	d := &dexv1.Dex{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dex"},
 		Spec: dexv1.DexSpec{
@@ -391,6 +401,8 @@ func TestDexSQLite3(t *testing.T) {
 			RedirectURIs: []string{"https://web.example.org/callback"}},
 	}
 	g.Expect(k8s.Create(ctx, web)).To(Succeed())
+	// Before the Dex's own cleanup (cleanups run last first): the Dex goes only after its clients.
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), web) })
 	g.Eventually(condition(web, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue))
 	inDex := func(g Gomega) {
 		s := &corev1.Secret{}

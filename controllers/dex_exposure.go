@@ -1,0 +1,193 @@
+package controllers
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	networkingv1 "k8s.io/api/networking/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	apivalidation "k8s.io/apimachinery/pkg/api/validation"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/dexdeploy"
+)
+
+// A missing Gateway API waits for the cluster's administrator, as a spec error waits for the user.
+// (Its place is the stalledReasons list of conditions.go.)
+// defaultOperatorPodLabels select the operator's pods of the install (config/manager).
+var defaultOperatorPodLabels = map[string]string{"control-plane": "controller-manager"}
+
+// serviceAccountNamespaceFile holds the namespace of an in-cluster pod.
+const serviceAccountNamespaceFile = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+// operatorPeer is how a Dex's NetworkPolicy recognises the operator's pods.
+func (r *DexReconciler) operatorPeer() dexdeploy.OperatorPeer {
+	p := dexdeploy.OperatorPeer{Namespace: r.OperatorNamespace, Labels: r.OperatorPodLabels}
+	if p.Namespace == "" {
+		p.Namespace = os.Getenv("POD_NAMESPACE")
+	}
+	if p.Namespace == "" {
+		if b, err := os.ReadFile(serviceAccountNamespaceFile); err == nil {
+			p.Namespace = strings.TrimSpace(string(b))
+		}
+	}
+	if len(p.Labels) == 0 {
+		p.Labels = defaultOperatorPodLabels
+	}
+	return p
+}
+
+// validateDexSpec refuses, naming the field, what admission cannot check alone and the API server
+// would refuse only when the rendered objects are written (which would retry forever instead of
+// stalling): label and annotation syntax, environment variables the operator sets, mounts of
+// volumes that are not there, an issuer host an Ingress or an HTTPRoute cannot route.
+func validateDexSpec(d *dexv1.Dex) error {
+	spec := field.NewPath("spec")
+	errs := metavalidation.ValidateLabels(d.Spec.PodLabels, spec.Child("podLabels"))
+	errs = append(errs, apivalidation.ValidateAnnotations(d.Spec.ServiceAccountAnnotations, spec.Child("serviceAccountAnnotations"))...)
+	if d.Spec.Ingress != nil {
+		errs = append(errs, apivalidation.ValidateAnnotations(d.Spec.Ingress.Annotations, spec.Child("ingress", "annotations"))...)
+	}
+	if d.Spec.HTTPRoute != nil {
+		errs = append(errs, apivalidation.ValidateAnnotations(d.Spec.HTTPRoute.Annotations, spec.Child("httpRoute", "annotations"))...)
+	}
+	for i, e := range d.Spec.Env {
+		if dexdeploy.ReservedEnvName(e.Name) {
+			errs = append(errs, field.Forbidden(spec.Child("env").Index(i).Child("name"),
+				fmt.Sprintf("%s is set by the operator (Dex's connector API, env expansion, storage and password settings); remove it, or use another name", e.Name)))
+		}
+	}
+	volumes := map[string]bool{}
+	for _, v := range d.Spec.Volumes {
+		volumes[v.Name] = true
+	}
+	for i, m := range d.Spec.VolumeMounts {
+		if !volumes[m.Name] {
+			errs = append(errs, field.NotFound(spec.Child("volumeMounts").Index(i).Child("name"), m.Name))
+		}
+	}
+	if d.Spec.Ingress != nil || d.Spec.HTTPRoute != nil {
+		if host, _ := dexdeploy.IssuerHostPath(d); net.ParseIP(strings.Trim(host, "[]")) != nil {
+			errs = append(errs, field.Invalid(spec.Child("issuer"), d.Spec.Issuer,
+				"an Ingress or HTTPRoute routes a host name, not an IP address: give the issuer a host name, or remove spec.ingress and spec.httpRoute"))
+		}
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return &dexUserError{dexv1.ReasonInvalidSpec, errs.ToAggregate().Error()}
+}
+
+// ensureNetworkPolicy keeps the NetworkPolicy of the Dex pods (spec.networkPolicy.enabled,
+// default true), and deletes it when disabled.
+func (r *DexReconciler) ensureNetworkPolicy(ctx context.Context, d *dexv1.Dex) error {
+	want := dexdeploy.NetworkPolicy(d, r.operatorPeer())
+	if !dexdeploy.NetworkPolicyEnabled(d) {
+		return r.deleteOwned(ctx, d, &networkingv1.NetworkPolicy{ObjectMeta: want.ObjectMeta})
+	}
+	np := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: want.Namespace, Name: want.Name}}
+	return r.ensure(ctx, d, "NetworkPolicy", np, want.Labels, dexdeploy.Hash(want.Spec), func() { np.Spec = want.Spec })
+}
+
+// ensureExposure keeps the Ingress and the HTTPRoute the Dex asks for (deleting those it no longer
+// asks for) and sets Exposed. A cluster without the Gateway API gets no HTTPRoute and
+// Exposed=False, GatewayAPIMissing; the check is repeated at every reconcile (and resync).
+func (r *DexReconciler) ensureExposure(ctx context.Context, d *dexv1.Dex) error {
+	ing := dexdeploy.Ingress(d)
+	if d.Spec.Ingress == nil {
+		if err := r.deleteOwned(ctx, d, &networkingv1.Ingress{ObjectMeta: ing.ObjectMeta}); err != nil {
+			return err
+		}
+	} else {
+		got := &networkingv1.Ingress{ObjectMeta: metav1.ObjectMeta{Namespace: ing.Namespace, Name: ing.Name}}
+		if err := r.ensure(ctx, d, "Ingress", got, ing.Labels, dexdeploy.Hash(ing.Spec, ing.Annotations), func() {
+			got.Spec = ing.Spec
+			for k, v := range ing.Annotations {
+				metav1.SetMetaDataAnnotation(&got.ObjectMeta, k, v)
+			}
+		}); err != nil {
+			return err
+		}
+	}
+	if d.Spec.HTTPRoute == nil {
+		if err := r.deleteHTTPRoute(ctx, d); err != nil {
+			return err
+		}
+		setCondition(d, dexv1.ConditionExposed, metav1.ConditionTrue, dexv1.ReasonRoutesApplied, "")
+		return nil
+	}
+	installed, err := r.httpRouteInstalled()
+	if err != nil {
+		return err
+	}
+	if !installed {
+		setCondition(d, dexv1.ConditionExposed, metav1.ConditionFalse, dexv1.ReasonGatewayAPIMissing,
+			"spec.httpRoute: the cluster has no Gateway API (no gateway.networking.k8s.io/v1 HTTPRoute); install its CRDs, or remove spec.httpRoute (spec.ingress works without it)")
+		return nil
+	}
+	want := dexdeploy.HTTPRoute(d)
+	got := &unstructured.Unstructured{}
+	got.SetGroupVersionKind(dexdeploy.HTTPRouteGVK)
+	got.SetNamespace(want.GetNamespace())
+	got.SetName(want.GetName())
+	if err := r.ensure(ctx, d, "HTTPRoute", got, want.GetLabels(), dexdeploy.Hash(want.Object["spec"], want.GetAnnotations()), func() {
+		got.Object["spec"] = want.Object["spec"]
+		for k, v := range want.GetAnnotations() {
+			setAnnotation(got, k, v)
+		}
+	}); err != nil {
+		return err
+	}
+	setCondition(d, dexv1.ConditionExposed, metav1.ConditionTrue, dexv1.ReasonRoutesApplied, "")
+	return nil
+}
+
+// httpRouteInstalled asks the API server's discovery (through the manager's REST mapper, which
+// looks again after a miss) whether HTTPRoutes exist.
+func (r *DexReconciler) httpRouteInstalled() (bool, error) {
+	gvk := dexdeploy.HTTPRouteGVK
+	_, err := r.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
+	switch {
+	case err == nil:
+		return true, nil
+	case meta.IsNoMatchError(err) || apierrors.IsNotFound(err):
+		return false, nil
+	}
+	return false, fmt.Errorf("failed to discover the Gateway API's HTTPRoute: %w", err)
+}
+
+// deleteHTTPRoute deletes the Dex's HTTPRoute, if the Gateway API exists and it has one.
+func (r *DexReconciler) deleteHTTPRoute(ctx context.Context, d *dexv1.Dex) error {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(dexdeploy.HTTPRouteGVK)
+	u.SetNamespace(d.Namespace)
+	u.SetName(dexdeploy.NamesFor(d).HTTPRoute)
+	err := r.deleteOwned(ctx, d, u)
+	if meta.IsNoMatchError(err) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("failed to delete HTTPRoute %s/%s: %w", u.GetNamespace(), u.GetName(), err)
+	}
+	return nil
+}
+
+// gatewayAPIRecheck is how often a Dex whose HTTPRoute waits for the Gateway API looks again.
+const gatewayAPIRecheck = time.Minute
+
+// requeueAfter shortens the requeue of a Dex that waits for the Gateway API.
+func requeueAfter(d *dexv1.Dex, after time.Duration) time.Duration {
+	if c := meta.FindStatusCondition(d.Status.Conditions, dexv1.ConditionExposed); c != nil && c.Reason == dexv1.ReasonGatewayAPIMissing {
+		return min(after, gatewayAPIRecheck)
+	}
+	return after
+}
