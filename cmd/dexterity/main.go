@@ -16,6 +16,7 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
+	ctrlmetrics "sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
@@ -24,6 +25,7 @@ import (
 	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/dexdeploy"
+	dexmetrics "dexterity.dev/dexterity/internal/metrics"
 	"dexterity.dev/dexterity/internal/oidc"
 	"dexterity.dev/dexterity/internal/registry"
 	"dexterity.dev/dexterity/internal/webhookcert"
@@ -134,6 +136,11 @@ func run(o options) error {
 		DexCerts:               o.dexCerts,
 		ServiceAccountFallback: saFallback,
 	}); err != nil {
+		return err
+	}
+	// The gauges of docs/monitoring.md (objects by state and condition, Dex certificate expiry),
+	// read from the cache at scrape time by the leader.
+	if err := dexmetrics.Register(ctrlmetrics.Registry, mgr.GetClient(), mgr.Elected()); err != nil {
 		return err
 	}
 
