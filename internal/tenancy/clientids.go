@@ -143,5 +143,6 @@ func CheckReservedAudience(ctx context.Context, c client.Reader, p *dexv1.OIDCPr
 		return nil
 	}
 	slices.Sort(holders)
-	return &Blocked{Reason: dexv1.ReasonClientIDReserved, Message: fmt.Sprintf("spec.clientId: %q is the registry audience of OIDCProvider %s (its spec.clientId or spec.audiences): only a DexStaticClient in that provider's namespace may register it; choose another spec.clientId", id, strings.Join(holders, ", "))}
+	return &Blocked{Reason: dexv1.ReasonClientIDReserved, Message: fmt.Sprintf("spec.clientId: %q is the registry audience of OIDCProvider %s "+
+		"(its spec.clientId or spec.audiences): only a DexStaticClient in that provider's namespace may register it; choose another spec.clientId", id, strings.Join(holders, ", "))}
 }

@@ -212,7 +212,6 @@ func LoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-
 // Field indexes of the manager's cache that the webhooks list by too (the controllers register
 // them, on every replica): DexStaticClients by effective client id, DexConnectors by connector id.
 const (
