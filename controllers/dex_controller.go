@@ -231,8 +231,11 @@ func dexesForConnector(_ context.Context, o client.Object) []reconcile.Request {
 
 // dexSecrets is what the Secrets a Dex's spec names contribute to its rendering.
 type dexSecrets struct {
-	// versions go into the config hash: the resource version of a Secret passed through the
-	// environment, a digest of the data of a mounted key (a renewed certificate).
+	// versions go into the config hash: a digest of the data of each key the spec names (a
+	// changed password, a renewed certificate). Not the Secret's resourceVersion: labels and
+	// annotations (the operator's own watch label, cert-manager's) change it without changing
+	// what Dex reads, and must not roll the pods. The digests are only ever part of the
+	// config hash, which also covers the rendered config (a Secret).
 	versions map[string]string
 	// webCA is the ca.crt of the web TLS Secret, if any (the OIDCProvider's caBundle).
 	webCA []byte
@@ -258,12 +261,6 @@ func (r *DexReconciler) referencedSecrets(ctx context.Context, d *dexv1.Dex) (de
 		if !ok {
 			return out, &dexUserError{dexv1.ReasonSecretNotFound, fmt.Sprintf("%s: Secret %s/%s has no key %q; add it, or point the field at the key that holds the value", ref.Field, d.Namespace, ref.Ref.Name, ref.Ref.Key)}
 		}
-		if !ref.Mounted {
-			out.versions[s.Name] = s.ResourceVersion
-			continue
-		}
-		// Only the data of a mounted key counts: cert-manager rewrites its Secret's annotations
-		// without a new certificate.
 		out.versions[s.Name+"/"+ref.Ref.Key] = dexdeploy.Hash(data)
 		if ref.Field == "spec.web.tls.secretRef" {
 			out.webCA = s.Data[dexdeploy.KeyCABundle]

@@ -122,10 +122,10 @@ func (k *dexEntryKind[T]) reconcile(ctx context.Context, d *DexEntryDeps, req ct
 		err = k.ownership.syncPolicy(ctx, d.Client, obj, held)
 	}
 	if err != nil {
-		return k.blockedOrError(d, obj, dexv1.ConditionRegistered, err)
+		return k.blockedOrError(d, obj, before.GetConditions(), dexv1.ConditionRegistered, err)
 	}
 	if condType, err := sync(ctx, obj, p, held); err != nil {
-		return k.blockedOrError(d, obj, condType, err)
+		return k.blockedOrError(d, obj, before.GetConditions(), condType, err)
 	}
 	return ctrl.Result{RequeueAfter: jitter(d.resyncPeriod())}, nil
 }
@@ -133,7 +133,12 @@ func (k *dexEntryKind[T]) reconcile(ctx context.Context, d *DexEntryDeps, req ct
 // blockedOrError turns a step's error into a condition: a *blocked problem (or a Dex refusal of
 // the kind) waits for the user (or a watched object) and is retried at the resync period; a Dex
 // outage is returned so the workqueue backs off; anything else is returned as is.
-func (k *dexEntryKind[T]) blockedOrError(d *DexEntryDeps, obj T, condType string, err error) (ctrl.Result, error) {
+//
+// A problem about something the manager does not watch (Poll) is looked at again after pollAfter
+// of the time the condition has been False with this reason, as the object read at the start of
+// the reconcile (prev) says: a condition set True and back to False within one reconcile does not
+// restart the backoff.
+func (k *dexEntryKind[T]) blockedOrError(d *DexEntryDeps, obj T, prev []metav1.Condition, condType string, err error) (ctrl.Result, error) {
 	if res, ok := waitForProvider(obj, condType, err); ok {
 		return res, nil
 	}
@@ -146,7 +151,11 @@ func (k *dexEntryKind[T]) blockedOrError(d *DexEntryDeps, obj T, condType string
 		setCondition(obj, condType, metav1.ConditionFalse, b.Reason, b.Message)
 		after := d.resyncPeriod()
 		if b.Poll {
-			after = min(after, pollAfter(time.Since(findCondition(obj.GetConditions(), condType).LastTransitionTime.Time)))
+			waited := time.Duration(0)
+			if was := findCondition(prev, condType); was.Status == metav1.ConditionFalse && was.Reason == b.Reason {
+				waited = max(0, time.Since(was.LastTransitionTime.Time))
+			}
+			after = min(after, pollAfter(waited))
 		}
 		return ctrl.Result{RequeueAfter: jitter(after)}, nil
 	case dex.IsUnavailable(err):

@@ -16,8 +16,8 @@ import (
 // thousands of DexStaticClients, this is a good part of what each one costs (design.md §7:
 // 4 KiB per client). Names, UIDs and ids, unique to each object, are left alone.
 //
-// The table is bounded (maxInterned strings of at most maxInternedLen bytes): a string that does
-// not fit is kept as decoded, so that what tenants write cannot grow it past a few MiB.
+// The table is bounded (maxInterned strings of at most maxInternedLen bytes; cleared when full),
+// so that what tenants write cannot grow it past a few MiB.
 const (
 	maxInterned    = 16384
 	maxInternedLen = 256
@@ -40,9 +40,12 @@ func (t *internTable) intern(s string) string {
 	if v, ok := t.m[s]; ok {
 		return v
 	}
-	if len(t.m) < maxInterned {
-		t.m[s] = s
+	if len(t.m) >= maxInterned {
+		// Full (strings unique to objects, or a tenant filling it on purpose): start again, so
+		// that what repeats is shared again. Strings handed out stay valid.
+		clear(t.m)
 	}
+	t.m[s] = s
 	return s
 }
 

@@ -10,6 +10,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 )
@@ -76,21 +77,24 @@ func watchedSecretLabels(labels map[string]string) map[string]string {
 // readSecret reads Secret key from the API server (Secrets are not cached) into s and makes sure
 // the manager watches it from now on: a Secret without dexv1.LabelWatchedSecret gets the label (a
 // merge patch of the label alone). Without it, a change of the Secret would reach the objects that
-// use it only at their next resync.
+// use it only at their next resync. A Secret whose owner set the label to anything but "true" has
+// opted out, and is not labelled (its changes are seen at the resync). A refused patch (a policy,
+// a webhook) is logged and the Secret used as read: the label is an optimisation, not a
+// condition.
 func readSecret(ctx context.Context, c client.Client, key types.NamespacedName, s *corev1.Secret) error {
 	if err := c.Get(ctx, key, s); err != nil {
 		return err
 	}
-	if s.Labels[dexv1.LabelWatchedSecret] == "true" {
+	if _, set := s.Labels[dexv1.LabelWatchedSecret]; set {
 		return nil
 	}
 	m := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Namespace: key.Namespace, Name: key.Name}}
 	m.SetGroupVersionKind(corev1.SchemeGroupVersion.WithKind("Secret"))
 	patch := fmt.Appendf(nil, `{"metadata":{"labels":{%q:"true"}}}`, dexv1.LabelWatchedSecret)
 	if err := c.Patch(ctx, m, client.RawPatch(types.MergePatchType, patch)); err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("failed to label Secret %s so that the operator watches it: %w", key, err)
+		log.FromContext(ctx).Info("Failed to label a Secret so that the operator watches it; its changes are seen at the next resync", "secret", key.String(), "error", err.Error())
 	}
-	s.Labels = watchedSecretLabels(s.Labels)
-	s.ResourceVersion = m.ResourceVersion
+	// s keeps the resourceVersion it was read at: if the Secret changed between the read and the
+	// patch, the memo (tlsSecrets) sees another version in the cache and reads it again.
 	return nil
 }

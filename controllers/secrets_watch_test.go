@@ -94,3 +94,32 @@ func TestIDIndexesListAcrossNamespaces(t *testing.T) {
 		g.Expect(list.Items).To(HaveLen(2))
 	}, waitTimeout).Should(Succeed())
 }
+
+// A client whose credentials Secret name is taken by a Secret it does not own waits without
+// churn: SecretReady (set True by the secret step, False by the credentials step in the same
+// reconcile) keeps its lastTransitionTime, so the object backs off instead of looking again every
+// 5 seconds, and its status is not rewritten each time.
+func TestWaitingOnAForeignCredentialsSecretBacksOff(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := providerFor(t, plainDex, nil)
+	g.Expect(k8s.Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "taken", Namespace: ns},
+		Data: map[string][]byte{"x": []byte("y")}})).To(Succeed())
+	c := &dexv1.DexStaticClient{
+		ObjectMeta: metav1.ObjectMeta{Name: "app", Namespace: ns},
+		Spec: dexv1.DexStaticClientSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, Public: true,
+			RedirectURIs: []string{"https://app.example.com/cb"},
+			Credentials:  &dexv1.ClientCredentials{SecretName: "taken"}},
+	}
+	g.Expect(k8s.Create(ctx, c)).To(Succeed())
+	key := client.ObjectKeyFromObject(c)
+	g.Eventually(clientCondition(key, dexv1.ConditionSecretReady), waitTimeout).Should(reason(dexv1.ReasonOwnedByOther))
+	// Its second reconcile (5 s after the first) finds the client in Dex as it is meant to be.
+	g.Eventually(clientCondition(key, dexv1.ConditionRegistered), waitTimeout).Should(HaveField("Message", "client in Dex matches the spec"))
+	g.Eventually(clientCondition(key, dexv1.ConditionReady), waitTimeout).Should(reason(dexv1.ReasonOwnedByOther))
+	first := mustGet(t, key)
+	g.Consistently(func(g Gomega) {
+		now := mustGet(t, key)
+		g.Expect(now.ResourceVersion).To(Equal(first.ResourceVersion), "the status was rewritten: %+v\nwas %+v", now.Status, first.Status)
+	}, 12*time.Second, 500*time.Millisecond).Should(Succeed())
+}

@@ -70,7 +70,16 @@ const lastApplied = corev1.LastAppliedConfigAnnotation
 func stripUnread(in any) (any, error) {
 	switch o := in.(type) {
 	case *metav1.PartialObjectMetadata:
-		o.ManagedFields, o.Annotations, o.Labels = nil, nil, nil
+		// Secrets, watched metadata only: what the watches read is the name, the version and
+		// the controlling owner (the Dex kind owns its Secrets). Anyone who may create a Secret
+		// may label it to be watched, so nothing of unbounded size is kept (finalizers, other
+		// owner references).
+		o.ManagedFields, o.Annotations, o.Labels, o.Finalizers, o.GenerateName = nil, nil, nil, nil, ""
+		if ref := metav1.GetControllerOfNoCopy(o); ref != nil {
+			o.OwnerReferences = []metav1.OwnerReference{*ref}
+		} else {
+			o.OwnerReferences = nil
+		}
 		return o, nil
 	case *dexv1.DexStaticClient, *dexv1.DexConnector, *dexv1.GroupBinding, *dexv1.Module, *dexv1.Provider:
 		obj := o.(metav1.Object)

@@ -8,6 +8,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -24,6 +26,7 @@ func finishStatus[T conditionsObject](ctx context.Context, c client.Client, rec 
 		summarize(obj)
 	}
 	setKstatus(obj)
+	keepTransitionTimes(obj.GetConditions(), before.GetConditions())
 	statusOf(obj).FieldByName("ObservedGeneration").SetInt(obj.GetGeneration())
 	recordReadyTransition(rec, obj, before.GetConditions())
 	if !statusChanged(before, obj) {
@@ -60,4 +63,16 @@ func statusOf(obj client.Object) reflect.Value {
 // and its status is left alone.
 func released(obj client.Object, finalizer string) bool {
 	return !obj.GetDeletionTimestamp().IsZero() && !controllerutil.ContainsFinalizer(obj, finalizer)
+}
+
+// keepTransitionTimes gives every condition that has the status it had before the reconcile its
+// earlier lastTransitionTime: a condition set to another status and back within one reconcile (a
+// step reporting success on a condition that a later step reports failing on) did not transition,
+// and must not make the status look changed on every reconcile.
+func keepTransitionTimes(conds, before []metav1.Condition) {
+	for i := range conds {
+		if was := meta.FindStatusCondition(before, conds[i].Type); was != nil && was.Status == conds[i].Status {
+			conds[i].LastTransitionTime = was.LastTransitionTime
+		}
+	}
 }

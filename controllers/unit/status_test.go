@@ -3,6 +3,7 @@ package unit_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +16,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
@@ -243,12 +245,23 @@ func TestCacheKeepsNoTenantAnnotations(t *testing.T) {
 	transform := controllers.CacheOptions().DefaultTransform
 	big := map[string]string{"balloon": strings.Repeat("x", 200<<10)}
 
+	// Anyone who may create a Secret may label it to be watched: finalizers and owner references
+	// (as many as the API server takes) are not kept either, but for the controlling owner.
+	controller := metav1.OwnerReference{APIVersion: "dexterity.dev/v1alpha1", Kind: "Dex", Name: "dex", UID: "u", Controller: ptr.To(true)}
+	finalizers := make([]string, 1000)
+	owners := []metav1.OwnerReference{controller}
+	for i := range finalizers {
+		finalizers[i] = fmt.Sprintf("example.com/f-%d-%s", i, strings.Repeat("z", 200))
+		owners = append(owners, metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: finalizers[i], UID: "x"})
+	}
 	secret := &metav1.PartialObjectMetadata{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "team-a",
-		Annotations: big, Labels: map[string]string{"l": strings.Repeat("y", 63)}}}
+		Annotations: big, Labels: map[string]string{"l": strings.Repeat("y", 63)}, Finalizers: finalizers, OwnerReferences: owners}}
 	out, err := transform(secret)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(out.(*metav1.PartialObjectMetadata).Annotations).To(BeEmpty())
 	g.Expect(out.(*metav1.PartialObjectMetadata).Labels).To(BeEmpty())
+	g.Expect(out.(*metav1.PartialObjectMetadata).Finalizers).To(BeEmpty())
+	g.Expect(out.(*metav1.PartialObjectMetadata).OwnerReferences).To(Equal([]metav1.OwnerReference{controller}))
 
 	ann := map[string]string{controllers.LegacyAnnotationRegisteredClientID: "team-a-app"}
 	for k, v := range big {
