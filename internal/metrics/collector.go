@@ -105,9 +105,19 @@ type Collector struct {
 	elected <-chan struct{}
 	// Timeout bounds one scrape's reads (default 10s).
 	Timeout time.Duration
+	// MinInterval is how long the series of one reading of the objects are served again
+	// (default 10s): however many scrapes arrive, and however often, the objects are read at
+	// most once per MinInterval and by one scrape at a time; the others wait for that reading
+	// and send its series. Anyone who can reach the metrics port could otherwise make the
+	// leader list every object once per request, concurrently.
+	MinInterval time.Duration
 
 	mu    sync.Mutex
 	certs map[types.NamespacedName]certMemo // parsed TLS Secrets by Secret
+
+	snapMu sync.Mutex
+	snap   []prometheus.Metric
+	snapAt time.Time
 }
 
 // certMemo is the parsed expiry of one version of a TLS Secret.
@@ -123,7 +133,7 @@ var _ prometheus.Collector = (*Collector)(nil)
 // API server, each read again only when its resourceVersion changed), and exports them once
 // elected is closed (the manager's Elected(); it is closed at once without leader election).
 func NewCollector(reader client.Reader, elected <-chan struct{}) *Collector {
-	return &Collector{reader: reader, elected: elected, Timeout: 10 * time.Second, certs: map[types.NamespacedName]certMemo{}}
+	return &Collector{reader: reader, elected: elected, Timeout: 10 * time.Second, MinInterval: 10 * time.Second, certs: map[types.NamespacedName]certMemo{}}
 }
 
 // Register registers a new collector with r (the manager binary passes controller-runtime's
@@ -151,6 +161,34 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	default:
 		return
 	}
+	c.snapMu.Lock()
+	if c.snap == nil || time.Since(c.snapAt) >= c.MinInterval {
+		c.snap, c.snapAt = c.read(), time.Now()
+	}
+	snap := c.snap
+	c.snapMu.Unlock()
+	for _, m := range snap {
+		ch <- m
+	}
+}
+
+// read reads the objects once and returns their series.
+func (c *Collector) read() []prometheus.Metric {
+	ch := make(chan prometheus.Metric, 64)
+	done := make(chan []prometheus.Metric)
+	go func() {
+		var out []prometheus.Metric
+		for m := range ch {
+			out = append(out, m)
+		}
+		done <- out
+	}()
+	c.collect(ch)
+	close(ch)
+	return <-done
+}
+
+func (c *Collector) collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), c.Timeout)
 	defer cancel()
 	for _, k := range kinds {

@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -9,6 +10,8 @@ import (
 	"encoding/pem"
 	"math/big"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,6 +24,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 )
@@ -79,6 +83,7 @@ func TestCollector(t *testing.T) {
 		WithStatusSubresource(&dexv1.OIDCProvider{}, &dexv1.DexStaticClient{}, &dexv1.DexConnector{}).Build()
 	elected := make(chan struct{})
 	col := NewCollector(c, elected)
+	col.MinInterval = 0 // every scrape reads (TestScrapesReadTheObjectsOncePerInterval: the default)
 
 	g.Expect(testutil.CollectAndCount(col)).To(BeZero(), "nothing before the replica is elected")
 	close(elected)
@@ -152,3 +157,31 @@ dexterity_dex_certificate_expiry_timestamp_seconds{certificate="client",name="de
 }
 
 func itoa(i int64) string { return big.NewInt(i).String() }
+
+// However many scrapes arrive at once, and however often, the objects are read once per
+// MinInterval: a flood of requests to the metrics port cannot make the leader list every object
+// once per request.
+func TestScrapesReadTheObjectsOncePerInterval(t *testing.T) {
+	g := NewWithT(t)
+	var lists atomic.Int32
+	c := fake.NewClientBuilder().WithScheme(newScheme(t)).WithInterceptorFuncs(interceptor.Funcs{
+		List: func(ctx context.Context, c client.WithWatch, list client.ObjectList, opts ...client.ListOption) error {
+			lists.Add(1)
+			return c.List(ctx, list, opts...)
+		}}).Build()
+	elected := make(chan struct{})
+	close(elected)
+	col := NewCollector(c, elected)
+	col.MinInterval = time.Hour
+	var wg sync.WaitGroup
+	for range 50 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			testutil.CollectAndCount(col)
+		}()
+	}
+	wg.Wait()
+	g.Expect(lists.Load()).To(BeEquivalentTo(len(kinds)), "50 concurrent scrapes listed the objects more than once")
+	g.Expect(testutil.CollectAndCount(col, ObjectsName)).To(Equal(3 * len(kinds)), "the series of the one reading are served to every scrape")
+}
