@@ -5,9 +5,11 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path"
 	"strings"
 	"time"
 
+	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -66,25 +68,83 @@ func validateDexSpec(d *dexv1.Dex) error {
 				fmt.Sprintf("%s is set by the operator (Dex's connector API, env expansion, storage and password settings); remove it, or use another name", e.Name)))
 		}
 	}
+	for k := range d.Spec.PodLabels {
+		if _, ok := defaultOperatorPodLabels[k]; ok {
+			errs = append(errs, field.Forbidden(spec.Child("podLabels").Key(k),
+				"the operator's own pods are selected by this label (its Services and the gRPC NetworkPolicy of every Dex): remove it"))
+		}
+	}
 	volumes := map[string]bool{}
-	for _, v := range d.Spec.Volumes {
+	for i, v := range d.Spec.Volumes {
 		volumes[v.Name] = true
+		if t := volumeType(v); t != "" {
+			errs = append(errs, field.Forbidden(spec.Child("volumes").Index(i),
+				fmt.Sprintf("%s volumes are not allowed (the operator creates the pod with its own rights): use configMap, secret, emptyDir, projected, downwardAPI, csi, ephemeral or persistentVolumeClaim, as the restricted Pod Security Standard allows", t)))
+		}
 	}
 	for i, m := range d.Spec.VolumeMounts {
 		if !volumes[m.Name] {
 			errs = append(errs, field.NotFound(spec.Child("volumeMounts").Index(i).Child("name"), m.Name))
 		}
+		if p := path.Clean("/" + m.MountPath); reservedMountPath(p) {
+			errs = append(errs, field.Forbidden(spec.Child("volumeMounts").Index(i).Child("mountPath"),
+				fmt.Sprintf("%s is Dex's own (its config, data and certificates under /etc/dex and /var/lib/dex) or the image's programs (/, /bin, /sbin, /usr, /lib): mount somewhere else, e.g. /etc/dex-extra", p)))
+		}
+	}
+	if rip := d.Spec.Web; rip != nil && rip.ClientRemoteIP != nil && rip.ClientRemoteIP.Header != "" && len(rip.ClientRemoteIP.TrustedProxies) == 0 {
+		errs = append(errs, field.Required(spec.Child("web", "clientRemoteIP", "trustedProxies"),
+			"with a header and no trusted proxies Dex would believe the header from any client (its logs and rate limits by address would be spoofed): list the proxies' CIDRs"))
+	}
+	if d.Spec.Ingress != nil {
+		for k := range d.Spec.Ingress.Annotations {
+			if strings.HasSuffix(k, "-snippet") {
+				errs = append(errs, field.Forbidden(spec.Child("ingress", "annotations").Key(k),
+					"configuration snippets run in the shared ingress controller (the operator creates the Ingress with its own rights): configure the controller, not this Ingress"))
+			}
+		}
 	}
 	if d.Spec.Ingress != nil || d.Spec.HTTPRoute != nil {
-		if host, _ := dexdeploy.IssuerHostPath(d); net.ParseIP(strings.Trim(host, "[]")) != nil {
+		host, _ := dexdeploy.IssuerHostPath(d)
+		switch {
+		case net.ParseIP(strings.Trim(host, "[]")) != nil:
 			errs = append(errs, field.Invalid(spec.Child("issuer"), d.Spec.Issuer,
 				"an Ingress or HTTPRoute routes a host name, not an IP address: give the issuer a host name, or remove spec.ingress and spec.httpRoute"))
+		case strings.Contains(host, "*"):
+			errs = append(errs, field.Invalid(spec.Child("issuer"), d.Spec.Issuer,
+				"a wildcard host would route every matching host to this Dex: give the issuer one host name"))
 		}
 	}
 	if len(errs) == 0 {
 		return nil
 	}
 	return &dexUserError{dexv1.ReasonInvalidSpec, errs.ToAggregate().Error()}
+}
+
+// volumeType names the type of a volume the restricted Pod Security Standard does not allow
+// (hostPath, gitRepo, nfs, ...), or "" for an allowed one.
+func volumeType(v corev1.Volume) string {
+	src := v.VolumeSource
+	switch {
+	case src.ConfigMap != nil, src.Secret != nil, src.EmptyDir != nil, src.Projected != nil, src.DownwardAPI != nil,
+		src.CSI != nil, src.Ephemeral != nil, src.PersistentVolumeClaim != nil:
+		return ""
+	case src.HostPath != nil:
+		return "hostPath"
+	case src.GitRepo != nil:
+		return "gitRepo"
+	}
+	return "this type of"
+}
+
+// reservedMountPath reports whether a (cleaned) mount path is at or under Dex's own directories,
+// or over the image's programs.
+func reservedMountPath(p string) bool {
+	for _, dir := range []string{"/etc/dex", "/var/lib/dex", "/bin", "/sbin", "/usr", "/lib", "/lib64"} {
+		if p == dir || strings.HasPrefix(p, dir+"/") {
+			return true
+		}
+	}
+	return p == "/" || p == "/etc" || p == "/var" || p == "/var/lib"
 }
 
 // ensureNetworkPolicy keeps the NetworkPolicy of the Dex pods (spec.networkPolicy.enabled,

@@ -290,6 +290,31 @@ func TestDexProductionSpecRefusedByController(t *testing.T) {
 			d.Spec.Issuer = "http://127.0.0.1:5556/dex"
 			d.Spec.Ingress = &dexv1.DexIngress{}
 		}, "spec.issuer"},
+		// Hostile review: what the operator would create with its own rights.
+		{"ingress for a wildcard issuer host", func(d *dexv1.Dex) {
+			d.Spec.Issuer = "https://*.example.com/dex"
+			d.Spec.Ingress = &dexv1.DexIngress{}
+		}, "spec.issuer"},
+		{"ingress configuration snippet", func(d *dexv1.Dex) {
+			d.Spec.Ingress = &dexv1.DexIngress{Annotations: map[string]string{"nginx.ingress.kubernetes.io/server-snippet": "location / { }"}}
+		}, "spec.ingress.annotations[nginx.ingress.kubernetes.io/server-snippet]"},
+		{"hostPath volume", func(d *dexv1.Dex) {
+			d.Spec.Volumes = []corev1.Volume{{Name: "root", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: "/"}}}}
+		}, "spec.volumes[0]"},
+		{"mount over Dex's config through an unclean path", func(d *dexv1.Dex) {
+			d.Spec.Volumes = []corev1.Volume{{Name: "x", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+			d.Spec.VolumeMounts = []corev1.VolumeMount{{Name: "x", MountPath: "/etc//dex/config"}}
+		}, "spec.volumeMounts[0].mountPath"},
+		{"mount over the image's programs", func(d *dexv1.Dex) {
+			d.Spec.Volumes = []corev1.Volume{{Name: "x", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
+			d.Spec.VolumeMounts = []corev1.VolumeMount{{Name: "x", MountPath: "/usr/local/bin"}}
+		}, "spec.volumeMounts[0].mountPath"},
+		{"the operator's pod label", func(d *dexv1.Dex) {
+			d.Spec.PodLabels = map[string]string{"control-plane": "controller-manager"}
+		}, "spec.podLabels[control-plane]"},
+		{"client address header without trusted proxies", func(d *dexv1.Dex) {
+			d.Spec.Web = &dexv1.DexWeb{ClientRemoteIP: &dexv1.DexClientRemoteIP{Header: "X-Forwarded-For"}}
+		}, "spec.web.clientRemoteIP.trustedProxies"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			g := NewWithT(t)

@@ -24,7 +24,8 @@ const MaxConfigOverridesSize = 32 << 10
 //   - issuer, storage: spec.issuer and spec.storage (and the OIDCProvider depends on both);
 //   - web.http, web.https, web.tlsCert, web.tlsKey: the Service's http port and spec.web.tls;
 //   - grpc: the operator's mutual-TLS API;
-//   - telemetry.http: the probes;
+//   - telemetry.http: the probes; telemetry.enableProfiling: pprof on a port the NetworkPolicy
+//     leaves open (and a LoadBalancer Service publishes) would be a CPU and information leak;
 //   - enablePasswordDB, staticPasswords: spec.enablePasswordDB and spec.staticPasswords, and the
 //     local connector Dex needs to start before its first DexConnector;
 //   - staticClients, connectors: clients and connectors are DexStaticClients and DexConnectors
@@ -33,7 +34,7 @@ const MaxConfigOverridesSize = 32 << 10
 // The connector API switch (DEX_API_CONNECTORS_CRUD) is an environment variable, not a config key:
 // see ReservedEnv.
 var OwnedConfigKeys = []string{
-	"issuer", "storage", "web.http", "web.https", "web.tlsCert", "web.tlsKey", "grpc", "telemetry.http",
+	"issuer", "storage", "web.http", "web.https", "web.tlsCert", "web.tlsKey", "grpc", "telemetry.http", "telemetry.enableProfiling",
 	"enablePasswordDB", "staticPasswords", "staticClients", "connectors",
 }
 

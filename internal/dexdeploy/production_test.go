@@ -198,12 +198,11 @@ func TestConfigOverrides(t *testing.T) {
 			"web": {"tlsMinVersion": "1.3", "allowedHeaders": ["X-Custom"]},
 			"frontend": {"dir": "/srv/dex/web", "extra": {"tos": "https://example.com/tos"}},
 			"expiry": {"idTokens": "1h", "refreshTokens": {"absoluteLifetime": "720h"}},
-			"telemetry": {"enableProfiling": false},
 			"signer": {"type": "local", "config": {"keysRotationPeriod": "6h"}}
 		}`))
 		g.Expect(m["oauth2"]).To(Equal(map[string]any{"skipApprovalScreen": true, "alwaysShowLoginScreen": true, "responseTypes": []any{"code"}}), "objects merge key by key")
 		g.Expect(m["web"]).To(Equal(map[string]any{"http": "0.0.0.0:5556", "tlsMinVersion": "1.3", "allowedHeaders": []any{"X-Custom"}}))
-		g.Expect(m["telemetry"]).To(Equal(map[string]any{"http": "0.0.0.0:5558", "enableProfiling": false}))
+		g.Expect(m["telemetry"]).To(Equal(map[string]any{"http": "0.0.0.0:5558"}))
 		g.Expect(m).To(HaveKey("signer"))
 		g.Expect(m["issuer"]).To(Equal("https://dex.example.com/dex"))
 	})
@@ -211,6 +210,7 @@ func TestConfigOverrides(t *testing.T) {
 		{"issuer", `{"issuer": "https://evil.example.com"}`, "spec.configOverrides.issuer"},
 		{"issuer in another case", `{"Issuer": "https://evil.example.com"}`, "spec.configOverrides.Issuer"},
 		{"storage", `{"storage": {"type": "memory"}}`, "spec.configOverrides.storage"},
+		{"profiling", `{"telemetry": {"enableProfiling": true}}`, "spec.configOverrides.telemetry.enableProfiling"},
 		{"web address", `{"web": {"http": "0.0.0.0:80"}}`, "spec.configOverrides.web.http"},
 		{"web https", `{"web": {"https": "0.0.0.0:443"}}`, "spec.configOverrides.web.https"},
 		{"web certificate", `{"web": {"tlsCert": "/tmp/cert"}}`, "spec.configOverrides.web.tlsCert"},
