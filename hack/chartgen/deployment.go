@@ -10,7 +10,8 @@ import (
 func (g *generator) deployment(t *templ, m map[string]any) error {
 	spec := child(m, "spec")
 	g.defaults.Replicas = fmt.Sprint(spec["replicas"])
-	spec["replicas"] = t.scalar("{{ .Values.replicaCount }}")
+	// Several replicas without leader election would run the controllers on each of them.
+	spec["replicas"] = t.scalar(`{{ if and (gt (int .Values.replicaCount) 1) (not .Values.leaderElection.enabled) }}{{ fail "replicaCount > 1 needs leaderElection.enabled: the controllers would run on every replica" }}{{ end }}{{ .Values.replicaCount }}`)
 	tmpl := child(spec, "template")
 	tmd := child(tmpl, "metadata")
 	child(tmd, "labels")[t.lines(mapEntries(".Values.podLabels"))] = ""

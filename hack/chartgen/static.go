@@ -293,8 +293,8 @@ const valuesSchema = `{
     "image": {
       "type": "object", "additionalProperties": false,
       "properties": {
-        "repository": {"type": "string", "minLength": 1},
-        "tag": {"type": "string"},
+        "repository": {"type": "string", "minLength": 1, "pattern": "^[^\\s\"]+$"},
+        "tag": {"type": "string", "pattern": "^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$|^$"},
         "digest": {"type": "string"},
         "pullPolicy": {"enum": ["", "Always", "IfNotPresent", "Never"]}
       }
@@ -307,10 +307,10 @@ const valuesSchema = `{
     "tolerations": {"$ref": "#/definitions/list"},
     "affinity": {"$ref": "#/definitions/map"},
     "topologySpreadConstraints": {"$ref": "#/definitions/list"},
-    "priorityClassName": {"type": "string"},
+    "priorityClassName": {"type": "string", "pattern": "^$|^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"},
     "podAnnotations": {"$ref": "#/definitions/map"},
     "podLabels": {"$ref": "#/definitions/map"},
-    "commonLabels": {"$ref": "#/definitions/map"},
+    "commonLabels": {"type": "object", "propertyNames": {"not": {"pattern": "^rbac\\.authorization\\.k8s\\.io/"}}},
     "serviceAccount": {"type": "object", "additionalProperties": false, "properties": {"annotations": {"$ref": "#/definitions/map"}}},
     "extraArgs": {"type": "array", "items": {"type": "string"}},
     "extraEnv": {"$ref": "#/definitions/list"},
@@ -330,7 +330,7 @@ const valuesSchema = `{
         "port": {"$ref": "#/definitions/port"},
         "serviceMonitor": {
           "type": "object", "additionalProperties": false,
-          "properties": {"enabled": {"type": "boolean"}, "interval": {"type": "string"}, "labels": {"$ref": "#/definitions/map"}}
+          "properties": {"enabled": {"type": "boolean"}, "interval": {"type": "string", "pattern": "^$|^[0-9]+(ms|s|m|h)$"}, "labels": {"$ref": "#/definitions/map"}}
         },
         "prometheusRule": {
           "type": "object", "additionalProperties": false,
@@ -348,7 +348,7 @@ const valuesSchema = `{
           "properties": {
             "enabled": {"type": "boolean"},
             "namespace": {"type": "string"},
-            "label": {"type": "string", "minLength": 1},
+            "label": {"type": "string", "minLength": 1, "pattern": "^([a-z0-9.-]+/)?[A-Za-z0-9_.-]+$"},
             "labelValue": {"type": "string"},
             "annotations": {"$ref": "#/definitions/map"}
           }
@@ -360,7 +360,7 @@ const valuesSchema = `{
       "properties": {
         "enabled": {"type": "boolean"},
         "port": {"$ref": "#/definitions/port"},
-        "tls": {"type": "object", "additionalProperties": false, "properties": {"secretName": {"type": "string"}}},
+        "tls": {"type": "object", "additionalProperties": false, "properties": {"secretName": {"type": "string", "pattern": "^$|^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"}}},
         "service": {
           "type": "object", "additionalProperties": false,
           "properties": {

@@ -32,6 +32,14 @@ func loadChart(t *testing.T) *chart.Chart {
 // render is `helm template`: the release's manifest with vals, in namespace.
 func render(t *testing.T, namespace string, vals map[string]any) []*unstructured.Unstructured {
 	t.Helper()
+	manifest, err := renderManifest(t, namespace, vals)
+	NewWithT(t).Expect(err).NotTo(HaveOccurred())
+	return decode(t, []byte(manifest))
+}
+
+// renderManifest is render's manifest, or the error helm gives.
+func renderManifest(t *testing.T, namespace string, vals map[string]any) (string, error) {
+	t.Helper()
 	cfg := action.NewConfiguration(action.ConfigurationSetLogger(slog.DiscardHandler))
 	cfg.Releases = storage.Init(driver.NewMemory())
 	cfg.KubeClient = &kubefake.PrintingKubeClient{Out: io.Discard}
@@ -45,8 +53,10 @@ func render(t *testing.T, namespace string, vals map[string]any) []*unstructured
 	NewWithT(t).Expect(err).NotTo(HaveOccurred())
 	in.KubeVersion = kv
 	rel, err := in.Run(loadChart(t), vals)
-	NewWithT(t).Expect(err).NotTo(HaveOccurred())
-	return decode(t, []byte(asRelease(t, rel).Manifest))
+	if err != nil {
+		return "", err
+	}
+	return asRelease(t, rel).Manifest, nil
 }
 
 func asRelease(t *testing.T, r any) *release.Release {

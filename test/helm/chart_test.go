@@ -18,7 +18,7 @@ func nonDefault() map[string]any {
 	return map[string]any{
 		"image":            map[string]any{"repository": "registry.example.com/dexterity", "tag": "1.2.3", "pullPolicy": "Always"},
 		"imagePullSecrets": []any{map[string]any{"name": "pull"}},
-		"replicaCount":     3,
+		"replicaCount":     1,
 		"leaderElection":   map[string]any{"enabled": false},
 		"resources":        map[string]any{"requests": map[string]any{"cpu": "100m", "memory": "128Mi"}, "limits": map[string]any{"memory": "512Mi"}},
 		"nodeSelector":     map[string]any{"kubernetes.io/os": "linux"},
@@ -169,7 +169,7 @@ func TestRenderNonDefaultValues(t *testing.T) {
 	g.Expect(dep.GetNamespace()).To(Equal("platform"))
 	g.Expect(dep.GetLabels()).To(HaveKeyWithValue("cost-center", "42"))
 	spec := dep.Object["spec"].(map[string]any)
-	g.Expect(spec["replicas"]).To(BeNumerically("==", 3))
+	g.Expect(spec["replicas"]).To(BeNumerically("==", 1))
 	pod := spec["template"].(map[string]any)["spec"].(map[string]any)
 	podMeta := spec["template"].(map[string]any)["metadata"].(map[string]any)
 	g.Expect(podMeta["annotations"]).To(HaveKeyWithValue("example.com/a", "b"))
@@ -304,4 +304,26 @@ func toStrings(v any) []string {
 		out = append(out, fmt.Sprint(x))
 	}
 	return out
+}
+
+// Several replicas without leader election would run the controllers on every replica: the chart
+// refuses to render it.
+func TestSeveralReplicasNeedLeaderElection(t *testing.T) {
+	_, err := renderManifest(t, "platform", map[string]any{"replicaCount": 3, "leaderElection": map[string]any{"enabled": false}})
+	NewWithT(t).Expect(err).To(MatchError(ContainSubstring("replicaCount > 1 needs leaderElection.enabled")))
+}
+
+// Values that would inject YAML (a newline in a string printed as is) or hand the manager's rights
+// to every editor (an aggregation label on its ClusterRole) are refused by the values schema.
+func TestValuesSchemaRefusesInjection(t *testing.T) {
+	for name, vals := range map[string]map[string]any{
+		"priority class with a newline": {"priorityClassName": "x\n      hostNetwork: true"},
+		"registry TLS Secret with a newline": {"registry": map[string]any{"tls": map[string]any{"secretName": "x\n  hostPID: true"}}},
+		"aggregation label": {"commonLabels": map[string]any{"rbac.authorization.k8s.io/aggregate-to-edit": "true"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, err := renderManifest(t, "platform", vals)
+			NewWithT(t).Expect(err).To(HaveOccurred())
+		})
+	}
 }
