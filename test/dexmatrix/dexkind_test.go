@@ -81,6 +81,13 @@ func testDexKind(t *testing.T, rel harness.DexRelease) {
 				Email: "admin@example.com", Username: "admin", UserID: "08a8684b",
 				HashSecretRef: dexv1.SecretKeyRef{Name: "users", Key: "admin"},
 			}},
+			// Production settings every supported release must load (HTTPS has its own test,
+			// on the latest release: test/dexkind).
+			LogFormat: "text",
+			Web: &dexv1.DexWeb{
+				ClientRemoteIP: &dexv1.DexClientRemoteIP{Header: "X-Forwarded-For", TrustedProxies: []string{"10.0.0.0/8"}},
+				Headers:        &dexv1.DexWebHeaders{XFrameOptions: "DENY", XContentTypeOptions: "nosniff"},
+			},
 		},
 	}
 	if rel.Version != harness.LatestDexRelease {
@@ -97,6 +104,11 @@ func testDexKind(t *testing.T, rel harness.DexRelease) {
 		"the rendered config loads in Dex %s", rel.Version)
 	provider := &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "dex"}}
 	waitReady(t, provider)
+	// The headers of spec.web.headers are served by this release.
+	disco, err := http.Get(issuer + "/.well-known/openid-configuration")
+	g.Expect(err).NotTo(HaveOccurred())
+	_ = disco.Body.Close()
+	g.Expect(disco.Header.Get("X-Frame-Options")).To(Equal("DENY"), "Dex %s serves spec.web.headers", rel.Version)
 	g.Eventually(dexStatus(provider), waitTimeout, poll).Should(Equal(dexv1.DexVersionStatus{Version: rel.Version, API: rel.API}))
 
 	ci := &dexv1.DexStaticClient{
