@@ -75,6 +75,7 @@ type DexReconciler struct {
 // +kubebuilder:rbac:groups=networking.k8s.io,resources=ingresses;networkpolicies,verbs=get;list;watch;create;update;delete
 // HTTPRoutes are read and written directly (not watched: the CRD may be missing).
 // +kubebuilder:rbac:groups=gateway.networking.k8s.io,resources=httproutes,verbs=get;create;update;delete
+// +kubebuilder:rbac:groups=monitoring.coreos.com,resources=servicemonitors,verbs=get;create;update;delete
 // The Role a Dex's kubernetes storage gets can only be granted by a holder of the same rights.
 // +kubebuilder:rbac:groups=dex.coreos.com,resources=authcodes;authrequests;oauth2clients;signingkeies;refreshtokens;passwords;offlinesessionses;connectors;devicerequests;devicetokens,verbs=get;list;watch;create;update;patch;delete;deletecollection
 
@@ -184,6 +185,7 @@ func (r *DexReconciler) render(ctx context.Context, d *dexv1.Dex) (time.Time, er
 		func() error { return r.ensurePVC(ctx, d) },
 		func() error { return r.ensureNetworkPolicy(ctx, d) },
 		func() error { return r.ensureExposure(ctx, d) },
+		func() error { return r.ensureServiceMonitor(ctx, d) },
 		func() error { return r.ensureOIDCProvider(ctx, d, refs.webCA) },
 	}
 	for _, step := range steps {
@@ -578,6 +580,9 @@ func (r *DexReconciler) finalize(ctx context.Context, d *dexv1.Dex) (ctrl.Result
 		&corev1.Secret{ObjectMeta: meta(names.CASecret)},
 	}
 	if err := r.deleteHTTPRoute(ctx, d); err != nil {
+		return ctrl.Result{}, err
+	}
+	if err := r.deleteServiceMonitor(ctx, d); err != nil {
 		return ctrl.Result{}, err
 	}
 	for _, o := range owned {

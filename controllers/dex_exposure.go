@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	metavalidation "k8s.io/apimachinery/pkg/apis/meta/v1/validation"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
@@ -211,10 +212,67 @@ func (r *DexReconciler) ensureExposure(ctx context.Context, d *dexv1.Dex) error 
 	return nil
 }
 
+// ensureServiceMonitor keeps the ServiceMonitor spec.serviceMonitor asks for (deleting it when no
+// longer asked for) and sets Monitored; without the Prometheus Operator's CRD it sets
+// Monitored=False, PrometheusOperatorMissing, and renders nothing (checked again at every reconcile).
+func (r *DexReconciler) ensureServiceMonitor(ctx context.Context, d *dexv1.Dex) error {
+	want := dexdeploy.ServiceMonitor(d)
+	if m := d.Spec.ServiceMonitor; m == nil || !m.Enabled {
+		// Only a Dex that has shown Monitored may have one: the others ask nothing of the API
+		// server (or of its discovery, where the CRD does not exist).
+		if meta.FindStatusCondition(d.Status.Conditions, dexv1.ConditionMonitored) == nil {
+			return nil
+		}
+		if err := r.deleteServiceMonitor(ctx, d); err != nil {
+			return err
+		}
+		removeCondition(d, dexv1.ConditionMonitored)
+		return nil
+	}
+	installed, err := r.kindInstalled(dexdeploy.ServiceMonitorGVK)
+	if err != nil {
+		return err
+	}
+	if !installed {
+		setCondition(d, dexv1.ConditionMonitored, metav1.ConditionFalse, dexv1.ReasonPrometheusOperatorMissing,
+			"spec.serviceMonitor: the cluster has no Prometheus Operator (no monitoring.coreos.com/v1 ServiceMonitor); install it, or scrape the Service's telemetry port another way")
+		return nil
+	}
+	got := &unstructured.Unstructured{}
+	got.SetGroupVersionKind(dexdeploy.ServiceMonitorGVK)
+	got.SetNamespace(want.GetNamespace())
+	got.SetName(want.GetName())
+	if err := r.ensure(ctx, d, "ServiceMonitor", got, want.GetLabels(), dexdeploy.Hash(want.Object["spec"], want.GetLabels()), func() {
+		got.Object["spec"] = want.Object["spec"]
+	}); err != nil {
+		return err
+	}
+	setCondition(d, dexv1.ConditionMonitored, metav1.ConditionTrue, dexv1.ReasonServiceMonitorApplied, "")
+	return nil
+}
+
+// deleteServiceMonitor deletes the Dex's ServiceMonitor, if the Prometheus Operator's CRD exists and
+// it has one.
+func (r *DexReconciler) deleteServiceMonitor(ctx context.Context, d *dexv1.Dex) error {
+	u := &unstructured.Unstructured{}
+	u.SetGroupVersionKind(dexdeploy.ServiceMonitorGVK)
+	u.SetNamespace(d.Namespace)
+	u.SetName(dexdeploy.NamesFor(d).Service)
+	if err := r.deleteOwned(ctx, d, u); err != nil && !meta.IsNoMatchError(err) {
+		return fmt.Errorf("failed to delete ServiceMonitor %s/%s: %w", u.GetNamespace(), u.GetName(), err)
+	}
+	return nil
+}
+
 // httpRouteInstalled asks the API server's discovery (through the manager's REST mapper, which
 // looks again after a miss) whether HTTPRoutes exist.
 func (r *DexReconciler) httpRouteInstalled() (bool, error) {
-	gvk := dexdeploy.HTTPRouteGVK
+	return r.kindInstalled(dexdeploy.HTTPRouteGVK)
+}
+
+// kindInstalled asks the API server's discovery (through the manager's REST mapper, which looks
+// again after a miss) whether the kind gvk is served.
+func (r *DexReconciler) kindInstalled(gvk schema.GroupVersionKind) (bool, error) {
 	_, err := r.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
 	switch {
 	case err == nil:
@@ -222,7 +280,7 @@ func (r *DexReconciler) httpRouteInstalled() (bool, error) {
 	case meta.IsNoMatchError(err) || apierrors.IsNotFound(err):
 		return false, nil
 	}
-	return false, fmt.Errorf("failed to discover the Gateway API's HTTPRoute: %w", err)
+	return false, fmt.Errorf("failed to discover %s: %w", gvk, err)
 }
 
 // deleteHTTPRoute deletes the Dex's HTTPRoute, if the Gateway API exists and it has one.

@@ -330,3 +330,49 @@ func TestDexProductionSpecRefusedByController(t *testing.T) {
 		})
 	}
 }
+
+// TestDexServiceMonitor: spec.serviceMonitor without the Prometheus Operator says so
+// (Monitored=False, PrometheusOperatorMissing) and renders nothing; with its CRD the ServiceMonitor
+// selects the Dex's Service and scrapes its telemetry port at the interval, with the labels asked
+// for; disabled again, it goes.
+func TestDexServiceMonitor(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := newNamespace(t)
+	d := memoryDex(ns, "https://login.example.com/dex")
+	d.Spec.ServiceMonitor = &dexv1.DexServiceMonitor{Enabled: true, Interval: "15s", Labels: map[string]string{"release": "prometheus"}}
+	g.Expect(k8s.Create(ctx, d)).To(Succeed())
+	key := client.ObjectKeyFromObject(d)
+	g.Eventually(dexCondition(key, dexv1.ConditionMonitored), waitTimeout).Should(And(
+		HaveField("Status", metav1.ConditionFalse), HaveField("Reason", dexv1.ReasonPrometheusOperatorMissing),
+		HaveField("Message", ContainSubstring("spec.serviceMonitor"))))
+	g.Expect(dexCondition(key, dexv1.ConditionConfigValid)(g)).To(HaveField("Status", metav1.ConditionTrue), "the rest of the Dex is rendered")
+
+	crd := minimalHTTPRouteCRD()
+	crd.Name = "servicemonitors.monitoring.coreos.com"
+	crd.Annotations = nil
+	crd.Spec.Group = "monitoring.coreos.com"
+	crd.Spec.Names = apiextensionsv1.CustomResourceDefinitionNames{Plural: "servicemonitors", Singular: "servicemonitor", Kind: "ServiceMonitor", ListKind: "ServiceMonitorList"}
+	g.Expect(k8s.Create(ctx, crd)).To(Succeed())
+	t.Cleanup(func() { _ = k8s.Delete(context.Background(), crd) })
+	updateDex(g, key, func(d *dexv1.Dex) { d.Spec.LogLevel = "debug" })
+	sm := &unstructured.Unstructured{}
+	sm.SetGroupVersionKind(dexdeploy.ServiceMonitorGVK)
+	g.Eventually(func() error { return k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dex"}, sm) }, waitTimeout).Should(Succeed())
+	g.Expect(sm.GetOwnerReferences()).To(ContainElement(HaveField("Kind", "Dex")))
+	g.Expect(sm.GetLabels()).To(HaveKeyWithValue("release", "prometheus"))
+	spec := sm.Object["spec"].(map[string]any)
+	g.Expect(spec["endpoints"]).To(Equal([]any{map[string]any{"port": "telemetry", "path": "/metrics", "interval": "15s"}}))
+	svc := &corev1.Service{}
+	getObject(g, ns, "dex", svc)
+	for k, v := range spec["selector"].(map[string]any)["matchLabels"].(map[string]any) {
+		g.Expect(svc.Labels).To(HaveKeyWithValue(k, v), "the ServiceMonitor selects the Dex's Service")
+	}
+	g.Expect(svc.Spec.Ports).To(ContainElement(HaveField("Name", "telemetry")))
+	g.Eventually(dexCondition(key, dexv1.ConditionMonitored), waitTimeout).Should(HaveField("Reason", dexv1.ReasonServiceMonitorApplied))
+
+	updateDex(g, key, func(d *dexv1.Dex) { d.Spec.ServiceMonitor.Enabled = false })
+	g.Eventually(func() bool {
+		return apierrors.IsNotFound(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dex"}, sm))
+	}, waitTimeout).Should(BeTrue())
+}

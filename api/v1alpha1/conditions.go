@@ -156,4 +156,12 @@ const (
 	// CRDs (gateway.networking.k8s.io/v1 HTTPRoute); nothing was rendered for it. Install the
 	// Gateway API, or remove spec.httpRoute.
 	ReasonGatewayAPIMissing = "GatewayAPIMissing"
+	// ConditionMonitored is true on a Dex with spec.serviceMonitor.enabled when its ServiceMonitor
+	// is applied. It does not count towards Ready.
+	ConditionMonitored = "Monitored"
+	// ReasonServiceMonitorApplied means the ServiceMonitor a Dex asks for is applied.
+	ReasonServiceMonitorApplied = "ServiceMonitorApplied"
+	// ReasonPrometheusOperatorMissing means a Dex asks for a ServiceMonitor but the cluster has no
+	// monitoring.coreos.com/v1 ServiceMonitor CRD.
+	ReasonPrometheusOperatorMissing = "PrometheusOperatorMissing"
 )

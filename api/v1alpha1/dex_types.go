@@ -117,6 +117,12 @@ type DexSpec struct {
 	// +optional
 	HTTPRoute *DexHTTPRoute `json:"httpRoute,omitempty"`
 
+	// serviceMonitor renders a Prometheus Operator ServiceMonitor (monitoring.coreos.com/v1) of
+	// Dex's telemetry port (/metrics), where its CRD exists; without it the Dex reports
+	// Monitored=False, reason PrometheusOperatorMissing (and is otherwise unaffected).
+	// +optional
+	ServiceMonitor *DexServiceMonitor `json:"serviceMonitor,omitempty"`
+
 	// networkPolicy renders a NetworkPolicy for the Dex pods: the gRPC port admits only the
 	// operator's pods; the http and telemetry ports stay open.
 	// +kubebuilder:default={enabled: true}
@@ -621,4 +627,20 @@ func (d *Dex) DesiredReplicas() int32 {
 
 func init() {
 	SchemeBuilder.Register(&Dex{}, &DexList{})
+}
+
+// DexServiceMonitor asks for a ServiceMonitor of Dex's telemetry port.
+type DexServiceMonitor struct {
+	// enabled renders the ServiceMonitor.
+	// +optional
+	Enabled bool `json:"enabled,omitempty"`
+	// interval between scrapes, e.g. 30s (default: the Prometheus's own).
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:Pattern=`^([0-9]+(ms|s|m|h))?$`
+	// +optional
+	Interval string `json:"interval,omitempty"`
+	// labels of the ServiceMonitor, e.g. what a Prometheus's serviceMonitorSelector selects.
+	// +kubebuilder:validation:MaxProperties=16
+	// +optional
+	Labels map[string]string `json:"labels,omitempty"`
 }

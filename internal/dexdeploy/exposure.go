@@ -20,6 +20,42 @@ import (
 // not depend on the Gateway API's Go module, and renders routes only where the CRD exists.
 var HTTPRouteGVK = schema.GroupVersionKind{Group: "gateway.networking.k8s.io", Version: "v1", Kind: "HTTPRoute"}
 
+// ServiceMonitorGVK is the Prometheus Operator's ServiceMonitor (written as unstructured: no Go
+// dependency on the Prometheus Operator).
+var ServiceMonitorGVK = schema.GroupVersionKind{Group: "monitoring.coreos.com", Version: "v1", Kind: "ServiceMonitor"}
+
+// ServiceMonitor is the ServiceMonitor of spec.serviceMonitor: the Dex Service's telemetry port,
+// /metrics, at spec.serviceMonitor.interval, with its labels and the Dex's.
+func ServiceMonitor(d *dexv1.Dex) *unstructured.Unstructured {
+	endpoint := map[string]any{"port": "telemetry", "path": "/metrics"}
+	labels := Labels(d)
+	if m := d.Spec.ServiceMonitor; m != nil {
+		if m.Interval != "" {
+			endpoint["interval"] = m.Interval
+		}
+		labels = maps.Clone(m.Labels)
+		if labels == nil {
+			labels = map[string]string{}
+		}
+		maps.Copy(labels, Labels(d))
+	}
+	selector := map[string]any{}
+	for k, v := range Labels(d) {
+		selector[k] = v
+	}
+	u := &unstructured.Unstructured{Object: map[string]any{
+		"spec": map[string]any{
+			"selector":  map[string]any{"matchLabels": selector},
+			"endpoints": []any{endpoint},
+		},
+	}}
+	u.SetGroupVersionKind(ServiceMonitorGVK)
+	u.SetNamespace(d.Namespace)
+	u.SetName(NamesFor(d).Service)
+	u.SetLabels(labels)
+	return u
+}
+
 // IssuerHostPath is the host and path of the issuer, as an Ingress or an HTTPRoute routes them
 // ("/" for an issuer without a path).
 func IssuerHostPath(d *dexv1.Dex) (host, path string) {

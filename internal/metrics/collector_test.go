@@ -183,5 +183,5 @@ func TestScrapesReadTheObjectsOncePerInterval(t *testing.T) {
 	}
 	wg.Wait()
 	g.Expect(lists.Load()).To(BeEquivalentTo(len(kinds)), "50 concurrent scrapes listed the objects more than once")
-	g.Expect(testutil.CollectAndCount(col, ObjectsName)).To(Equal(3 * len(kinds)), "the series of the one reading are served to every scrape")
+	g.Expect(testutil.CollectAndCount(col, ObjectsName)).To(Equal(3*len(kinds)), "the series of the one reading are served to every scrape")
 }
