@@ -317,9 +317,9 @@ func TestSeveralReplicasNeedLeaderElection(t *testing.T) {
 // to every editor (an aggregation label on its ClusterRole) are refused by the values schema.
 func TestValuesSchemaRefusesInjection(t *testing.T) {
 	for name, vals := range map[string]map[string]any{
-		"priority class with a newline": {"priorityClassName": "x\n      hostNetwork: true"},
+		"priority class with a newline":      {"priorityClassName": "x\n      hostNetwork: true"},
 		"registry TLS Secret with a newline": {"registry": map[string]any{"tls": map[string]any{"secretName": "x\n  hostPID: true"}}},
-		"aggregation label": {"commonLabels": map[string]any{"rbac.authorization.k8s.io/aggregate-to-edit": "true"}},
+		"aggregation label":                  {"commonLabels": map[string]any{"rbac.authorization.k8s.io/aggregate-to-edit": "true"}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := renderManifest(t, "platform", vals)
