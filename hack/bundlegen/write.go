@@ -1,60 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"encoding/json"
-	"errors"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 
 	operatorsv1alpha1 "github.com/operator-framework/api/pkg/operators/v1alpha1"
 	"sigs.k8s.io/yaml"
+
+	"dexterity.dev/dexterity/hack/internal/gendir"
 )
 
 // generatedDirs are owned entirely by bundlegen: files in them that it does not generate are
 // removed by Write.
 var generatedDirs = []string{"manifests", "metadata"}
 
-// Write makes dir hold files (slash-separated paths relative to dir): changed files are
-// rewritten, files of manifests/ and metadata/ that are no longer generated are removed, and
-// anything else in dir is left alone.
+// Write makes dir hold files: manifests/ and metadata/ exactly, anything else in dir left alone.
 func Write(dir string, files map[string][]byte) error {
-	for _, sub := range generatedDirs {
-		err := filepath.WalkDir(filepath.Join(dir, sub), func(p string, d fs.DirEntry, err error) error {
-			if errors.Is(err, fs.ErrNotExist) {
-				return nil
-			}
-			if err != nil || d.IsDir() {
-				return err
-			}
-			rel, err := filepath.Rel(dir, p)
-			if err != nil {
-				return err
-			}
-			if _, ok := files[filepath.ToSlash(rel)]; !ok {
-				return os.Remove(p)
-			}
-			return nil
-		})
-		if err != nil {
-			return err
-		}
-	}
-	for _, name := range sortedKeys(files) {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, files[name]) {
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, files[name], 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
+	return gendir.Write(dir, files, generatedDirs...)
 }
 
 // marshalClean renders the CSV as YAML without what its Go types add but a bundle does not

@@ -31,14 +31,14 @@
 package main
 
 import (
-	"bytes"
 	"flag"
 	"fmt"
-	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"dexterity.dev/dexterity/hack/internal/gendir"
 )
 
 // Options say where the inputs are.
@@ -65,7 +65,7 @@ func main() {
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(o.Root, dir)
 	}
-	if err := Write(dir, files); err != nil {
+	if err := gendir.Write(dir, files); err != nil {
 		fmt.Fprintln(os.Stderr, "chartgen:", err)
 		os.Exit(1)
 	}
@@ -100,43 +100,6 @@ func Generate(o Options) (map[string][]byte, error) {
 		return nil, err
 	}
 	return g.files, nil
-}
-
-// Write makes dir hold exactly files: changed files are rewritten, files chartgen no longer
-// generates are removed.
-func Write(dir string, files map[string][]byte) error {
-	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
-		if os.IsNotExist(err) {
-			return nil
-		}
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(dir, p)
-		if err != nil {
-			return err
-		}
-		if _, ok := files[filepath.ToSlash(rel)]; !ok {
-			return os.Remove(p)
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	for _, name := range sortedKeys(files) {
-		p := filepath.Join(dir, filepath.FromSlash(name))
-		if old, err := os.ReadFile(p); err == nil && bytes.Equal(old, files[name]) {
-			continue
-		}
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(p, files[name], 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 func sortedKeys[V any](m map[string]V) []string {
