@@ -288,8 +288,8 @@ type benchManager struct {
 	stop func()
 }
 
-// startBenchManager builds and starts the manager (registry on, no webhooks) with environ added
-// to its environment and extra flags.
+// startBenchManager builds and starts the manager (registry on, no webhooks) with the shipped
+// Deployment's GOGC and GOMEMLIMIT (shippedEnv), environ added to its environment and extra flags.
 func startBenchManager(b *testing.B, environ []string, extra ...string) *benchManager {
 	b.Helper()
 	var stops []func()
@@ -326,7 +326,13 @@ func startBenchManager(b *testing.B, environ []string, extra ...string) *benchMa
 	args := append([]string{"--kubeconfig", kubeconfig, "--metrics-bind-address", "0",
 		"--health-probe-bind-address", "127.0.0.1:" + strconv.Itoa(probe),
 		"--registry-bind-address", "127.0.0.1:" + strconv.Itoa(registry)}, extra...)
-	m.proc, err = harness.StartManagerProcess(m.bin, filepath.Join(dir, "manager.log"), environ, args...)
+	shipped, err := shippedEnv()
+	if err != nil {
+		fail(err)
+	}
+	// The shipped Deployment's runtime settings first: environ (DEXTERITY_BENCH_MANAGER_ENV)
+	// overrides them.
+	m.proc, err = harness.StartManagerProcess(m.bin, filepath.Join(dir, "manager.log"), append(shipped, environ...), args...)
 	if err != nil {
 		fail(err)
 	}
