@@ -1,6 +1,7 @@
 package controllers
 
 import (
+	"slices"
 	"sync"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -87,7 +88,10 @@ func internObject(obj any) {
 		if o.Spec.LoopbackRedirect != nil {
 			o.Spec.LoopbackRedirect.Path = t.intern(o.Spec.LoopbackRedirect.Path)
 		}
+		// The decoder grows slices by doubling: 11 redirect URIs sit in room for 16.
+		o.Status.RedirectURIs = trimmed(o.Status.RedirectURIs)
 		t.strings(o.Status.RedirectURIs)
+		o.Status.Conditions = trimmed(o.Status.Conditions)
 		t.conditions(o.Status.Conditions)
 	case *dexv1.DexConnector:
 		t.meta(o)
@@ -104,4 +108,13 @@ func internObject(obj any) {
 		s.Owner.Kind, s.Owner.Namespace = t.intern(s.Owner.Kind), t.intern(s.Owner.Namespace)
 		s.Provider.Namespace, s.Provider.Name = t.intern(s.Provider.Namespace), t.intern(s.Provider.Name)
 	}
+}
+
+// trimmed returns s in a backing array of its length when the decoder left room to spare (the
+// spare room of a cached object is never used: objects are replaced, not appended to).
+func trimmed[T any](s []T) []T {
+	if cap(s) == len(s) || len(s) == 0 {
+		return s
+	}
+	return slices.Clone(s)
 }
