@@ -15,7 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
-	"dexterity.dev/dexterity/test/harness"
+	"dexterity.dev/dexterity/internal/scheme"
 )
 
 // secretSource serves Secrets' metadata (as the metadata-only cache does) and counts the full
@@ -99,7 +99,7 @@ func TestSecretMemoReadsOnlyChangedSecrets(t *testing.T) {
 // label is an optimisation, not a condition.
 func TestReadSecretUsesTheSecretWhenTheLabelIsRefused(t *testing.T) {
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns"}, Data: map[string][]byte{"k": []byte("v")}}
-	c := fake.NewClientBuilder().WithScheme(harness.Scheme).WithObjects(s).WithInterceptorFuncs(interceptor.Funcs{
+	c := fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(s).WithInterceptorFuncs(interceptor.Funcs{
 		Patch: func(context.Context, client.WithWatch, client.Object, client.Patch, ...client.PatchOption) error {
 			return apierrors.NewForbidden(schema.GroupResource{Resource: "secrets"}, "s", nil)
 		}}).Build()
@@ -114,7 +114,7 @@ func TestReadSecretUsesTheSecretWhenTheLabelIsRefused(t *testing.T) {
 func TestSecretMemoSeesARotationDuringTheLabelPatch(t *testing.T) {
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "tls", Namespace: "ns"}, Data: map[string][]byte{"ca.crt": []byte("old")}}
 	raced := false
-	c := fake.NewClientBuilder().WithScheme(harness.Scheme).WithObjects(s).WithInterceptorFuncs(interceptor.Funcs{
+	c := fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(s).WithInterceptorFuncs(interceptor.Funcs{
 		Patch: func(ctx context.Context, c client.WithWatch, obj client.Object, patch client.Patch, opts ...client.PatchOption) error {
 			if !raced {
 				raced = true
@@ -147,7 +147,7 @@ func TestSecretMemoSeesARotationDuringTheLabelPatch(t *testing.T) {
 func TestReadSecretRespectsAnOptOut(t *testing.T) {
 	s := &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "s", Namespace: "ns", Labels: map[string]string{dexv1.LabelWatchedSecret: "false"}},
 		Data: map[string][]byte{"k": []byte("v")}}
-	c := fake.NewClientBuilder().WithScheme(harness.Scheme).WithObjects(s).WithInterceptorFuncs(interceptor.Funcs{
+	c := fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(s).WithInterceptorFuncs(interceptor.Funcs{
 		Patch: func(context.Context, client.WithWatch, client.Object, client.Patch, ...client.PatchOption) error {
 			t.Error("readSecret patched a Secret that opted out of the watch label")
 			return nil

@@ -9,10 +9,6 @@ import (
 	"os"
 	"time"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
@@ -20,26 +16,16 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook"
 
-	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
-	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/dexdeploy"
 	dexmetrics "dexterity.dev/dexterity/internal/metrics"
 	"dexterity.dev/dexterity/internal/oidc"
 	"dexterity.dev/dexterity/internal/registry"
+	"dexterity.dev/dexterity/internal/scheme"
 	"dexterity.dev/dexterity/internal/webhookcert"
 	"dexterity.dev/dexterity/webhooks"
 )
-
-var scheme = runtime.NewScheme()
-
-func init() {
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(dexv1.AddToScheme(scheme))
-	utilruntime.Must(claimsv1.AddToScheme(scheme))
-	utilruntime.Must(apiextensionsv1.AddToScheme(scheme)) // the claims CRD's creation time
-}
 
 type options struct {
 	metricsAddr, probeAddr       string
@@ -103,7 +89,7 @@ func run(o options) error {
 	}
 	webhookServer := webhookcert.NewServer(webhook.Options{Port: o.webhookPort, CertDir: o.webhookCertDir})
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
+		Scheme:                  scheme.Scheme,
 		Metrics:                 metricsserver.Options{BindAddress: o.metricsAddr},
 		HealthProbeBindAddress:  o.probeAddr,
 		PprofBindAddress:        o.pprofAddr,

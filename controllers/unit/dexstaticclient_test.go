@@ -19,7 +19,7 @@ import (
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/internal/dex/dexfake"
-	"dexterity.dev/dexterity/test/harness"
+	"dexterity.dev/dexterity/internal/scheme"
 )
 
 const dexAddr = "127.0.0.1:5557"
@@ -41,7 +41,7 @@ func newFixture(t *testing.T) *fixture {
 // newFixtureWith is newFixture with the API server's calls passed through funcs.
 func newFixtureWith(t *testing.T, funcs interceptor.Funcs) *fixture {
 	t.Helper()
-	b := fake.NewClientBuilder().WithScheme(harness.Scheme).WithInterceptorFuncs(funcs).
+	b := fake.NewClientBuilder().WithScheme(scheme.Scheme).WithInterceptorFuncs(funcs).
 		WithStatusSubresource(&dexv1.DexStaticClient{}, &dexv1.DexConnector{}, &dexv1.OIDCProvider{}, &dexv1.GroupBinding{})
 	for _, ix := range controllers.Indexes() {
 		b = b.WithIndex(ix.Object, ix.Field, ix.Extract)
@@ -209,7 +209,7 @@ func TestClaimNotYetInTheCache(t *testing.T) {
 	c := f.client(t, "team-a", "app", "")
 	g.Expect(f.dex.CreateClient(context.Background(), dexClient("team-a-app"))).To(Succeed())
 	// The API server has the claim; the reconciler's cached client does not.
-	api := fake.NewClientBuilder().WithScheme(harness.Scheme).WithObjects(&claimsv1.DexEntryClaim{
+	api := fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(&claimsv1.DexEntryClaim{
 		ObjectMeta: metav1.ObjectMeta{Name: controllers.ClaimName(claimsv1.EntryClient, dexAddr, "team-a-app")},
 		Spec: claimsv1.DexEntryClaimSpec{EntryKind: claimsv1.EntryClient, EntryID: "team-a-app", DexAddress: dexAddr,
 			Owner:    claimsv1.ClaimOwner{Kind: "DexStaticClient", Namespace: c.Namespace, Name: c.Name, UID: c.UID},

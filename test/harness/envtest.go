@@ -6,27 +6,16 @@ import (
 	"path/filepath"
 	"slices"
 
-	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
-	"k8s.io/apimachinery/pkg/runtime"
-	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 
-	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
-	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/scheme"
 )
 
-// Scheme holds the Kubernetes built-in types and Dexterity's.
-var Scheme = runtime.NewScheme()
-
-func init() {
-	utilruntime.Must(clientgoscheme.AddToScheme(Scheme))
-	utilruntime.Must(dexv1.AddToScheme(Scheme))
-	utilruntime.Must(claimsv1.AddToScheme(Scheme))
-	utilruntime.Must(apiextensionsv1.AddToScheme(Scheme)) // the claims CRD's creation time
-}
+// Scheme holds the Kubernetes built-in types and Dexterity's: the operator's own
+// (internal/scheme).
+var Scheme = scheme.Scheme
 
 // Env is a real kube-apiserver + etcd (envtest) with Dexterity's CRDs installed.
 type Env struct {
