@@ -247,6 +247,15 @@ func TestDexProductionAdmission(t *testing.T) {
 			d.Spec.Web = &dexv1.DexWeb{ClientRemoteIP: &dexv1.DexClientRemoteIP{TrustedProxies: []string{"10.0.0.1"}}}
 		}, "spec.web.clientRemoteIP.trustedProxies"},
 		{"bad log format", func(d *dexv1.Dex) { d.Spec.LogFormat = "xml" }, "spec.logFormat"},
+		// Hostile review: the operator's pods' label would make its Services and every Dex's
+		// gRPC NetworkPolicy select the Dex; a header without trusted proxies is believed from
+		// anyone. (The controller refuses both too, for objects stored before these rules.)
+		{"the operator's pod label", func(d *dexv1.Dex) {
+			d.Spec.PodLabels = map[string]string{"control-plane": "controller-manager"}
+		}, "spec.podLabels"},
+		{"client address header without trusted proxies", func(d *dexv1.Dex) {
+			d.Spec.Web = &dexv1.DexWeb{ClientRemoteIP: &dexv1.DexClientRemoteIP{Header: "X-Forwarded-For"}}
+		}, "spec.web.clientRemoteIP.trustedProxies"},
 		{"route without a parent", func(d *dexv1.Dex) { d.Spec.HTTPRoute = &dexv1.DexHTTPRoute{} }, "spec.httpRoute.parentRefs"},
 		{"web TLS with an http issuer", func(d *dexv1.Dex) {
 			d.Spec.Issuer = "http://dex." + ns + ".svc:5556/dex"
@@ -309,12 +318,6 @@ func TestDexProductionSpecRefusedByController(t *testing.T) {
 			d.Spec.Volumes = []corev1.Volume{{Name: "x", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}}}
 			d.Spec.VolumeMounts = []corev1.VolumeMount{{Name: "x", MountPath: "/usr/local/bin"}}
 		}, "spec.volumeMounts[0].mountPath"},
-		{"the operator's pod label", func(d *dexv1.Dex) {
-			d.Spec.PodLabels = map[string]string{"control-plane": "controller-manager"}
-		}, "spec.podLabels[control-plane]"},
-		{"client address header without trusted proxies", func(d *dexv1.Dex) {
-			d.Spec.Web = &dexv1.DexWeb{ClientRemoteIP: &dexv1.DexClientRemoteIP{Header: "X-Forwarded-For"}}
-		}, "spec.web.clientRemoteIP.trustedProxies"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			g := NewWithT(t)

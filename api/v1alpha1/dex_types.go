@@ -158,9 +158,10 @@ type DexSpec struct {
 	PriorityClassName string `json:"priorityClassName,omitempty"`
 	// podLabels are added to the Dex pods. The labels the operator selects its pods with
 	// (app.kubernetes.io/name, app.kubernetes.io/instance, app.kubernetes.io/managed-by,
-	// dexterity.dev/dex) cannot be set.
+	// dexterity.dev/dex), and the label of the operator's own pods (control-plane), cannot be set.
 	// +kubebuilder:validation:MaxProperties=32
 	// +kubebuilder:validation:XValidation:rule="!self.exists(k, k in ['app.kubernetes.io/name', 'app.kubernetes.io/instance', 'app.kubernetes.io/managed-by', 'dexterity.dev/dex', 'pod-template-hash'])",message="app.kubernetes.io/name, app.kubernetes.io/instance, app.kubernetes.io/managed-by, dexterity.dev/dex and pod-template-hash are the labels the operator selects the Dex pods with: remove them from spec.podLabels"
+	// +kubebuilder:validation:XValidation:rule="!('control-plane' in self)",message="control-plane is the label of the operator's own pods (its Services and every Dex's gRPC NetworkPolicy select it): remove it from spec.podLabels"
 	// +optional
 	PodLabels map[string]string `json:"podLabels,omitempty"`
 	// serviceAccountAnnotations are added to the Dex ServiceAccount (workload identity, e.g.
@@ -421,6 +422,7 @@ type DexWebTLS struct {
 }
 
 // DexClientRemoteIP mirrors Dex's web.clientRemoteIP.
+// +kubebuilder:validation:XValidation:rule="!has(self.header) || self.header == '' || (has(self.trustedProxies) && size(self.trustedProxies) > 0)",fieldPath=".trustedProxies",message="with a header and no trusted proxies Dex would believe the header from any client: list the proxies' CIDRs in trustedProxies"
 type DexClientRemoteIP struct {
 	// header holding the client's address, e.g. X-Forwarded-For or X-Real-IP.
 	// +kubebuilder:validation:MaxLength=256
