@@ -422,7 +422,7 @@ type DexWebTLS struct {
 }
 
 // DexClientRemoteIP mirrors Dex's web.clientRemoteIP.
-// +kubebuilder:validation:XValidation:rule="!has(self.header) || self.header == '' || (has(self.trustedProxies) && size(self.trustedProxies) > 0)",fieldPath=".trustedProxies",message="with a header and no trusted proxies Dex would believe the header from any client: list the proxies' CIDRs in trustedProxies"
+// +kubebuilder:validation:XValidation:rule="!has(self.header) || size(self.header) == 0 || (has(self.trustedProxies) && size(self.trustedProxies) > 0)",fieldPath=".trustedProxies",message="with a header and no trusted proxies Dex would believe the header from any client: list the proxies' CIDRs in trustedProxies"
 type DexClientRemoteIP struct {
 	// header holding the client's address, e.g. X-Forwarded-For or X-Real-IP.
 	// +kubebuilder:validation:MaxLength=256
