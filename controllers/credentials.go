@@ -86,7 +86,7 @@ func (r *DexStaticClientReconciler) reconcileCredentials(ctx context.Context, c 
 		desired.Annotations[k] = string(v)
 	}
 	desired.Labels["app.kubernetes.io/managed-by"] = "dexterity"
-	desired.Labels[dexv1.LabelWatchedSecret] = "true"
+	desired.Labels = watchedSecretLabels(desired.Labels)
 	desired.Labels[LabelCredentialsOf] = c.Name
 
 	cur := &corev1.Secret{}

@@ -284,7 +284,7 @@ func SecretRefs(d *dexv1.Dex) []FieldSecretRef {
 	}
 	tlsPair := func(field, name string) {
 		for _, key := range []string{KeyCert, KeyKey} {
-			out = append(out, FieldSecretRef{Field: field, Ref: dexv1.SecretKeyRef{Name: name, Key: key}, Mounted: true})
+			out = append(out, FieldSecretRef{Field: field, Ref: dexv1.SecretKeyRef{Name: name, Key: key}})
 		}
 	}
 	if w := d.Spec.Web; w != nil && w.TLS != nil {
@@ -293,7 +293,7 @@ func SecretRefs(d *dexv1.Dex) []FieldSecretRef {
 	if d.StorageType() == dexv1.DexStoragePostgres && d.Spec.Storage.Postgres != nil && d.Spec.Storage.Postgres.SSL != nil {
 		ssl := d.Spec.Storage.Postgres.SSL
 		if ssl.CASecretRef != nil {
-			out = append(out, FieldSecretRef{Field: "spec.storage.postgres.ssl.caSecretRef", Ref: *ssl.CASecretRef, Mounted: true})
+			out = append(out, FieldSecretRef{Field: "spec.storage.postgres.ssl.caSecretRef", Ref: *ssl.CASecretRef})
 		}
 		if ssl.CertSecretRef != nil {
 			tlsPair("spec.storage.postgres.ssl.certSecretRef", ssl.CertSecretRef.Name)
@@ -302,12 +302,11 @@ func SecretRefs(d *dexv1.Dex) []FieldSecretRef {
 	return out
 }
 
-// FieldSecretRef is a Secret key and the spec field that names it. Mounted keys are files in the
-// pods (certificates); the others reach Dex through the environment.
+// FieldSecretRef is a Secret key and the spec field that names it (certificates are files in the
+// pods; the other values reach Dex through the environment).
 type FieldSecretRef struct {
-	Field   string
-	Ref     dexv1.SecretKeyRef
-	Mounted bool
+	Field string
+	Ref   dexv1.SecretKeyRef
 }
 
 // ServiceHost is the in-cluster DNS name of a Dex's Service.

@@ -53,14 +53,22 @@ func newTestCA(g Gomega) *testCA {
 // serving issues a serving certificate for hosts with a fresh serial, as a renewal does; it
 // returns the kubernetes.io/tls Secret data (with ca.crt, as cert-manager writes it) and the serial.
 func (ca *testCA) serving(g Gomega, hosts ...string) (map[string][]byte, *big.Int) {
+	data, serial := ca.leaf(g, hosts[0], hosts, x509.ExtKeyUsageServerAuth)
+	data["ca.crt"] = ca.pem
+	return data, serial
+}
+
+// leaf issues a certificate for cn (and dnsNames) with usage, as the tls.crt and tls.key of a
+// Secret, and returns its serial number.
+func (ca *testCA) leaf(g Gomega, cn string, dnsNames []string, usage x509.ExtKeyUsage) (map[string][]byte, *big.Int) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	g.Expect(err).NotTo(HaveOccurred())
 	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
 	g.Expect(err).NotTo(HaveOccurred())
 	tmpl := &x509.Certificate{
-		SerialNumber: serial, Subject: pkix.Name{CommonName: hosts[0]}, DNSNames: hosts,
+		SerialNumber: serial, Subject: pkix.Name{CommonName: cn}, DNSNames: dnsNames,
 		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{usage},
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -69,7 +77,6 @@ func (ca *testCA) serving(g Gomega, hosts ...string) (map[string][]byte, *big.In
 	return map[string][]byte{
 		corev1.TLSCertKey:       pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
 		corev1.TLSPrivateKeyKey: pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-		"ca.crt":                ca.pem,
 	}, serial
 }
 
