@@ -28,12 +28,13 @@ import (
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/dexdeploy"
 	"dexterity.dev/dexterity/test/harness"
+	"dexterity.dev/dexterity/test/kubelet"
 )
 
 func main() {
 	// The Dex pod runs as the tests run it: in a private mount namespace where its Secret volumes
 	// are bind-mounted at the Deployment's paths and /etc/hosts resolves the Service names.
-	if code, exited := harness.EnterMountNamespace(); exited {
+	if code, exited := kubelet.EnterMountNamespace(); exited {
 		os.Exit(code)
 	}
 	manager := flag.String("manager", "bin/dexterity", "Manager binary to run.")
@@ -73,7 +74,7 @@ func run(managerBin, state, samples string) error {
 		return err
 	}
 	fmt.Println(">> starting the local kubelet (runs the Dex object's pod with bin/dex; pod logs in", filepath.Join(state, "pods")+")")
-	kubelet, err := harness.StartKubelet(ctx, harness.KubeletOptions{
+	node, err := kubelet.Start(ctx, kubelet.Options{
 		Config: env.Config,
 		Files:  map[string]string{dexdeploy.BinaryPath: filepath.Join(root, "bin", "dex")},
 		LogDir: filepath.Join(state, "pods"),
@@ -81,7 +82,7 @@ func run(managerBin, state, samples string) error {
 	if err != nil {
 		return err
 	}
-	defer kubelet.Stop()
+	defer node.Stop()
 
 	tlsDir := filepath.Join(state, "registry-tls")
 	fmt.Println(">> writing a local CA and the registry's certificate to", tlsDir)
@@ -101,7 +102,7 @@ func run(managerBin, state, samples string) error {
 		return err
 	}
 	fmt.Println(">> running the pod of Dex dexterity-system/dex (HTTP 127.0.0.1:5556, gRPC with mTLS at dex.dexterity-system.svc:5557) once the operator has rendered it")
-	if err := runWhenRendered(ctx, kubelet, "dexterity-system", "dex", 2*time.Minute); err != nil {
+	if err := runWhenRendered(ctx, node, "dexterity-system", "dex", 2*time.Minute); err != nil {
 		return err
 	}
 	filesDir := filepath.Join(state, "registry-files")
@@ -259,7 +260,7 @@ func waitReady(ctx context.Context, c client.Client, timeout time.Duration) erro
 }
 
 // runWhenRendered hands the Deployment of a Dex object to the kubelet once the operator created it.
-func runWhenRendered(ctx context.Context, k *harness.Kubelet, ns, name string, timeout time.Duration) error {
+func runWhenRendered(ctx context.Context, k *kubelet.Kubelet, ns, name string, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		err := k.Run(ns, name)

@@ -1,6 +1,6 @@
-// Package dexkind proves the Dex kind end to end: the dexterity binary renders a Dex, the test
-// harness runs the rendered Deployment as a kubelet would (the real Dex binary with the
-// container's command, env and mounted Secrets, in a private mount namespace, its kubernetes
+// Package dexkind proves the Dex kind end to end: the dexterity binary renders a Dex, the kubelet
+// emulator (test/kubelet) runs the rendered Deployment as a kubelet would (the real Dex binary with
+// the container's command, env and mounted Secrets, in a private mount namespace, its kubernetes
 // storage against the envtest API server under the rendered RBAC), and then tenants' clients and
 // connectors register through the generated mutual TLS, Dex issues a token for such a client, and
 // the registry accepts it. Certificates rotate during the test (a two-minute leaf lifetime).
@@ -33,6 +33,7 @@ import (
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/dexdeploy"
 	"dexterity.dev/dexterity/test/harness"
+	"dexterity.dev/dexterity/test/kubelet"
 )
 
 const (
@@ -46,13 +47,13 @@ const (
 
 var (
 	k8s          client.Client
-	kubelet      *harness.Kubelet
+	node         *kubelet.Kubelet // the kubelet emulator: runs the rendered Dex pods
 	registryHost string
 	managerLog   string
 )
 
 func TestMain(m *testing.M) {
-	if code, exited := harness.EnterMountNamespace(); exited {
+	if code, exited := kubelet.EnterMountNamespace(); exited {
 		os.Exit(code)
 	}
 	os.Exit(run(m))
@@ -75,7 +76,7 @@ func run(m *testing.M) int {
 		if b, err := os.ReadFile(managerLog); err == nil {
 			fmt.Fprintf(os.Stderr, "--- manager log ---\n%s\n", tail(string(b)))
 		}
-		fmt.Fprintf(os.Stderr, "--- Dex pod log ---\n%s\n", tail(kubelet.Logs(platformNS, "dex")))
+		fmt.Fprintf(os.Stderr, "--- Dex pod log ---\n%s\n", tail(node.Logs(platformNS, "dex")))
 	}
 	return code
 }
@@ -96,7 +97,7 @@ func setup() error {
 	if err != nil {
 		return err
 	}
-	kubelet, err = harness.StartKubelet(context.Background(), harness.KubeletOptions{
+	node, err = kubelet.Start(context.Background(), kubelet.Options{
 		Config: env.Config,
 		Files:  map[string]string{dexdeploy.BinaryPath: filepath.Join(root, "bin", "dex")},
 		LogDir: filepath.Join(dir, "pods"),
@@ -104,7 +105,7 @@ func setup() error {
 	if err != nil {
 		return err
 	}
-	cleanups = append(cleanups, kubelet.Stop)
+	cleanups = append(cleanups, node.Stop)
 
 	bin := filepath.Join(dir, "dexterity")
 	if err := harness.BuildManager(bin); err != nil {
@@ -151,7 +152,7 @@ var dexNamespaces = []string{platformNS, "platform-sqlite", "platform-tls", "pla
 // waitNoDexPod waits until no test's Dex pod runs (a test's Dex is deleted by its cleanup).
 func waitNoDexPod(g Gomega) {
 	for _, ns := range dexNamespaces {
-		g.Eventually(func() int { return kubelet.PodPID(ns, "dex") }, timeout).Should(BeZero(), "the Dex pod of %s is gone", ns)
+		g.Eventually(func() int { return node.PodPID(ns, "dex") }, timeout).Should(BeZero(), "the Dex pod of %s is gone", ns)
 	}
 }
 
@@ -238,7 +239,7 @@ func TestDexKindEndToEnd(t *testing.T) {
 		},
 	}
 	g.Expect(k8s.Create(ctx, d)).To(Succeed())
-	g.Eventually(func() error { return kubelet.Run(platformNS, "dex") }, timeout).Should(Succeed())
+	g.Eventually(func() error { return node.Run(platformNS, "dex") }, timeout).Should(Succeed())
 	g.Eventually(condition(d, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue))
 	provider := &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: platformNS, Name: "dex"}}
 	g.Eventually(condition(provider, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue), "the operator reaches Dex through the generated mTLS and loads its keys")
@@ -291,12 +292,12 @@ func TestDexKindEndToEnd(t *testing.T) {
 	t.Run("certificates rotate without losing the connection", func(t *testing.T) {
 		g := NewWithT(t)
 		first := serverCertSerial(g)
-		starts := kubelet.PodStarts(platformNS, "dex")
+		starts := node.PodStarts(platformNS, "dex")
 		// The leaves are renewed two thirds into their lifetime; the renewed server certificate rolls
 		// the pod (Dex does not reload a certificate the kubelet updates), the operator reconnects
 		// with its renewed client certificate.
 		g.Eventually(serverCertSerial, leafValidity+timeout).ShouldNot(Equal(first), "the server certificate is renewed")
-		g.Eventually(func() int { return kubelet.PodStarts(platformNS, "dex") }, timeout).Should(BeNumerically(">", starts), "the renewed certificate rolls the pod")
+		g.Eventually(func() int { return node.PodStarts(platformNS, "dex") }, timeout).Should(BeNumerically(">", starts), "the renewed certificate rolls the pod")
 		g.Eventually(condition(d, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue))
 		g.Eventually(condition(provider, dexv1.ConditionDexReachable), timeout).Should(HaveField("Status", metav1.ConditionTrue))
 		// New work after the rotation goes through, and nothing was lost.
@@ -313,7 +314,7 @@ func TestDexKindEndToEnd(t *testing.T) {
 
 	t.Run("a spec change rolls the pod and Dex's state survives in the kubernetes storage", func(t *testing.T) {
 		g := NewWithT(t)
-		starts := kubelet.PodStarts(platformNS, "dex")
+		starts := node.PodStarts(platformNS, "dex")
 		g.Eventually(func() error {
 			cur := &dexv1.Dex{}
 			if err := k8s.Get(ctx, client.ObjectKeyFromObject(d), cur); err != nil {
@@ -322,7 +323,7 @@ func TestDexKindEndToEnd(t *testing.T) {
 			cur.Spec.Expiry = &dexv1.DexExpiry{IDTokens: "2h"}
 			return k8s.Update(ctx, cur)
 		}, timeout).Should(Succeed())
-		g.Eventually(func() int { return kubelet.PodStarts(platformNS, "dex") }, timeout).Should(BeNumerically(">", starts))
+		g.Eventually(func() int { return node.PodStarts(platformNS, "dex") }, timeout).Should(BeNumerically(">", starts))
 		g.Eventually(condition(d, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue))
 		g.Eventually(func(g Gomega) { clientInDex(g, ci.EffectiveClientID()) }, timeout).Should(Succeed(), "the client outlived the pod")
 		// The new pod's tokens carry the new lifetime.
@@ -340,7 +341,7 @@ func TestDexKindEndToEnd(t *testing.T) {
 
 		// An emulated pod restart (same template) keeps the state too: the client is there at once,
 		// well before a resync (1m) could have re-created it.
-		g.Expect(kubelet.RestartPod(platformNS, "dex")).To(Succeed())
+		g.Expect(node.RestartPod(platformNS, "dex")).To(Succeed())
 		g.Eventually(func(g Gomega) { clientInDex(g, ci.EffectiveClientID()) }, 15*time.Second).Should(Succeed())
 		g.Eventually(func(g Gomega) int { return registryStatus(g, token(g)) }, timeout).Should(Equal(http.StatusOK))
 	})
@@ -384,10 +385,10 @@ func TestDexSQLite3(t *testing.T) {
 		},
 	}
 	g.Expect(k8s.Create(ctx, d)).To(Succeed())
-	g.Eventually(func() error { return kubelet.Run(ns, "dex") }, timeout).Should(Succeed())
+	g.Eventually(func() error { return node.Run(ns, "dex") }, timeout).Should(Succeed())
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("--- Dex pod log ---\n%s", tail(kubelet.Logs(ns, "dex")))
+			t.Logf("--- Dex pod log ---\n%s", tail(node.Logs(ns, "dex")))
 		}
 		_ = k8s.Delete(context.Background(), d)
 	})
@@ -421,7 +422,7 @@ func TestDexSQLite3(t *testing.T) {
 
 	// A connector arrives through the API: the bootstrap connector goes, the pod rolls and starts
 	// on the connector in its storage.
-	starts := kubelet.PodStarts(ns, "dex")
+	starts := node.PodStarts(ns, "dex")
 	conn := &dexv1.DexConnector{
 		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "mock"},
 		Spec:       dexv1.DexConnectorSpec{ProviderRef: dexv1.ObjectRef{Name: "dex"}, ConnectorID: "mock", Type: "mockCallback", DisplayName: "Mock"},
@@ -434,11 +435,11 @@ func TestDexSQLite3(t *testing.T) {
 		g.Expect(k8s.Get(ctx, types.NamespacedName{Namespace: ns, Name: "dex-config"}, s)).To(Succeed())
 		return string(s.Data["config.yaml"])
 	}, timeout).ShouldNot(ContainSubstring("enablePasswordDB"))
-	g.Eventually(func() int { return kubelet.PodStarts(ns, "dex") }, timeout).Should(BeNumerically(">", starts))
+	g.Eventually(func() int { return node.PodStarts(ns, "dex") }, timeout).Should(BeNumerically(">", starts))
 	g.Eventually(condition(d, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue))
 	g.Eventually(condition(conn, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue))
 
 	// A restarted pod opens the same database: the client is there at once, before any resync.
-	g.Expect(kubelet.RestartPod(ns, "dex")).To(Succeed())
+	g.Expect(node.RestartPod(ns, "dex")).To(Succeed())
 	g.Eventually(inDex, 15*time.Second).Should(Succeed())
 }

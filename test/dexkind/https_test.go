@@ -132,14 +132,14 @@ func TestDexKindHTTPS(t *testing.T) {
 		},
 	}
 	g.Expect(k8s.Create(ctx, d)).To(Succeed())
-	g.Eventually(func() error { return kubelet.Run(ns, "dex") }, timeout).Should(Succeed())
+	g.Eventually(func() error { return node.Run(ns, "dex") }, timeout).Should(Succeed())
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("--- Dex pod log ---\n%s", tail(kubelet.Logs(ns, "dex")))
+			t.Logf("--- Dex pod log ---\n%s", tail(node.Logs(ns, "dex")))
 		}
 		// The other tests' pods bind the same ports: the Dex goes, with its pod, before they run.
 		_ = k8s.Delete(context.Background(), d)
-		NewWithT(t).Eventually(func() int { return kubelet.PodPID(ns, "dex") }, timeout).Should(BeZero())
+		NewWithT(t).Eventually(func() int { return node.PodPID(ns, "dex") }, timeout).Should(BeZero())
 	})
 	g.Eventually(condition(d, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue))
 
@@ -236,14 +236,14 @@ func TestDexKindHTTPS(t *testing.T) {
 
 	t.Run("a renewed certificate rolls the pod, which serves it", func(t *testing.T) {
 		g := NewWithT(t)
-		starts := kubelet.PodStarts(ns, "dex")
+		starts := node.PodStarts(ns, "dex")
 		renewed, newSerial := ca.serving(g, host)
 		cur := &corev1.Secret{}
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(tlsSecret), cur)).To(Succeed())
 		cur.Data = renewed // as cert-manager renews: same Secret, new data
 		g.Expect(k8s.Update(ctx, cur)).To(Succeed())
 		renewedAt := time.Now()
-		g.Eventually(func() int { return kubelet.PodStarts(ns, "dex") }, timeout).Should(BeNumerically(">", starts), "the renewed certificate rolls the pod")
+		g.Eventually(func() int { return node.PodStarts(ns, "dex") }, timeout).Should(BeNumerically(">", starts), "the renewed certificate rolls the pod")
 		t.Logf("the pod rolled %v after the renewal", time.Since(renewedAt).Round(100*time.Millisecond))
 		g.Eventually(func(g Gomega) *big.Int {
 			discovery(g)
@@ -254,11 +254,11 @@ func TestDexKindHTTPS(t *testing.T) {
 		g.Eventually(func(g Gomega) int { return registry(g, token(g)) }, timeout).Should(Equal(http.StatusOK))
 
 		// A change of the Secret's metadata alone (cert-manager rewrites its annotations) rolls nothing.
-		starts = kubelet.PodStarts(ns, "dex")
+		starts = node.PodStarts(ns, "dex")
 		g.Expect(k8s.Get(ctx, client.ObjectKeyFromObject(tlsSecret), cur)).To(Succeed())
 		metav1.SetMetaDataAnnotation(&cur.ObjectMeta, "cert-manager.io/certificate-name", "dex")
 		g.Expect(k8s.Update(ctx, cur)).To(Succeed())
-		g.Consistently(func() int { return kubelet.PodStarts(ns, "dex") }, 3*time.Second).Should(Equal(starts))
+		g.Consistently(func() int { return node.PodStarts(ns, "dex") }, 3*time.Second).Should(Equal(starts))
 	})
 
 	t.Run("a missing TLS Secret stalls the Dex naming the field", func(t *testing.T) {

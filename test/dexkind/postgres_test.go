@@ -168,13 +168,13 @@ func TestDexPostgresTLS(t *testing.T) {
 		},
 	}
 	g.Expect(k8s.Create(ctx, d)).To(Succeed())
-	g.Eventually(func() error { return kubelet.Run(ns, "dex") }, timeout).Should(Succeed())
+	g.Eventually(func() error { return node.Run(ns, "dex") }, timeout).Should(Succeed())
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("--- Dex pod log ---\n%s", tail(kubelet.Logs(ns, "dex")))
+			t.Logf("--- Dex pod log ---\n%s", tail(node.Logs(ns, "dex")))
 		}
 		_ = k8s.Delete(context.Background(), d)
-		NewWithT(t).Eventually(func() int { return kubelet.PodPID(ns, "dex") }, timeout).Should(BeZero())
+		NewWithT(t).Eventually(func() int { return node.PodPID(ns, "dex") }, timeout).Should(BeZero())
 	})
 	g.Eventually(condition(d, dexv1.ConditionReady), timeout).Should(HaveField("Status", metav1.ConditionTrue), "Dex starts on the postgres storage over TLS")
 

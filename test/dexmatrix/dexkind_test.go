@@ -19,6 +19,7 @@ import (
 	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/dexdeploy"
 	"dexterity.dev/dexterity/test/harness"
+	"dexterity.dev/dexterity/test/kubelet"
 )
 
 // demoHash is the bcrypt hash of "password".
@@ -53,19 +54,19 @@ func testDexKind(t *testing.T, rel harness.DexRelease) {
 	ctx := context.Background()
 	binary, err := harness.DexBinary(rel.Version)
 	g.Expect(err).NotTo(HaveOccurred())
-	kubelet, err := harness.StartKubelet(ctx, harness.KubeletOptions{
+	node, err := kubelet.Start(ctx, kubelet.Options{
 		Config: restConfig,
 		Files:  map[string]string{dexdeploy.BinaryPath: binary},
 		LogDir: filepath.Join(t.TempDir(), "pods"),
 	})
 	g.Expect(err).NotTo(HaveOccurred())
-	defer kubelet.Stop()
+	defer node.Stop()
 
 	ns := "kind-" + strings.ReplaceAll(rel.Version, ".", "-")
 	g.Expect(k8s.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}})).To(Succeed())
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("--- Dex pod log ---\n%s", kubelet.Logs(ns, "dex"))
+			t.Logf("--- Dex pod log ---\n%s", node.Logs(ns, "dex"))
 		}
 	})
 	issuer := "http://dex." + ns + ".svc:5556/dex"
@@ -98,7 +99,7 @@ func testDexKind(t *testing.T, rel harness.DexRelease) {
 		d.Spec.Storage = &dexv1.DexStorage{Type: "sqlite3"}
 	}
 	g.Expect(k8s.Create(ctx, d)).To(Succeed())
-	g.Eventually(func() error { return kubelet.Run(ns, "dex") }, waitTimeout, poll).Should(Succeed())
+	g.Eventually(func() error { return node.Run(ns, "dex") }, waitTimeout, poll).Should(Succeed())
 	const podTimeout = 90 * time.Second
 	g.Eventually(condition(d, dexv1.ConditionReady), podTimeout, poll).Should(HaveField("Status", metav1.ConditionTrue),
 		"the rendered config loads in Dex %s", rel.Version)

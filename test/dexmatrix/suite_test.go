@@ -30,6 +30,7 @@ import (
 	"dexterity.dev/dexterity/internal/oidc"
 	"dexterity.dev/dexterity/internal/registry"
 	"dexterity.dev/dexterity/test/harness"
+	"dexterity.dev/dexterity/test/kubelet"
 	"dexterity.dev/dexterity/test/operatortest"
 )
 
@@ -51,7 +52,7 @@ const (
 
 func TestMain(m *testing.M) {
 	// The Dex kind's pods (TestDexKind) run in mount namespaces of the kubelet emulator.
-	if code, exited := harness.EnterMountNamespace(); exited {
+	if code, exited := kubelet.EnterMountNamespace(); exited {
 		os.Exit(code)
 	}
 	os.Exit(runSuite(m))

@@ -1,4 +1,4 @@
-package harness
+package kubelet
 
 import (
 	"bytes"
@@ -24,9 +24,12 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/yaml"
+
+	"dexterity.dev/dexterity/test/harness"
 )
 
 const (
@@ -52,11 +55,11 @@ func TestKubelet(t *testing.T) {
 	g.SetDefaultEventuallyPollingInterval(kubeletPoll)
 	ctx := context.Background()
 
-	env, err := StartEnv(EnvOptions{})
+	env, err := harness.StartEnv(harness.EnvOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = env.Stop() })
 	c := env.Client
-	root, err := repoRoot()
+	root, err := harness.RepoRoot()
 	g.Expect(err).NotTo(HaveOccurred())
 
 	// The mount points the pod needs that the host lacks are created (and left empty by Stop:
@@ -68,7 +71,7 @@ func TestKubelet(t *testing.T) {
 		existed[p] = err == nil
 	}
 
-	k, err := StartKubelet(ctx, KubeletOptions{
+	k, err := Start(ctx, Options{
 		Config: env.Config,
 		Files:  map[string]string{"/usr/local/bin/dex": filepath.Join(root, "bin", "dex")},
 		LogDir: t.TempDir(),
@@ -84,9 +87,9 @@ func TestKubelet(t *testing.T) {
 		}
 	})
 
-	webPort, err := FreePort()
+	webPort, err := harness.FreePort()
 	g.Expect(err).NotTo(HaveOccurred())
-	telemetryPort, err := FreePort()
+	telemetryPort, err := harness.FreePort()
 	g.Expect(err).NotTo(HaveOccurred())
 	issuer := fmt.Sprintf("http://dex.%s.svc:%d/dex", kubeletNS, webPort)
 	const clientSecret = "from-a-secret"
@@ -151,7 +154,7 @@ func TestKubelet(t *testing.T) {
 	g.Eventually(func() string { return k.Logs(kubeletNS, "dex") }).Should(ContainSubstring("service dex-remapped (resourceVersion"))
 
 	// The client secret reached Dex through a secretKeyRef env var (secretEnv in the config).
-	_, err = PasswordGrant(issuer, kubeletClientID, clientSecret, AdminUser.Email, AdminUser.Password)
+	_, err = harness.PasswordGrant(issuer, kubeletClientID, clientSecret, harness.AdminUser.Email, harness.AdminUser.Password)
 	g.Expect(err).NotTo(HaveOccurred())
 
 	pid := k.PodPID(kubeletNS, "dex")
@@ -185,7 +188,7 @@ func TestKubelet(t *testing.T) {
 		Host:            "https://" + podEnv["KUBERNETES_SERVICE_HOST"] + ":" + podEnv["KUBERNETES_SERVICE_PORT"],
 		BearerToken:     string(token),
 		TLSClientConfig: rest.TLSClientConfig{CAData: ca},
-	}, client.Options{Scheme: Scheme})
+	}, client.Options{Scheme: clientgoscheme.Scheme})
 	g.Expect(err).NotTo(HaveOccurred())
 	review := &authenticationv1.SelfSubjectReview{}
 	g.Expect(inCluster.Create(ctx, review)).To(Succeed())
@@ -256,22 +259,22 @@ func TestKubelet(t *testing.T) {
 // client whose secret comes from $CLIENT_SECRET.
 func kubeletDexConfig(t *testing.T, issuer string, webPort, telemetryPort int) []byte {
 	t.Helper()
-	hash, err := bcrypt.GenerateFromPassword([]byte(AdminUser.Password), bcryptCost)
+	hash, err := bcrypt.GenerateFromPassword([]byte(harness.AdminUser.Password), bcrypt.DefaultCost)
 	if err != nil {
 		t.Fatal(err)
 	}
 	data, err := yaml.Marshal(map[string]any{
 		"issuer":           issuer,
-		"storage":          map[string]any{"type": StorageMemory},
+		"storage":          map[string]any{"type": harness.StorageMemory},
 		"web":              map[string]any{"http": fmt.Sprintf("0.0.0.0:%d", webPort)},
 		"telemetry":        map[string]any{"http": fmt.Sprintf("0.0.0.0:%d", telemetryPort)},
 		"oauth2":           map[string]any{"passwordConnector": "local", "skipApprovalScreen": true},
 		"enablePasswordDB": true,
 		"staticPasswords": []map[string]any{{
-			"email": AdminUser.Email, "username": AdminUser.Username, "userID": AdminUser.UserID, "hash": string(hash),
+			"email": harness.AdminUser.Email, "username": harness.AdminUser.Username, "userID": harness.AdminUser.UserID, "hash": string(hash),
 		}},
 		"staticClients": []map[string]any{{
-			"id": kubeletClientID, "name": "Kubelet test", "secretEnv": "CLIENT_SECRET", "redirectURIs": []string{HarnessRedirectURI},
+			"id": kubeletClientID, "name": "Kubelet test", "secretEnv": "CLIENT_SECRET", "redirectURIs": []string{harness.HarnessRedirectURI},
 		}},
 	})
 	if err != nil {

@@ -1,4 +1,4 @@
-package harness
+package kubelet
 
 import (
 	"encoding/json"
@@ -24,7 +24,9 @@ const (
 	podSpecEnv = "DEXTERITY_HARNESS_POD"
 
 	etcHosts = "/etc/hosts"
-	// hostsMarker separates the host's /etc/hosts from the mappings of AddHosts.
+	// hostsMarker separates the host's /etc/hosts from the mappings of AddHosts. Its text is
+	// what it was when the emulator lived in test/harness: the block of an earlier run is found
+	// by it.
 	hostsMarker = "# --- dexterity test harness (AddHosts) ---"
 )
 
@@ -40,14 +42,14 @@ var nsHosts struct {
 // EnterMountNamespace must be the first call of TestMain (or of a main()):
 //
 //	func TestMain(m *testing.M) {
-//		if code, exited := harness.EnterMountNamespace(); exited {
+//		if code, exited := kubelet.EnterMountNamespace(); exited {
 //			os.Exit(code)
 //		}
 //		os.Exit(m.Run())
 //	}
 //
 // It does one of three things:
-//   - in a pod process of the kubelet emulator (see StartKubelet) it performs the pod's bind
+//   - in a pod process of the kubelet emulator (see Start) it performs the pod's bind
 //     mounts and execs the container's command; it never returns there;
 //   - in a process not yet in a private mount namespace it re-executes the binary with the same
 //     arguments and environment in a new private mount namespace (/ recursively private, so
@@ -65,14 +67,14 @@ func EnterMountNamespace() (code int, exited bool) {
 		// Children (Dex, tofu, another test binary) must not take the marker as theirs.
 		_ = os.Unsetenv(hostsEnv)
 		if err := setUpNamespace(hosts); err != nil {
-			fmt.Fprintf(os.Stderr, "harness: failed to set up the private mount namespace: %v\n", err)
+			fmt.Fprintf(os.Stderr, "kubelet: failed to set up the private mount namespace: %v\n", err)
 			return 1, true
 		}
 		return 0, false
 	}
 	code, err := reexecInNamespace()
 	if err != nil {
-		fmt.Fprintf(os.Stderr, "harness: %v\n", err)
+		fmt.Fprintf(os.Stderr, "kubelet: %v\n", err)
 		return 1, true
 	}
 	return code, true
@@ -178,7 +180,7 @@ func AddHosts(ip string, names ...string) error {
 	nsHosts.mu.Lock()
 	defer nsHosts.mu.Unlock()
 	if nsHosts.path == "" {
-		return errors.New("failed to add hosts: not in the harness's mount namespace (call EnterMountNamespace first in TestMain)")
+		return errors.New("failed to add hosts: not in the private mount namespace (call EnterMountNamespace first in TestMain)")
 	}
 	changed := false
 	for _, n := range names {

@@ -1,4 +1,12 @@
-package harness
+// Package kubelet runs the pods of Deployments for tests and `make run`, on envtest, which has no
+// kubelet: the pod the operator rendered runs with the real binaries (bin/dex), its Secret and
+// ConfigMap files mounted at the container paths in a private mount namespace, a real
+// ServiceAccount token and its probes (see Kubelet for what is emulated and what is refused). It
+// is a package of its own, apart from test/harness, so that only the packages that run pods build
+// it.
+//
+// A process using it calls EnterMountNamespace first (in TestMain, or first thing in main).
+package kubelet
 
 import (
 	"bytes"
@@ -35,6 +43,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 	utilrand "k8s.io/apimachinery/pkg/util/rand"
 	"k8s.io/apimachinery/pkg/util/uuid"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -79,8 +88,8 @@ const (
 	atomicDataDirTmp = "..data_tmp"
 )
 
-// KubeletOptions configures StartKubelet.
-type KubeletOptions struct {
+// Options configures Start.
+type Options struct {
 	// Config is envtest's config: the API server address and CA the pods see, and the
 	// credentials of the emulator.
 	Config *rest.Config
@@ -122,7 +131,7 @@ type Kubelet struct {
 	images   []podMount // directories of Files, mounted in every pod
 	stateDir string
 	logDir   string
-	cleanup  []string // directories StartKubelet created, removed by Stop
+	cleanup  []string // directories Start created, removed by Stop
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -135,10 +144,11 @@ type Kubelet struct {
 	hostRefs    map[string]int // names mapped by AddHosts -> runners mapping them
 }
 
-// StartKubelet prepares the image directories of opts.Files and returns a kubelet that runs no
-// Deployment yet (see Run). Canceling ctx stops all pods; Stop also removes what the kubelet
+// Start prepares the image directories of opts.Files and returns a kubelet that runs no
+// Deployment yet (see Run). Its client knows the Kubernetes built-in types only: the emulator
+// reads nothing else. Canceling ctx stops all pods; Stop also removes what the kubelet
 // created.
-func StartKubelet(ctx context.Context, opts KubeletOptions) (*Kubelet, error) {
+func Start(ctx context.Context, opts Options) (*Kubelet, error) {
 	if opts.Config == nil {
 		return nil, errors.New("failed to start kubelet: no rest.Config")
 	}
@@ -146,9 +156,9 @@ func StartKubelet(ctx context.Context, opts KubeletOptions) (*Kubelet, error) {
 	inNamespace := nsHosts.path != ""
 	nsHosts.mu.Unlock()
 	if !inNamespace {
-		return nil, errors.New("failed to start kubelet: not in the harness's mount namespace (call EnterMountNamespace first in TestMain)")
+		return nil, errors.New("failed to start kubelet: not in the private mount namespace (call EnterMountNamespace first in TestMain)")
 	}
-	c, err := client.New(opts.Config, client.Options{Scheme: Scheme})
+	c, err := client.New(opts.Config, client.Options{Scheme: clientgoscheme.Scheme})
 	if err != nil {
 		return nil, fmt.Errorf("failed to start kubelet: failed to create client: %w", err)
 	}
@@ -1275,6 +1285,14 @@ func (p *pod) terminate(pid int, exited <-chan error) error {
 	p.logf("container did not exit %s after SIGTERM: killing it", grace)
 	_ = syscall.Kill(-pid, syscall.SIGKILL)
 	return <-exited
+}
+
+// exitDescription describes the result of cmd.Wait for the log.
+func exitDescription(err error) string {
+	if err == nil {
+		return "exit status 0"
+	}
+	return err.Error()
 }
 
 // execSpec computes the container's mounts, command and working directory.
