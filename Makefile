@@ -58,7 +58,7 @@ test: tools vet ## Run every test (envtest and the real Dex included; the Helm c
 # The packages whose tests need no API server, no Dex and no built binary.
 UNIT_PACKAGES := ./cmd/dexterity ./controllers/unit ./hack/bundlegen ./hack/chartgen ./internal/authz ./internal/clientspec \
 	./internal/connector ./internal/dex ./internal/dexdeploy ./internal/importer ./internal/metrics/... ./internal/oidc \
-	./internal/tenancy ./webhooks/fuzz
+	./internal/outcome ./internal/ownership ./internal/tenancy ./webhooks/fuzz
 
 .PHONY: test-unit
 test-unit: ## The fast tier: pure-logic tests, with the race detector (under a minute; no tools needed).

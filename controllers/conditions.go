@@ -54,57 +54,6 @@ func summarizeReady(obj conditionsObject, types ...string) {
 	setCondition(obj, dexv1.ConditionReady, metav1.ConditionTrue, dexv1.ReasonReconciled, "")
 }
 
-// stalledReasons are the Ready reasons that wait for the user: nothing changes until the object
-// (or one it names) is fixed. Any other not-Ready reason is work in progress or a retry.
-var stalledReasons = map[string]bool{
-	dexv1.ReasonClientIDConflict:       true,
-	dexv1.ReasonConnectorIDConflict:    true,
-	dexv1.ReasonClientExistsInDex:      true,
-	dexv1.ReasonConnectorExistsInDex:   true,
-	dexv1.ReasonSecretNotFound:         true,
-	dexv1.ReasonInvalidSpec:            true,
-	dexv1.ReasonInvalidConfig:          true,
-	dexv1.ReasonNamespaceNotAllowed:    true,
-	dexv1.ReasonClientIDPrefixMismatch: true,
-	dexv1.ReasonProviderNotManaged:     true,
-	dexv1.ReasonProviderDeleting:       true,
-	dexv1.ReasonConnectorsCRUDDisabled: true,
-	dexv1.ReasonGatewayAPIMissing:      true,
-	dexv1.ReasonConnectorFailed:        true,
-	dexv1.ReasonDexTLSSecretInvalid:    true,
-	dexv1.ReasonCompileError:           true,
-	dexv1.ReasonExpressionTooCostly:    true,
-	dexv1.ReasonHostnameConflict:       true,
-	dexv1.ReasonOwnedByOther:           true,
-	// Tenant isolation, round two; Dex releases.
-	dexv1.ReasonClientIDReserved:       true,
-	dexv1.ReasonAudienceHeldElsewhere:  true,
-	dexv1.ReasonInvalidResourcePattern: true,
-	dexv1.ReasonDexVersionUnsupported:  true,
-}
-
-// setKstatus sets Reconciling and Stalled from Ready, the way kstatus (Flux's health checks, kapp,
-// cli-utils pollers) reads them: Ready → neither (Current); a reason that waits for the user →
-// Stalled (Failed); anything else → Reconciling (InProgress).
-func setKstatus(obj conditionsObject) {
-	ready := findCondition(obj.GetConditions(), dexv1.ConditionReady)
-	switch {
-	case ready.Status == metav1.ConditionTrue:
-		removeCondition(obj, dexv1.ConditionReconciling)
-		removeCondition(obj, dexv1.ConditionStalled)
-	case stalledReasons[ready.Reason]:
-		removeCondition(obj, dexv1.ConditionReconciling)
-		setCondition(obj, dexv1.ConditionStalled, metav1.ConditionTrue, ready.Reason, ready.Message)
-	default:
-		reason, msg := ready.Reason, ready.Message
-		if reason == "" {
-			reason, msg = dexv1.ReasonProgressing, "reconciling"
-		}
-		removeCondition(obj, dexv1.ConditionStalled)
-		setCondition(obj, dexv1.ConditionReconciling, metav1.ConditionTrue, reason, msg)
-	}
-}
-
 // recordReadyTransition emits an event when the Ready condition changed between before and
 // after: Normal when it became True or is work in progress (Progressing, Deleting), Warning
 // otherwise.

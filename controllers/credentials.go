@@ -14,6 +14,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/outcome"
 )
 
 // The credentials Secret of a DexStaticClient (spec.credentials): what an application needs to log
@@ -98,7 +99,7 @@ func (r *DexStaticClientReconciler) reconcileCredentials(ctx context.Context, c 
 		}
 		if err := r.Create(ctx, desired); err != nil {
 			if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
-				return newBlocked(dexv1.ReasonInvalidSpec, fmt.Sprintf("spec.credentials: the Secret %s/%s could not be created: %v; fix spec.credentials", c.Namespace, want, err))
+				return outcome.Stall(dexv1.ReasonInvalidSpec, fmt.Sprintf("spec.credentials: the Secret %s/%s could not be created: %v; fix spec.credentials", c.Namespace, want, err))
 			}
 			return fmt.Errorf("failed to create the credentials Secret %s/%s: %w", c.Namespace, want, err)
 		}
@@ -106,7 +107,7 @@ func (r *DexStaticClientReconciler) reconcileCredentials(ctx context.Context, c 
 	case err != nil:
 		return fmt.Errorf("failed to get the credentials Secret %s/%s: %w", c.Namespace, want, err)
 	case !metav1.IsControlledBy(cur, c):
-		return newWaitingForSecret(dexv1.ReasonOwnedByOther, fmt.Sprintf("spec.credentials.secretName: Secret %s/%s exists and is not this DexStaticClient's; the operator does not overwrite it: choose another name, or delete that Secret", c.Namespace, want))
+		return outcome.StallPolling(dexv1.ReasonOwnedByOther, fmt.Sprintf("spec.credentials.secretName: Secret %s/%s exists and is not this DexStaticClient's; the operator does not overwrite it: choose another name, or delete that Secret", c.Namespace, want))
 	case !credentialsMatch(cur, desired):
 		log.FromContext(ctx).Info("Updating the credentials Secret", "secret", want)
 		cur.Type = desired.Type

@@ -18,6 +18,7 @@ import (
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/outcome"
 	"dexterity.dev/dexterity/internal/tenancy"
 )
 
@@ -28,7 +29,9 @@ const (
 	tlsSecretKeyKey  = "tls.key"
 )
 
-// errTLSSecret marks a problem with the provider's Dex TLS Secret (the user must fix it).
+// errTLSSecret marks a problem with the provider's Dex TLS Secret (its owner must fix it): the
+// provider stalls on it (DexTLSSecretInvalid), its clients and connectors wait for the provider,
+// and their deletion falls back to the pooled connection.
 var errTLSSecret = errors.New("invalid Dex TLS Secret")
 
 // providerKey is the pool key of a provider.
@@ -48,25 +51,25 @@ func dexClientFor(ctx context.Context, c client.Client, pool dex.Connections, p 
 }
 
 // dexClientForReconcile is dexClientFor for the client and connector reconcilers: a problem with
-// the provider's TLS Secret is a blocked DexUnavailable (it waits for the user, and the Secret's
-// watch brings the object back); any other error is returned, so the workqueue backs off.
+// the provider's TLS Secret waits for the provider's owner (the provider stalls on it), so the
+// object is Waiting with DexUnavailable until the resync or a change of the provider; an invalid
+// spec.dex stalls the object too; any other error is returned, so the workqueue backs off.
 func dexClientForReconcile(ctx context.Context, c client.Client, pool dex.Connections, p *dexv1.OIDCProvider) (dex.Client, error) {
 	dc, err := dexClientFor(ctx, c, pool, p)
 	if err == nil {
 		return dc, nil
 	}
-	var b *blocked
-	if errors.As(err, &b) || !errors.Is(err, errTLSSecret) {
+	if outcome.IsStalled(err) || !errors.Is(err, errTLSSecret) {
 		return nil, err
 	}
-	return nil, newBlocked(dexv1.ReasonDexUnavailable, fmt.Sprintf("OIDCProvider %s cannot connect to Dex: %v", providerKey(p), err))
+	return nil, outcome.Wait(dexv1.ReasonDexUnavailable, fmt.Sprintf("OIDCProvider %s cannot connect to Dex: %v", providerKey(p), err), 0)
 }
 
 func dexConfigFor(ctx context.Context, c client.Client, p *dexv1.OIDCProvider) (dex.Config, error) {
 	d := p.Spec.Dex
 	cfg := dex.Config{Address: d.GRPCAddress, Insecure: d.Insecure}
 	if d.Insecure && !loopbackAddress(d.GRPCAddress) {
-		return cfg, newBlocked(dexv1.ReasonInvalidSpec, fmt.Sprintf("spec.dex.insecure: OIDCProvider %s uses plaintext gRPC to %s, which is not a loopback address; plaintext is allowed only with localhost, 127.0.0.0/8 or ::1: set spec.dex.tls.secretRef instead", providerKey(p), d.GRPCAddress))
+		return cfg, outcome.Stall(dexv1.ReasonInvalidSpec, fmt.Sprintf("spec.dex.insecure: OIDCProvider %s uses plaintext gRPC to %s, which is not a loopback address; plaintext is allowed only with localhost, 127.0.0.0/8 or ::1: set spec.dex.tls.secretRef instead", providerKey(p), d.GRPCAddress))
 	}
 	if d.Insecure || d.TLS == nil {
 		return cfg, nil

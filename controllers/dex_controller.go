@@ -33,6 +33,7 @@ import (
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/dexdeploy"
+	"dexterity.dev/dexterity/internal/outcome"
 	"dexterity.dev/dexterity/internal/tenancy"
 )
 
@@ -80,13 +81,25 @@ type DexReconciler struct {
 // +kubebuilder:rbac:groups=dex.coreos.com,resources=authcodes;authrequests;oauth2clients;signingkeies;refreshtokens;passwords;offlinesessionses;connectors;devicerequests;devicetokens,verbs=get;list;watch;create;update;patch;delete;deletecollection
 
 // Reconcile renders and applies everything a Dex object describes, then reports its state.
-func (r *DexReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+func (r *DexReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	d := &dexv1.Dex{}
 	if err := r.Get(ctx, req.NamespacedName, d); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := d.DeepCopy()
-	defer finishStatus(ctx, r.Client, r.Recorder, d, before, summarizeDex, &retErr)
+	res, err := r.reconcile(ctx, d, before)
+	return r.statusKind().finish(ctx, d, before, res, err)
+}
+
+// statusKind is how a Dex's reconciles end: Ready from ConfigValid, Exposed and Available; a
+// transient failure leaves ConfigValid Unknown (the config may well be valid).
+func (r *DexReconciler) statusKind() statusKind[*dexv1.Dex] {
+	return statusKind[*dexv1.Dex]{client: r.Client, recorder: r.Recorder, summarize: summarizeDex, resync: r.resyncPeriod, transient: metav1.ConditionUnknown}
+}
+
+// reconcile is the body of Reconcile: deletion, the finalizer, the rendering (reported on
+// ConfigValid), then the Deployment's availability.
+func (r *DexReconciler) reconcile(ctx context.Context, d, before *dexv1.Dex) (ctrl.Result, error) {
 	if !d.DeletionTimestamp.IsZero() {
 		return r.finalize(ctx, d)
 	}
@@ -95,13 +108,13 @@ func (r *DexReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ct
 		controllerutil.AddFinalizer(d, DexFinalizer)
 		// A patch: the cached object lacks what stripUnread dropped.
 		if err := r.Patch(ctx, d, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
-			return ctrl.Result{}, fmt.Errorf("failed to add the finalizer of Dex %s: %w", req, err)
+			return ctrl.Result{}, fmt.Errorf("failed to add the finalizer of Dex %s/%s: %w", d.Namespace, d.Name, err)
 		}
 		before.Finalizers, before.ResourceVersion = d.Finalizers, d.ResourceVersion
 	}
 	renewAt, err := r.render(ctx, d)
 	if err != nil {
-		return r.configFailed(d, err)
+		return ctrl.Result{}, failedOn(dexv1.ConditionConfigValid, err)
 	}
 	setCondition(d, dexv1.ConditionConfigValid, metav1.ConditionTrue, dexv1.ReasonConfigRendered, "")
 	if err := r.reportAvailable(ctx, d); err != nil {
@@ -109,37 +122,6 @@ func (r *DexReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ct
 	}
 	return ctrl.Result{RequeueAfter: requeueAfter(d, min(time.Until(renewAt)+time.Second, r.resyncPeriod()))}, nil
 }
-
-// configFailed sets ConfigValid from a render error: a user error stalls (no retry until the Dex
-// or the Secret it names changes), anything else is retried with backoff.
-func (r *DexReconciler) configFailed(d *dexv1.Dex, err error) (ctrl.Result, error) {
-	var ue *dexUserError
-	var ce *dexdeploy.ConfigError
-	if errors.As(err, &ce) {
-		reason := dexv1.ReasonInvalidConfig
-		if ce.Owned {
-			reason = dexv1.ReasonInvalidSpec
-		}
-		ue = &dexUserError{reason, ce.Error()}
-	}
-	if ue != nil || errors.As(err, &ue) {
-		setCondition(d, dexv1.ConditionConfigValid, metav1.ConditionFalse, ue.reason, ue.msg)
-		if ue.reason == dexv1.ReasonSecretNotFound {
-			// The manager watches only the Secrets it labelled: one created later is found by
-			// looking again, with a backoff.
-			age := time.Since(findCondition(d.Status.Conditions, dexv1.ConditionConfigValid).LastTransitionTime.Time)
-			return ctrl.Result{RequeueAfter: pollAfter(age)}, nil
-		}
-		return ctrl.Result{}, nil
-	}
-	setCondition(d, dexv1.ConditionConfigValid, metav1.ConditionUnknown, dexv1.ReasonProgressing, err.Error())
-	return ctrl.Result{}, err
-}
-
-// dexUserError is a Dex spec (or a Secret it names) the user has to fix.
-type dexUserError struct{ reason, msg string }
-
-func (e *dexUserError) Error() string { return e.msg }
 
 // render applies, in order: certificates, config, identity and RBAC, workload, Service,
 // disruption budget, OIDCProvider. It returns when the certificates are next due for renewal.
@@ -155,10 +137,13 @@ func (r *DexReconciler) render(ctx context.Context, d *dexv1.Dex) (time.Time, er
 	config, env, err := dexdeploy.Config(d, bootstrap)
 	if err != nil {
 		var ce *dexdeploy.ConfigError
-		if errors.As(err, &ce) {
-			return time.Time{}, err
+		switch {
+		case errors.As(err, &ce) && ce.Owned:
+			return time.Time{}, outcome.Stall(dexv1.ReasonInvalidSpec, ce.Error())
+		case errors.As(err, &ce):
+			return time.Time{}, outcome.Stall(dexv1.ReasonInvalidConfig, ce.Error())
 		}
-		return time.Time{}, &dexUserError{dexv1.ReasonInvalidSpec, err.Error()}
+		return time.Time{}, outcome.Stall(dexv1.ReasonInvalidSpec, err.Error())
 	}
 	refs, err := r.referencedSecrets(ctx, d)
 	if err != nil {
@@ -254,14 +239,16 @@ func (r *DexReconciler) referencedSecrets(ctx context.Context, d *dexv1.Dex) (de
 		// or a changed password reaches this Dex at once.
 		err := readSecret(ctx, r.Client, types.NamespacedName{Namespace: d.Namespace, Name: ref.Ref.Name}, s)
 		if apierrors.IsNotFound(err) {
-			return out, &dexUserError{dexv1.ReasonSecretNotFound, fmt.Sprintf("%s: Secret %s/%s not found; create it with key %q", ref.Field, d.Namespace, ref.Ref.Name, ref.Ref.Key)}
+			// The manager watches only the Secrets it labelled: one created later is found by
+			// looking again, with a backoff.
+			return out, outcome.StallPolling(dexv1.ReasonSecretNotFound, fmt.Sprintf("%s: Secret %s/%s not found; create it with key %q", ref.Field, d.Namespace, ref.Ref.Name, ref.Ref.Key))
 		}
 		if err != nil {
 			return out, err
 		}
 		data, ok := s.Data[ref.Ref.Key]
 		if !ok {
-			return out, &dexUserError{dexv1.ReasonSecretNotFound, fmt.Sprintf("%s: Secret %s/%s has no key %q; add it, or point the field at the key that holds the value", ref.Field, d.Namespace, ref.Ref.Name, ref.Ref.Key)}
+			return out, outcome.StallPolling(dexv1.ReasonSecretNotFound, fmt.Sprintf("%s: Secret %s/%s has no key %q; add it, or point the field at the key that holds the value", ref.Field, d.Namespace, ref.Ref.Name, ref.Ref.Key))
 		}
 		out.versions[s.Name+"/"+ref.Ref.Key] = dexdeploy.Hash(data)
 		if ref.Field == "spec.web.tls.secretRef" {
@@ -329,7 +316,7 @@ func (r *DexReconciler) ownedSecret(ctx context.Context, d *dexv1.Dex, name stri
 }
 
 func ownedByOther(d *dexv1.Dex, kind, name string) error {
-	return &dexUserError{dexv1.ReasonOwnedByOther, fmt.Sprintf("%s %s/%s already exists and does not belong to Dex %s; delete or rename it, or give this Dex another name", kind, d.Namespace, name, d.Name)}
+	return outcome.Stall(dexv1.ReasonOwnedByOther, fmt.Sprintf("%s %s/%s already exists and does not belong to Dex %s; delete or rename it, or give this Dex another name", kind, d.Namespace, name, d.Name))
 }
 
 func (r *DexReconciler) ensureSecret(ctx context.Context, d *dexv1.Dex, want *corev1.Secret) error {

@@ -22,10 +22,9 @@ import (
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/dexdeploy"
+	"dexterity.dev/dexterity/internal/outcome"
 )
 
-// A missing Gateway API waits for the cluster's administrator, as a spec error waits for the user.
-// (Its place is the stalledReasons list of conditions.go.)
 // defaultOperatorPodLabels select the operator's pods of the install (config/manager).
 var defaultOperatorPodLabels = map[string]string{"control-plane": "controller-manager"}
 
@@ -118,7 +117,7 @@ func validateDexSpec(d *dexv1.Dex) error {
 	if len(errs) == 0 {
 		return nil
 	}
-	return &dexUserError{dexv1.ReasonInvalidSpec, errs.ToAggregate().Error()}
+	return outcome.Stall(dexv1.ReasonInvalidSpec, errs.ToAggregate().Error())
 }
 
 // volumeType names the type of a volume the restricted Pod Security Standard does not allow
@@ -191,8 +190,10 @@ func (r *DexReconciler) ensureExposure(ctx context.Context, d *dexv1.Dex) error 
 		return err
 	}
 	if !installed {
-		setCondition(d, dexv1.ConditionExposed, metav1.ConditionFalse, dexv1.ReasonGatewayAPIMissing,
-			"spec.httpRoute: the cluster has no Gateway API (no gateway.networking.k8s.io/v1 HTTPRoute); install its CRDs, or remove spec.httpRoute (spec.ingress works without it)")
+		// Waits for the cluster's administrator, as a spec error waits for the user; the rest
+		// of the Dex is rendered meanwhile.
+		stallOn(d, dexv1.ConditionExposed, outcome.Stall(dexv1.ReasonGatewayAPIMissing,
+			"spec.httpRoute: the cluster has no Gateway API (no gateway.networking.k8s.io/v1 HTTPRoute); install its CRDs, or remove spec.httpRoute (spec.ingress works without it)"))
 		return nil
 	}
 	want := dexdeploy.HTTPRoute(d)

@@ -20,10 +20,11 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
-	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/connector"
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/outcome"
+	"dexterity.dev/dexterity/internal/ownership"
 	"dexterity.dev/dexterity/internal/tenancy"
 )
 
@@ -33,7 +34,7 @@ const (
 	ConnectorFinalizer = dexv1.ConnectorFinalizer
 	// LegacyAnnotationRegisteredConnectorID is where versions before DexEntryClaims recorded the
 	// connector id an object owned; see LegacyAnnotationRegisteredClientID.
-	LegacyAnnotationRegisteredConnectorID = "dexterity.dev/registered-connector-id"
+	LegacyAnnotationRegisteredConnectorID = ownership.LegacyAnnotationConnector
 	// ProbeClientID is the public client Dexterity registers in each Dex it administers to probe
 	// connectors (GET <issuer>/auth/<connector> needs a valid authorization request).
 	ProbeClientID = tenancy.ProbeClientID
@@ -59,14 +60,11 @@ type DexConnectorReconciler struct {
 
 // connectorEntries is how DexConnectors keep their connectors in Dex (the flow: dexentry.go).
 var connectorEntries = dexEntryKind[*dexv1.DexConnector]{
-	controllerName: "dexconnector", ownership: &connectorOwnership, use: tenancy.Connectors,
-	idIndex: indexConnectorID, secretIndex: indexConnectorSecret, providerIndex: indexConnectorProvider,
+	controllerName: "dexconnector", use: tenancy.Connectors,
+	secretIndex: indexConnectorSecret, providerIndex: indexConnectorProvider,
 	newObject:   func() *dexv1.DexConnector { return &dexv1.DexConnector{} },
-	entryID:     func(c *dexv1.DexConnector) string { return c.Spec.ConnectorID },
-	providerRef: func(c *dexv1.DexConnector) dexv1.ObjectRef { return c.Spec.ProviderRef },
 	summarize:   summarizeConnector,
 	deleteEntry: func(ctx context.Context, dc dex.Client, id string) error { return dc.DeleteConnector(ctx, id) },
-	dexRefusal:  connectorsCRUDDisabled,
 }
 
 // Reconcile makes Dex hold exactly the connector a DexConnector describes.
@@ -75,15 +73,19 @@ func (r *DexConnectorReconciler) Reconcile(ctx context.Context, req ctrl.Request
 }
 
 // syncConnector renders the config, makes the connector in Dex match, then probes its health.
-func (r *DexConnectorReconciler) syncConnector(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider, held *claimsv1.DexEntryClaim) (string, error) {
+func (r *DexConnectorReconciler) syncConnector(ctx context.Context, c *dexv1.DexConnector, own *ownership.Scope) (string, error) {
+	p := own.Provider
 	cfg, err := r.renderConfig(ctx, c)
 	if err == nil {
-		err = r.reconcileDexConnector(ctx, c, p, cfg, held)
+		err = r.reconcileDexConnector(ctx, c, own, cfg)
 		if dex.IsReadOnly(err) {
-			err = newBlocked(dexv1.ReasonConnectorExistsInDex, fmt.Sprintf("connector id %q is defined in Dex's configuration file, which Dex's API cannot change; choose another spec.connectorId", c.Spec.ConnectorID))
+			err = outcome.Stall(dexv1.ReasonConnectorExistsInDex, fmt.Sprintf("connector id %q is defined in Dex's configuration file, which Dex's API cannot change; choose another spec.connectorId", c.Spec.ConnectorID))
+		}
+		if dex.IsConnectorsCRUDDisabled(err) {
+			err = connectorsCRUDDisabled
 		}
 		if dex.IsUnimplemented(err) {
-			err = newBlocked(dexv1.ReasonDexVersionUnsupported, fmt.Sprintf("%s has no connector API (connector CRUD came with Dex %s): DexConnectors need Dex %s or newer; upgrade the Dex at %s. Nothing was written to Dex; clients keep working",
+			err = outcome.Stall(dexv1.ReasonDexVersionUnsupported, fmt.Sprintf("%s has no connector API (connector CRUD came with Dex %s): DexConnectors need Dex %s or newer; upgrade the Dex at %s. Nothing was written to Dex; clients keep working",
 				dexRelease(p), MinDexForConnectors, MinDexForConnectors, p.Spec.Dex.GRPCAddress))
 		}
 	}
@@ -106,15 +108,10 @@ func dexRelease(p *dexv1.OIDCProvider) string {
 	return "this Dex"
 }
 
-// connectorsCRUDDisabled is the blocked problem of a Dex that refuses connector changes for lack
-// of its feature flag (nil for any other error).
-func connectorsCRUDDisabled(err error) *blocked {
-	if !dex.IsConnectorsCRUDDisabled(err) {
-		return nil
-	}
-	return newBlocked(dexv1.ReasonConnectorsCRUDDisabled,
-		"Dex refuses connector changes through its API: start Dex with the environment variable DEX_API_CONNECTORS_CRUD=true (e.g. in the Dex Deployment's env), then this object converges on its own")
-}
+// connectorsCRUDDisabled is the problem of a Dex that refuses connector changes for lack of its
+// feature flag: a setting of Dex waits for its administrator, not for Dex.
+var connectorsCRUDDisabled = outcome.Stall(dexv1.ReasonConnectorsCRUDDisabled,
+	"Dex refuses connector changes through its API: start Dex with the environment variable DEX_API_CONNECTORS_CRUD=true (e.g. in the Dex Deployment's env), then this object converges on its own")
 
 // renderConfig reads the Secret values of spec.secrets and renders the config with
 // connector.Render (the same rendering admission checks with placeholders). The rendered config
@@ -130,7 +127,7 @@ func (r *DexConnectorReconciler) renderConfig(ctx context.Context, c *dexv1.DexC
 		var sec corev1.Secret
 		err := readSecret(ctx, r.Client, types.NamespacedName{Namespace: c.Namespace, Name: s.SecretRef.Name}, &sec)
 		if apierrors.IsNotFound(err) || (err == nil && len(sec.Data[s.SecretRef.Key]) == 0) {
-			return nil, newWaitingForSecret(dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secrets[%d].secretRef: Secret %s/%s with key %q not found or empty; create it. The connector in Dex is left as it is", i, c.Namespace, s.SecretRef.Name, s.SecretRef.Key))
+			return nil, outcome.StallPolling(dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secrets[%d].secretRef: Secret %s/%s with key %q not found or empty; create it. The connector in Dex is left as it is", i, c.Namespace, s.SecretRef.Name, s.SecretRef.Key))
 		}
 		if err != nil {
 			return nil, fmt.Errorf("failed to get Secret %s/%s: %w", c.Namespace, s.SecretRef.Name, err)
@@ -144,9 +141,9 @@ func (r *DexConnectorReconciler) renderConfig(ctx context.Context, c *dexv1.DexC
 		for i, l := range out.LiteralSecrets {
 			paths[i] = "spec.config." + l
 		}
-		return nil, newBlocked(dexv1.ReasonInvalidConfig, fmt.Sprintf("%s: secret values must not be written in spec.config; remove them and add spec.secrets entries, e.g. {path: %s, secretRef: {name: <secret>, key: <key>}}", strings.Join(paths, ", "), out.LiteralSecrets[0]))
+		return nil, outcome.Stall(dexv1.ReasonInvalidConfig, fmt.Sprintf("%s: secret values must not be written in spec.config; remove them and add spec.secrets entries, e.g. {path: %s, secretRef: {name: <secret>, key: <key>}}", strings.Join(paths, ", "), out.LiteralSecrets[0]))
 	case out.InjectErr != nil:
-		return nil, newBlocked(dexv1.ReasonInvalidConfig, "spec.secrets: "+out.InjectErr.Error())
+		return nil, outcome.Stall(dexv1.ReasonInvalidConfig, "spec.secrets: "+out.InjectErr.Error())
 	case len(out.Invalid) > 0:
 		msgs := make([]string, 0, len(out.Invalid))
 		for _, e := range out.Invalid {
@@ -156,15 +153,16 @@ func (r *DexConnectorReconciler) renderConfig(ctx context.Context, c *dexv1.DexC
 			}
 			msgs = append(msgs, "spec.config."+e.Path+": "+e.Message)
 		}
-		return nil, newBlocked(dexv1.ReasonInvalidConfig, "Dex would not load this "+typ+" connector: "+strings.Join(msgs, "; "))
+		return nil, outcome.Stall(dexv1.ReasonInvalidConfig, "Dex would not load this "+typ+" connector: "+strings.Join(msgs, "; "))
 	}
 	return out.Config, nil
 }
 
 // reconcileDexConnector compares the connector in Dex with the desired one and writes only what
-// differs. UpdateConnector always gets the full type, name and config (Dex requires it).
-func (r *DexConnectorReconciler) reconcileDexConnector(ctx context.Context, c *dexv1.DexConnector, p *dexv1.OIDCProvider, cfg []byte, held *claimsv1.DexEntryClaim) error {
-	dc, err := dexClientForReconcile(ctx, r.Client, r.Pool, p)
+// differs, holding the claim on its id (own) before any write. UpdateConnector always gets the
+// full type, name and config (Dex requires it).
+func (r *DexConnectorReconciler) reconcileDexConnector(ctx context.Context, c *dexv1.DexConnector, own *ownership.Scope, cfg []byte) error {
+	dc, err := dexClientForReconcile(ctx, r.Client, r.Pool, own.Provider)
 	if err != nil {
 		return err
 	}
@@ -179,8 +177,8 @@ func (r *DexConnectorReconciler) reconcileDexConnector(ctx context.Context, c *d
 			actual = a
 		}
 	}
-	foreign := newBlocked(dexv1.ReasonConnectorExistsInDex, fmt.Sprintf("connector id %q already exists in Dex (from Dex's config file or created by hand) and is left untouched; choose another spec.connectorId", id))
-	if err := connectorOwnership.claimForWrite(ctx, r.Client, r.APIReader, c, p, id, held, actual != nil, false, foreign); err != nil {
+	foreign := outcome.Stall(dexv1.ReasonConnectorExistsInDex, fmt.Sprintf("connector id %q already exists in Dex (from Dex's config file or created by hand) and is left untouched; choose another spec.connectorId", id))
+	if err := r.holdForWrite(ctx, own, actual != nil, foreign); err != nil {
 		return err
 	}
 	desired := connector.Desired(id, string(c.Spec.Type), c.Spec.DisplayName, cfg)
@@ -227,7 +225,7 @@ func (r *DexConnectorReconciler) reconcileHealth(ctx context.Context, c *dexv1.D
 	case code >= 300 && code < 400:
 		setCondition(c, dexv1.ConditionConnectorHealthy, metav1.ConditionTrue, dexv1.ReasonReconciled, "Dex initialised the connector")
 	case code == http.StatusBadRequest:
-		setCondition(c, dexv1.ConditionConnectorHealthy, metav1.ConditionFalse, dexv1.ReasonConnectorFailed, "Dex failed to initialise the connector (GET /auth/"+c.Spec.ConnectorID+" answered 400); check the config values and Dex's log")
+		stallOn(c, dexv1.ConditionConnectorHealthy, outcome.Stall(dexv1.ReasonConnectorFailed, "Dex failed to initialise the connector (GET /auth/"+c.Spec.ConnectorID+" answered 400); check the config values and Dex's log"))
 	default:
 		setCondition(c, dexv1.ConditionConnectorHealthy, metav1.ConditionUnknown, dexv1.ReasonProgressing, fmt.Sprintf("health probe answered HTTP %d", code))
 	}

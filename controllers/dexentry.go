@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	mrand "math/rand/v2"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -15,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/predicate"
@@ -23,42 +24,45 @@ import (
 	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/outcome"
+	"dexterity.dev/dexterity/internal/ownership"
 	"dexterity.dev/dexterity/internal/tenancy"
 )
 
 // The DexStaticClient and DexConnector controllers keep one entry each in a provider's Dex (a
 // client, a connector). They differ in what the entry is and how it is written; the flow around
 // that (reading the object, its status, deletion, the provider and the claim, mapping errors to
-// conditions, the watches and the workqueue) is one, here. Each kind describes itself in a
-// dexEntryKind and supplies only the step that writes its entry (a syncEntry).
+// conditions, the watches and the workqueue) is one, here. The API types describe each kind
+// (dexv1.DexEntry), ownership of the ids is internal/ownership's, and each kind supplies in a
+// dexEntryKind only its checks and the step that writes its entry (a syncEntry).
 
-// dexEntryKind is one kind of object that owns an entry in Dex: its type T, its ownership
-// (finalizer, claim kind, owner-key index, peer list), its indexes and its Dex calls.
-type dexEntryKind[T conditionsObject] struct {
+// entryObject is the object of a kind of entry: its status, and what ownership reads of it.
+type entryObject interface {
+	statusObject
+	dexv1.DexEntry
+}
+
+// dexEntryKind is one kind of object that owns an entry in Dex: its type T, its indexes, its
+// checks and its Dex calls.
+type dexEntryKind[T entryObject] struct {
 	// controllerName names the controller (its logs and metrics).
 	controllerName string
-	ownership      *entryOwnership
 	// use is what the object attaches to its provider's Dex (the provider's namespace policy).
 	use tenancy.Use
-	// idIndex, secretIndex and providerIndex are the field indexes (indexes.go) of the objects by
-	// entry id, by the Secrets they read, and by the key of their provider.
-	idIndex, secretIndex, providerIndex string
+	// secretIndex and providerIndex are the field indexes (indexes.go) of the objects by the
+	// Secrets they read and by the key of their provider (by entry id: ownership.IDIndex).
+	secretIndex, providerIndex string
 	// defaultWorkers is the number of concurrent reconciles when none is set (0: controller-runtime's).
 	defaultWorkers int
 
-	newObject   func() T
-	entryID     func(T) string
-	providerRef func(T) dexv1.ObjectRef
+	newObject func() T
 	// checkID, when set, vets the entry id against the provider before it is written to Dex (c
 	// reads the cache; holds says whether the object already holds its claim on the id).
 	checkID func(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider, namespace, id string, holds bool) error
-	// summarize sets the kind's Ready summary (see finishStatus).
+	// summarize sets the kind's Ready summary (see finish).
 	summarize func(T)
 	// deleteEntry deletes the entry with id from Dex.
 	deleteEntry func(ctx context.Context, dc dex.Client, id string) error
-	// dexRefusal, when set, returns the blocked problem of a Dex error that waits for the user (a
-	// setting of Dex) rather than for Dex; nil for any other error.
-	dexRefusal func(err error) *blocked
 }
 
 // DexEntryDeps are the clients and settings of the reconcilers of Dex entries (DexStaticClients,
@@ -70,102 +74,127 @@ type DexEntryDeps struct {
 	// APIReader reads from the API server, bypassing the cache (claims made just now).
 	APIReader client.Reader
 
-	// ResyncPeriod is the (jittered) period of drift repair (default 10m).
+	// ResyncPeriod is the period of drift repair (default 10m): every object is compared with Dex
+	// once per period, at a phase of its own (resyncSource).
 	ResyncPeriod time.Duration
 	// MaxRetryDelay caps the backoff of failed reconciles (default 30s).
 	MaxRetryDelay time.Duration
 }
 
-// syncEntry makes Dex hold the entry obj describes, once its provider p is resolved and its claim
-// on the id is reconciled (held: nil while it holds none yet). A failure is reported on the
-// condition type it returns along with the error.
-type syncEntry[T conditionsObject] func(ctx context.Context, obj T, p *dexv1.OIDCProvider, held *claimsv1.DexEntryClaim) (failedCondition string, err error)
+// ledger is the ownership ledger the reconciles keep claims through.
+func (d *DexEntryDeps) ledger() ownership.Ledger {
+	return ownership.Ledger{Client: d.Client, API: d.APIReader, Recorder: d.Recorder}
+}
 
-// reconcile is the Reconcile of a dexEntryKind: it reads the object, finishes its status when done
-// (unless it is going away), deletes its entry when the object is being deleted, and otherwise
-// resolves its provider and claim and runs sync. An in-sync object comes back at the resync period.
-func (k *dexEntryKind[T]) reconcile(ctx context.Context, d *DexEntryDeps, req ctrl.Request, sync syncEntry[T]) (res ctrl.Result, retErr error) {
+// syncEntry makes Dex hold the entry obj describes, once its provider (own.Provider) is resolved
+// and its claim on the id is checked (own.Held: nil while it holds none yet). Before it writes
+// to Dex it confirms and holds the claim (ownership.Ledger.ConfirmForWrite, Hold). A failure is
+// reported on the condition type it returns along with the error.
+type syncEntry[T entryObject] func(ctx context.Context, obj T, own *ownership.Scope) (failedCondition string, err error)
+
+// reconcile is the Reconcile of a dexEntryKind: it reads the object, runs the flow (run) and
+// finishes its status, unless the object is going away.
+func (k *dexEntryKind[T]) reconcile(ctx context.Context, d *DexEntryDeps, req ctrl.Request, sync syncEntry[T]) (ctrl.Result, error) {
 	obj := k.newObject()
 	if err := d.Get(ctx, req.NamespacedName, obj); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := obj.DeepCopyObject().(T)
-	defer func() {
-		if !released(obj, k.ownership.finalizer) {
-			finishStatus(ctx, d.Client, d.Recorder, obj, before, k.summarize, &retErr)
-		}
-	}()
-
-	id := k.entryID(obj)
-	if !obj.GetDeletionTimestamp().IsZero() {
-		return k.ownership.finalize(ctx, d.Client, d.APIReader, d.Pool, d.Recorder, obj, k.providerRef(obj), id,
-			func(dc dex.Client, id string) error { return k.deleteEntry(ctx, dc, id) })
+	res, err := k.run(ctx, d, obj, sync)
+	if released(obj, obj.EntryFinalizer()) {
+		return res, err
 	}
-	p, err := tenancy.ResolveProvider(ctx, d.Client, obj.GetNamespace(), k.providerRef(obj), k.use)
-	var held *claimsv1.DexEntryClaim
+	return k.statusKind(d).finish(ctx, obj, before, res, err)
+}
+
+// statusKind is how the reconciles of the kind end. An object that waits is looked at again by
+// the kind's periodic resync (resyncSource, like every object of the kind), so no outcome needs
+// a delayed requeue of its own: only a Waiting with After and a polling Stalled set one.
+func (k *dexEntryKind[T]) statusKind(d *DexEntryDeps) statusKind[T] {
+	return statusKind[T]{client: d.Client, recorder: d.Recorder, summarize: k.summarize}
+}
+
+// run releases obj's entry when the object is being deleted, and otherwise resolves its provider,
+// checks its claim and runs sync, reporting a failure on the condition of its step (entryFailure).
+// An in-sync object comes back with the kind's periodic resync (resyncSource).
+func (k *dexEntryKind[T]) run(ctx context.Context, d *DexEntryDeps, obj T, sync syncEntry[T]) (ctrl.Result, error) {
+	ledger := d.ledger()
+	own := &ownership.Scope{Object: obj, Unregister: k.unregister(d, obj)}
+	if !obj.GetDeletionTimestamp().IsZero() {
+		if controllerutil.ContainsFinalizer(obj, obj.EntryFinalizer()) {
+			setCondition(obj, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonDeleting, "deleting the "+entryWhat(obj)+" from Dex")
+		}
+		return ctrl.Result{}, ledger.Release(ctx, own)
+	}
+	p, err := tenancy.ResolveProvider(ctx, d.Client, obj.GetNamespace(), obj.EntryProviderRef(), k.use)
+	own.Provider = p
 	if err == nil {
-		held, err = k.ownership.reconcile(ctx, d.Client, obj, p, id)
+		err = ledger.Check(ctx, own)
+	}
+	if err == nil && !own.Holds() {
+		err = providerTakesNewEntries(p)
 	}
 	if err == nil && k.checkID != nil {
-		err = k.checkID(ctx, d.Client, p, obj.GetNamespace(), id, ownedBy(held, obj))
+		err = k.checkID(ctx, d.Client, p, obj.GetNamespace(), obj.EntryID(), own.Holds())
 		var revoked *tenancy.Revoked
-		if errors.As(err, &revoked) && ownedBy(held, obj) {
+		if errors.As(err, &revoked) && own.Holds() {
 			// The id is someone else's now: give back the entry and the claim, so its owner
 			// can register it.
-			if rerr := k.ownership.revoke(ctx, d, obj, k.providerRef(obj), held, revoked.Message,
-				func(dc dex.Client, id string) error { return k.deleteEntry(ctx, dc, id) }); rerr != nil {
+			if rerr := ledger.Revoke(ctx, own, revoked.Message); rerr != nil {
 				err = rerr
 			}
 		}
 	}
 	if err == nil {
-		err = k.ownership.syncPolicy(ctx, d.Client, obj, held)
+		err = ledger.SyncPolicy(ctx, own)
 	}
 	if err != nil {
-		return k.blockedOrError(d, obj, before.GetConditions(), dexv1.ConditionRegistered, err)
+		return ctrl.Result{}, entryFailure(dexv1.ConditionRegistered, err)
 	}
-	if condType, err := sync(ctx, obj, p, held); err != nil {
-		return k.blockedOrError(d, obj, before.GetConditions(), condType, err)
+	if condType, err := sync(ctx, obj, own); err != nil {
+		return ctrl.Result{}, entryFailure(condType, err)
 	}
-	return ctrl.Result{RequeueAfter: jitter(d.resyncPeriod())}, nil
+	return ctrl.Result{}, nil
 }
 
-// blockedOrError turns a step's error into a condition: a *blocked problem (or a Dex refusal of
-// the kind) waits for the user (or a watched object) and is retried at the resync period; a Dex
-// outage is returned so the workqueue backs off; anything else is returned as is.
-//
-// A problem about something the manager does not watch (Poll) is looked at again after pollAfter
-// of the time the condition has been False with this reason, as the object read at the start of
-// the reconcile (prev) says: a condition set True and back to False within one reconcile does not
-// restart the backoff.
-func (k *dexEntryKind[T]) blockedOrError(d *DexEntryDeps, obj T, prev []metav1.Condition, condType string, err error) (ctrl.Result, error) {
-	if res, ok := waitForProvider(obj, condType, err); ok {
-		return res, nil
+// entryFailure reports a step's failure on condType (failedOn); a Dex outage that no step turned
+// into an outcome is a Retry on Registered: returned, so the workqueue backs off.
+func entryFailure(condType string, err error) error {
+	var p *outcome.Problem
+	if !errors.As(err, &p) && dex.IsUnavailable(err) {
+		return failedOn(dexv1.ConditionRegistered, outcome.RetryAs(dexv1.ReasonDexUnavailable,
+			fmt.Sprintf("Dex's gRPC API is unavailable (%v); retrying with backoff, nothing in Dex was changed", err), err))
 	}
-	var b *blocked
-	if !errors.As(err, &b) && k.dexRefusal != nil {
-		b = k.dexRefusal(err)
-	}
-	switch {
-	case b != nil:
-		setCondition(obj, condType, metav1.ConditionFalse, b.Reason, b.Message)
-		after := d.resyncPeriod()
-		if b.Poll {
-			waited := time.Duration(0)
-			if was := findCondition(prev, condType); was.Status == metav1.ConditionFalse && was.Reason == b.Reason {
-				waited = max(0, time.Since(was.LastTransitionTime.Time))
-			}
-			after = min(after, pollAfter(waited))
-		}
-		return ctrl.Result{RequeueAfter: jitter(after)}, nil
-	case dex.IsUnavailable(err):
-		setCondition(obj, dexv1.ConditionRegistered, metav1.ConditionFalse, dexv1.ReasonDexUnavailable,
-			fmt.Sprintf("Dex's gRPC API is unavailable (%v); retrying with backoff, nothing in Dex was changed", err))
-		return ctrl.Result{}, err
-	}
-	setCondition(obj, condType, metav1.ConditionFalse, dexv1.ReasonProgressing, err.Error())
-	return ctrl.Result{}, err
+	return failedOn(condType, err)
 }
+
+// unregister is how ownership deletes obj's entries from Dex (ownership.Scope.Unregister).
+func (k *dexEntryKind[T]) unregister(d *DexEntryDeps, obj T) func(ctx context.Context, ref dexv1.ObjectRef, addr, id string) error {
+	return func(ctx context.Context, ref dexv1.ObjectRef, addr, id string) error {
+		return deleteFromDex(ctx, d.Client, d.Pool, d.Recorder, obj, ref, addr, entryWhat(obj), id,
+			func(dc dex.Client) error { return k.deleteEntry(ctx, dc, id) })
+	}
+}
+
+// holdForWrite makes obj (own.Object) the owner of its id right before its entry is written to
+// Dex: an entry already there (inDex) is confirmed to be obj's, or one it may adopt, else the
+// kind's foreign error is returned and Dex is left untouched; then the claim is held.
+func (d *DexEntryDeps) holdForWrite(ctx context.Context, own *ownership.Scope, inDex bool, foreign error) error {
+	ledger := d.ledger()
+	if inDex {
+		err := ledger.ConfirmForWrite(ctx, own)
+		if errors.Is(err, ownership.ErrForeign) {
+			return foreign
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return ledger.Hold(ctx, own)
+}
+
+// entryWhat names obj's kind of entry in messages: "client" or "connector".
+func entryWhat(obj dexv1.DexEntry) string { return strings.ToLower(string(obj.EntryKind())) }
 
 func (d *DexEntryDeps) resyncPeriod() time.Duration {
 	if d.ResyncPeriod > 0 {
@@ -174,15 +203,12 @@ func (d *DexEntryDeps) resyncPeriod() time.Duration {
 	return 10 * time.Minute
 }
 
-// jitter spreads periodic work: d ± 10%.
-func jitter(d time.Duration) time.Duration {
-	return time.Duration(float64(d) * (0.9 + 0.2*mrand.Float64()))
-}
-
 // setupWithManager registers the controller of the kind, reconciled by r with workers concurrent
-// reconciles (0: the kind's defaultWorkers), and its watches (its indexes: indexes.go): the objects themselves (spec changes, deletion, a dropped finalizer), a
-// deleted peer or claim (a waiting loser may take the id over), the Secrets they read and their
-// providers.
+// reconciles (0: the kind's defaultWorkers), and its watches (its indexes: indexes.go): the
+// objects themselves (spec changes, deletion, a dropped finalizer), a deleted peer or claim (a
+// waiting loser may take the id over), the Secrets they read and their providers. The kind's
+// carry-over of objects of older versions (ownership.Migration) runs first: r reconciles nothing
+// before it is done.
 func (k *dexEntryKind[T]) setupWithManager(mgr ctrl.Manager, r reconcile.Reconciler, d *DexEntryDeps, workers int) error {
 	maxDelay := d.MaxRetryDelay
 	if maxDelay <= 0 {
@@ -191,33 +217,58 @@ func (k *dexEntryKind[T]) setupWithManager(mgr ctrl.Manager, r reconcile.Reconci
 	if workers <= 0 {
 		workers = k.defaultWorkers
 	}
+	kind, finalizer := k.newObject().EntryKind(), k.newObject().EntryFinalizer()
+	migration := ownership.NewMigration(d.ledger(), kind)
+	if err := mgr.Add(migration); err != nil {
+		return fmt.Errorf("failed to add the carry-over of %ss to claims: %w", entryWhat(k.newObject()), err)
+	}
 	return ctrl.NewControllerManagedBy(mgr).
-		For(k.newObject(), builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}, finalizerDropped{k.ownership.finalizer}))).
-		Watches(k.newObject(), handler.Funcs{DeleteFunc: k.enqueuePeersOnDelete(d.Client)}).
-		Watches(&claimsv1.DexEntryClaim{}, handler.Funcs{DeleteFunc: waitersOnClaimDelete(d.Client, k.ownership.kind, k.ownership.peers(), k.idIndex)}).
+		For(k.newObject(), builder.WithPredicates(predicate.Or(predicate.GenerationChangedPredicate{}, deletionStarted{}, finalizerDropped{finalizer}))).
+		Watches(k.newObject(), handler.Funcs{DeleteFunc: enqueuePeersOnDelete(d)}).
+		Watches(&claimsv1.DexEntryClaim{}, handler.Funcs{DeleteFunc: waitersOnClaimDelete(d.Client, kind)}).
 		Watches(&corev1.Secret{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			return requestsFromList(ctx, d.Client, k.ownership.peers(), client.InNamespace(o.GetNamespace()), client.MatchingFields{k.secretIndex: o.GetName()})
+			return requestsFromList(ctx, d.Client, ownership.NewList(kind), client.InNamespace(o.GetNamespace()), client.MatchingFields{k.secretIndex: o.GetName()})
 		}), builder.OnlyMetadata).
 		Watches(&dexv1.OIDCProvider{}, handler.EnqueueRequestsFromMapFunc(func(ctx context.Context, o client.Object) []reconcile.Request {
-			return requestsFromList(ctx, d.Client, k.ownership.peers(), client.MatchingFields{k.providerIndex: client.ObjectKeyFromObject(o).String()})
+			return requestsFromList(ctx, d.Client, ownership.NewList(kind), client.MatchingFields{k.providerIndex: client.ObjectKeyFromObject(o).String()})
 		}), builder.WithPredicates(providerChanged{})).
+		WatchesRawSource(resyncSource(mgr.GetCache(), k.newObject(), d.resyncPeriod())).
 		WithOptions(controller.Options{
 			MaxConcurrentReconciles: workers,
 			RateLimiter:             workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, maxDelay),
 		}).
 		Named(k.controllerName).
-		Complete(r)
+		Complete(afterMigration{Reconciler: r, done: migration.Done()})
+}
+
+// afterMigration holds a kind's reconciles back until its ownership.Migration is done, so that
+// the steady-state flow never meets an object of an older version that owns its id without a
+// claim.
+type afterMigration struct {
+	reconcile.Reconciler
+	done <-chan struct{}
+}
+
+// Reconcile waits for the migration, then reconciles.
+func (a afterMigration) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	select {
+	case <-a.done:
+	case <-ctx.Done():
+		return ctrl.Result{}, ctx.Err()
+	}
+	return a.Reconciler.Reconcile(ctx, req)
 }
 
 // enqueuePeersOnDelete wakes the objects that claim the same id as a deleted one (through any
 // provider of the same Dex), so a waiting loser takes the id over.
-func (k *dexEntryKind[T]) enqueuePeersOnDelete(c client.Reader) func(context.Context, event.TypedDeleteEvent[client.Object], workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+func enqueuePeersOnDelete(d *DexEntryDeps) func(context.Context, event.TypedDeleteEvent[client.Object], workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	return func(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
-		obj, ok := e.Object.(T)
+		obj, ok := e.Object.(dexv1.DexEntry)
 		if !ok {
 			return
 		}
-		peers, err := k.ownership.peersOf(ctx, c, sameDexKeys(ctx, c, tenancy.RefKey(obj.GetNamespace(), k.providerRef(obj))), k.entryID(obj))
+		providers := sameDexKeys(ctx, d.Client, tenancy.RefKey(obj.GetNamespace(), obj.EntryProviderRef()))
+		peers, err := d.ledger().Peers(ctx, obj.EntryKind(), providers, obj.EntryID())
 		if err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "Failed to find the objects waiting for a deleted object's id")
 			return
@@ -230,14 +281,19 @@ func (k *dexEntryKind[T]) enqueuePeersOnDelete(c client.Reader) func(context.Con
 
 // waitersOnClaimDelete wakes the objects of a kind that wait for the id of a deleted claim (they
 // lost the race for it and may now claim it).
-func waitersOnClaimDelete(c client.Reader, kind claimsv1.EntryKind, list client.ObjectList, idIndex string) func(context.Context, event.TypedDeleteEvent[client.Object], workqueue.TypedRateLimitingInterface[reconcile.Request]) {
+func waitersOnClaimDelete(c client.Reader, kind claimsv1.EntryKind) func(context.Context, event.TypedDeleteEvent[client.Object], workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 	return func(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		cl, ok := e.Object.(*claimsv1.DexEntryClaim)
 		if !ok || cl.Spec.EntryKind != kind {
 			return
 		}
-		for _, req := range requestsFromList(ctx, c, list.DeepCopyObject().(client.ObjectList), client.MatchingFields{idIndex: cl.Spec.EntryID}) {
-			q.Add(req)
+		waiting, err := ownership.ListByID(ctx, c, kind, cl.Spec.EntryID)
+		if err != nil {
+			ctrl.LoggerFrom(ctx).Error(err, "Failed to find the objects waiting for a released id")
+			return
+		}
+		for _, obj := range waiting {
+			q.Add(reconcile.Request{NamespacedName: client.ObjectKeyFromObject(obj)})
 		}
 	}
 }

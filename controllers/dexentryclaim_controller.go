@@ -7,14 +7,12 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/record"
 	"k8s.io/client-go/util/workqueue"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/event"
 	"sigs.k8s.io/controller-runtime/pkg/handler"
 	"sigs.k8s.io/controller-runtime/pkg/log"
@@ -23,6 +21,7 @@ import (
 	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/ownership"
 )
 
 // DexEntryClaimReconciler collects orphaned claims: a claim whose owner is gone (deleted without
@@ -39,7 +38,8 @@ type DexEntryClaimReconciler struct {
 }
 
 // +kubebuilder:rbac:groups=claims.dexterity.dev,resources=dexentryclaims,verbs=get;list;watch;create;patch;delete
-// The claims CRD's creation time tells objects of older versions (carried over) from newer ones.
+// The claims CRD's creation time tells objects of older versions (carried over to claims by
+// ownership.Migration) from newer ones.
 // +kubebuilder:rbac:groups=apiextensions.k8s.io,resources=customresourcedefinitions,verbs=get,resourceNames=dexentryclaims.claims.dexterity.dev
 
 // Reconcile deletes an orphaned claim's entry from Dex, then the claim.
@@ -48,7 +48,7 @@ func (r *DexEntryClaimReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if err := r.Get(ctx, req.NamespacedName, cl); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	if alive, err := r.ownerAlive(ctx, r.Client, cl); err != nil || alive {
+	if alive, err := ownership.OwnerAlive(ctx, r.Client, cl); err != nil || alive {
 		return ctrl.Result{}, err
 	}
 	// Confirm with the API server: the cache may lag behind a just-created owner.
@@ -59,7 +59,7 @@ func (r *DexEntryClaimReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	if fresh.UID != cl.UID {
 		return ctrl.Result{}, nil
 	}
-	if alive, err := r.ownerAlive(ctx, r.APIReader, fresh); err != nil || alive {
+	if alive, err := ownership.OwnerAlive(ctx, r.APIReader, fresh); err != nil || alive {
 		return ctrl.Result{}, err
 	}
 	logger := log.FromContext(ctx).WithValues("entryKind", cl.Spec.EntryKind, "entryId", cl.Spec.EntryID,
@@ -68,7 +68,7 @@ func (r *DexEntryClaimReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 		// Its owner asked for the entry to outlive it: release the claim only.
 		logger.Info("Released the claim of an orphaned entry; the entry stays in Dex (deletionPolicy Orphan)")
 		r.Recorder.Eventf(cl, corev1.EventTypeNormal, "Orphaned", "Left %s %s in Dex: %s %s/%s that owned it is gone and asked for it to stay (deletionPolicy: Orphan)", strings.ToLower(string(cl.Spec.EntryKind)), cl.Spec.EntryID, cl.Spec.Owner.Kind, cl.Spec.Owner.Namespace, cl.Spec.Owner.Name)
-		return ctrl.Result{}, deleteClaim(ctx, r.Client, fresh)
+		return ctrl.Result{}, ownership.DeleteClaim(ctx, r.Client, fresh)
 	}
 	p, err := r.providerFor(ctx, cl)
 	if err != nil {
@@ -93,31 +93,7 @@ func (r *DexEntryClaimReconciler) Reconcile(ctx context.Context, req ctrl.Reques
 	}
 	logger.Info("Deleted an orphaned entry from Dex: its owner is gone")
 	r.Recorder.Eventf(cl, corev1.EventTypeNormal, "Deleted", "Deleted %s %s from Dex: %s %s/%s that owned it is gone", strings.ToLower(string(cl.Spec.EntryKind)), cl.Spec.EntryID, cl.Spec.Owner.Kind, cl.Spec.Owner.Namespace, cl.Spec.Owner.Name)
-	return ctrl.Result{}, deleteClaim(ctx, r.Client, fresh)
-}
-
-// ownerAlive reports whether the claim's owner exists (same UID) and is not on its way out without
-// our finalizer (its own finalizer deletes the entry then).
-func (r *DexEntryClaimReconciler) ownerAlive(ctx context.Context, reader client.Reader, cl *claimsv1.DexEntryClaim) (bool, error) {
-	var obj client.Object
-	var finalizer string
-	switch cl.Spec.Owner.Kind {
-	case "DexConnector":
-		obj, finalizer = &dexv1.DexConnector{}, ConnectorFinalizer
-	default:
-		obj, finalizer = &dexv1.DexStaticClient{}, ClientFinalizer
-	}
-	err := reader.Get(ctx, types.NamespacedName{Namespace: cl.Spec.Owner.Namespace, Name: cl.Spec.Owner.Name}, obj)
-	switch {
-	case apierrors.IsNotFound(err):
-		return false, nil
-	case err != nil:
-		return false, fmt.Errorf("failed to get the owner of claim %s: %w", cl.Name, err)
-	}
-	if obj.GetUID() != cl.Spec.Owner.UID {
-		return false, nil
-	}
-	return obj.GetDeletionTimestamp().IsZero() || controllerutil.ContainsFinalizer(obj, finalizer), nil
+	return ctrl.Result{}, ownership.DeleteClaim(ctx, r.Client, fresh)
 }
 
 // providerFor returns the provider the claim was made through, or another one administering the
@@ -137,7 +113,7 @@ func (r *DexEntryClaimReconciler) retryPeriod() time.Duration {
 func (r *DexEntryClaimReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	ownerGone := handler.Funcs{DeleteFunc: func(ctx context.Context, e event.TypedDeleteEvent[client.Object], q workqueue.TypedRateLimitingInterface[reconcile.Request]) {
 		var list claimsv1.DexEntryClaimList
-		if err := r.List(ctx, &list, client.MatchingFields{indexClaimOwnerUID: ownerBucket(e.Object.GetUID())}, client.UnsafeDisableDeepCopy); err != nil {
+		if err := r.List(ctx, &list, client.MatchingFields{ownership.IndexOwnerUID: ownership.OwnerBucket(e.Object.GetUID())}, client.UnsafeDisableDeepCopy); err != nil {
 			ctrl.LoggerFrom(ctx).Error(err, "Failed to list the claims of a deleted object")
 			return
 		}

@@ -15,10 +15,11 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 
-	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/clientspec"
 	"dexterity.dev/dexterity/internal/dex"
+	"dexterity.dev/dexterity/internal/outcome"
+	"dexterity.dev/dexterity/internal/ownership"
 	"dexterity.dev/dexterity/internal/tenancy"
 )
 
@@ -31,7 +32,7 @@ const (
 	// LegacyAnnotationRegisteredClientID is where versions before DexEntryClaims recorded the
 	// client id an object owned. It is never trusted on its own (a tenant can write it): an object
 	// whose status confirms it is carried over to a claim, and the annotation is dropped.
-	LegacyAnnotationRegisteredClientID = "dexterity.dev/registered-client-id"
+	LegacyAnnotationRegisteredClientID = ownership.LegacyAnnotationClient
 
 	indexClientID       = tenancy.IndexClientID
 	indexClientSecret   = "dexterity.dev/client-secret"
@@ -41,7 +42,11 @@ const (
 // DexStaticClientReconciler registers DexStaticClients in Dex.
 type DexStaticClientReconciler struct {
 	DexEntryDeps
-	// MaxConcurrentReconciles (default 16: reconciles mostly wait on the API server and Dex).
+	// MaxConcurrentReconciles (default 48). Reconciles mostly wait on the API server and Dex, and
+	// each new client takes two writes of its own (the claim, the status) besides Dex: with as
+	// many workers as a burst has writers, the controller gets too small a share of the API
+	// server and falls behind the applies (5,000 clients by 16 writers: 9.6 s behind the last
+	// create with 16 workers, 2.1 s with 48; docs/benchmarks.md).
 	MaxConcurrentReconciles int
 }
 
@@ -54,12 +59,10 @@ type DexStaticClientReconciler struct {
 
 // clientEntries is how DexStaticClients keep their clients in Dex (the flow: dexentry.go).
 var clientEntries = dexEntryKind[*dexv1.DexStaticClient]{
-	controllerName: "dexstaticclient", ownership: &clientOwnership, use: tenancy.Clients,
-	idIndex: indexClientID, secretIndex: indexClientSecret, providerIndex: indexClientProvider,
-	defaultWorkers: 16, // reconciles mostly wait on the API server and Dex
+	controllerName: "dexstaticclient", use: tenancy.Clients,
+	secretIndex: indexClientSecret, providerIndex: indexClientProvider,
+	defaultWorkers: 48, // see MaxConcurrentReconciles
 	newObject:      func() *dexv1.DexStaticClient { return &dexv1.DexStaticClient{} },
-	entryID:        (*dexv1.DexStaticClient).EffectiveClientID,
-	providerRef:    func(c *dexv1.DexStaticClient) dexv1.ObjectRef { return c.Spec.ProviderRef },
 	checkID:        checkClientID,
 	summarize:      summarizeClient,
 	deleteEntry:    func(ctx context.Context, dc dex.Client, id string) error { return dc.DeleteClient(ctx, id) },
@@ -92,22 +95,22 @@ func checkClientID(ctx context.Context, c client.Reader, p *dexv1.OIDCProvider, 
 // object stored before a bound, or written with the webhooks off, reaches the controller all the
 // same), and before anything is built from them: a refused spec costs a few small allocations,
 // never its expansion.
-func (r *DexStaticClientReconciler) syncClient(ctx context.Context, c *dexv1.DexStaticClient, p *dexv1.OIDCProvider, held *claimsv1.DexEntryClaim) (string, error) {
+func (r *DexStaticClientReconciler) syncClient(ctx context.Context, c *dexv1.DexStaticClient, own *ownership.Scope) (string, error) {
 	if err := clientspec.Check(&c.Spec); err != nil {
-		return dexv1.ConditionRegistered, newBlocked(dexv1.ReasonInvalidSpec, err.Error()+". The client in Dex is left as it is")
+		return dexv1.ConditionRegistered, outcome.Stall(dexv1.ReasonInvalidSpec, err.Error()+". The client in Dex is left as it is")
 	}
 	secret, err := r.reconcileSecret(ctx, c)
 	if err != nil {
 		return dexv1.ConditionSecretReady, err
 	}
 	id := c.EffectiveClientID()
-	if err := r.reconcileDexClient(ctx, c, p, id, secret, held); err != nil {
+	if err := r.reconcileDexClient(ctx, c, own, secret); err != nil {
 		if dex.IsReadOnly(err) {
-			err = newBlocked(dexv1.ReasonClientExistsInDex, fmt.Sprintf("client id %q is defined in Dex's configuration file (staticClients), which Dex's API cannot change; remove it there, or choose another spec.clientId", id))
+			err = outcome.Stall(dexv1.ReasonClientExistsInDex, fmt.Sprintf("client id %q is defined in Dex's configuration file (staticClients), which Dex's API cannot change; remove it there, or choose another spec.clientId", id))
 		}
 		return dexv1.ConditionRegistered, err
 	}
-	if err := r.reconcileCredentials(ctx, c, p, id, secret); err != nil {
+	if err := r.reconcileCredentials(ctx, c, own.Provider, id, secret); err != nil {
 		return dexv1.ConditionSecretReady, err
 	}
 	return "", nil
@@ -122,7 +125,7 @@ func (r *DexStaticClientReconciler) reconcileSecret(ctx context.Context, c *dexv
 	}
 	ref := c.Spec.SecretRef
 	if ref == nil { // rejected by the API server; kept for objects stored before that rule
-		return "", newBlocked(dexv1.ReasonInvalidSpec, "spec.secretRef: Required value: a confidential client needs spec.secretRef, or set spec.public=true")
+		return "", outcome.Stall(dexv1.ReasonInvalidSpec, "spec.secretRef: Required value: a confidential client needs spec.secretRef, or set spec.public=true")
 	}
 	var s corev1.Secret
 	err := readSecret(ctx, r.Client, types.NamespacedName{Namespace: c.Namespace, Name: ref.Name}, &s)
@@ -130,13 +133,13 @@ func (r *DexStaticClientReconciler) reconcileSecret(ctx context.Context, c *dexv
 	case apierrors.IsNotFound(err) && c.Spec.GenerateSecret:
 		return r.generateSecret(ctx, c)
 	case apierrors.IsNotFound(err):
-		return "", newWaitingForSecret(dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secretRef: Secret %s/%s not found; create it with key %q, or set spec.generateSecret=true. The client in Dex is left as it is", c.Namespace, ref.Name, ref.Key))
+		return "", outcome.StallPolling(dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secretRef: Secret %s/%s not found; create it with key %q, or set spec.generateSecret=true. The client in Dex is left as it is", c.Namespace, ref.Name, ref.Key))
 	case err != nil:
 		return "", fmt.Errorf("failed to get Secret %s/%s: %w", c.Namespace, ref.Name, err)
 	}
 	v := string(s.Data[ref.Key])
 	if v == "" {
-		return "", newBlocked(dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secretRef: Secret %s/%s has no (or an empty) key %q; add it. The client in Dex is left as it is", c.Namespace, ref.Name, ref.Key))
+		return "", outcome.Stall(dexv1.ReasonSecretNotFound, fmt.Sprintf("spec.secretRef: Secret %s/%s has no (or an empty) key %q; add it. The client in Dex is left as it is", c.Namespace, ref.Name, ref.Key))
 	}
 	if metav1.IsControlledBy(&s, c) {
 		setCondition(c, dexv1.ConditionSecretReady, metav1.ConditionTrue, dexv1.ReasonSecretGenerated, fmt.Sprintf("secret generated into Secret %s key %s", ref.Name, ref.Key))
@@ -168,7 +171,7 @@ func (r *DexStaticClientReconciler) generateSecret(ctx context.Context, c *dexv1
 		if apierrors.IsInvalid(err) || apierrors.IsForbidden(err) {
 			// Waits for the user (a name or key the API server refuses, a quota): retrying
 			// would only repeat the refusal.
-			return "", newBlocked(dexv1.ReasonInvalidSpec, fmt.Sprintf("spec.secretRef: the Secret %s/%s could not be created: %v; fix spec.secretRef, or create the Secret yourself", s.Namespace, s.Name, err))
+			return "", outcome.Stall(dexv1.ReasonInvalidSpec, fmt.Sprintf("spec.secretRef: the Secret %s/%s could not be created: %v; fix spec.secretRef, or create the Secret yourself", s.Namespace, s.Name, err))
 		}
 		return "", fmt.Errorf("failed to create Secret %s/%s: %w", s.Namespace, s.Name, err)
 	}
@@ -177,18 +180,20 @@ func (r *DexStaticClientReconciler) generateSecret(ctx context.Context, c *dexv1
 	return v, nil
 }
 
-// reconcileDexClient compares the client in Dex with the desired one and writes only what differs.
-func (r *DexStaticClientReconciler) reconcileDexClient(ctx context.Context, c *dexv1.DexStaticClient, p *dexv1.OIDCProvider, id, secret string, held *claimsv1.DexEntryClaim) error {
-	dc, err := dexClientForReconcile(ctx, r.Client, r.Pool, p)
+// reconcileDexClient compares the client in Dex with the desired one and writes only what
+// differs, holding the claim on its id (own) before any write.
+func (r *DexStaticClientReconciler) reconcileDexClient(ctx context.Context, c *dexv1.DexStaticClient, own *ownership.Scope, secret string) error {
+	dc, err := dexClientForReconcile(ctx, r.Client, r.Pool, own.Provider)
 	if err != nil {
 		return err
 	}
+	id := c.EffectiveClientID()
 	actual, err := dc.GetClient(ctx, id)
 	if err != nil && !dex.IsNotFound(err) {
 		return err
 	}
-	foreign := newBlocked(dexv1.ReasonClientExistsInDex, fmt.Sprintf("client id %q already exists in Dex and was not registered by Dexterity; it is left untouched. Set spec.adoptExisting=true to take it over, or choose another spec.clientId", id))
-	if err := clientOwnership.claimForWrite(ctx, r.Client, r.APIReader, c, p, id, held, actual != nil, c.Spec.AdoptExisting, foreign); err != nil {
+	foreign := outcome.Stall(dexv1.ReasonClientExistsInDex, fmt.Sprintf("client id %q already exists in Dex and was not registered by Dexterity; it is left untouched. Set spec.adoptExisting=true to take it over, or choose another spec.clientId", id))
+	if err := r.holdForWrite(ctx, own, actual != nil, foreign); err != nil {
 		return err
 	}
 	desired := clientspec.Desired(c, id, secret)

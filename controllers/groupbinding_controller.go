@@ -13,6 +13,7 @@ import (
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/authz"
+	"dexterity.dev/dexterity/internal/outcome"
 )
 
 // GroupBindingReconciler reports whether a GroupBinding's expression compiles within the cost
@@ -28,28 +29,34 @@ type GroupBindingReconciler struct {
 
 // Reconcile compiles the expression and checks the resource patterns, and sets Ready with the
 // error as message: reason CompileError, or ExpressionTooCostly for an expression over the cost
-// bound, or InvalidResourcePattern for a glob over its bounds.
-func (r *GroupBindingReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+// bound, or InvalidResourcePattern for a glob over its bounds. Either waits for the user (Stalled);
+// nothing is retried until the binding changes.
+func (r *GroupBindingReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	b := &dexv1.GroupBinding{}
 	if err := r.Get(ctx, req.NamespacedName, b); err != nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	before := b.DeepCopy()
-	defer finishStatus(ctx, r.Client, r.Recorder, b, before, nil, &retErr)
+	err := failedOn(dexv1.ConditionReady, checkBinding(b))
+	if err == nil {
+		setCondition(b, dexv1.ConditionReady, metav1.ConditionTrue, dexv1.ReasonReconciled, "expression and resource patterns compile")
+	}
+	return statusKind[*dexv1.GroupBinding]{client: r.Client, recorder: r.Recorder}.finish(ctx, b, before, ctrl.Result{}, err)
+}
+
+// checkBinding returns the problem of a binding that denies every registry request reaching it.
+func checkBinding(b *dexv1.GroupBinding) error {
 	if _, err := authz.Compile(b.Spec.Expression); err != nil {
 		reason := dexv1.ReasonCompileError
 		if authz.IsTooCostly(err) {
 			reason = dexv1.ReasonExpressionTooCostly
 		}
-		setCondition(b, dexv1.ConditionReady, metav1.ConditionFalse, reason,
-			fmt.Sprintf("spec.expression %v; this binding denies every registry request that reaches it (bindings are evaluated by name) until fixed", err))
-	} else if err := authz.CheckResources(b.Spec.ModuleResources, b.Spec.ProviderResources); err != nil {
-		setCondition(b, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonInvalidResourcePattern,
-			fmt.Sprintf("%v; this binding denies every registry request that reaches it (bindings are evaluated by name) until fixed", err))
-	} else {
-		setCondition(b, dexv1.ConditionReady, metav1.ConditionTrue, dexv1.ReasonReconciled, "expression and resource patterns compile")
+		return outcome.Stall(reason, fmt.Sprintf("spec.expression %v; this binding denies every registry request that reaches it (bindings are evaluated by name) until fixed", err))
 	}
-	return ctrl.Result{}, nil
+	if err := authz.CheckResources(b.Spec.ModuleResources, b.Spec.ProviderResources); err != nil {
+		return outcome.Stall(dexv1.ReasonInvalidResourcePattern, fmt.Sprintf("%v; this binding denies every registry request that reaches it (bindings are evaluated by name) until fixed", err))
+	}
+	return nil
 }
 
 // SetupWithManager registers the controller.

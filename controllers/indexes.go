@@ -4,15 +4,19 @@ import (
 	"context"
 	"fmt"
 
-	"k8s.io/apimachinery/pkg/types"
 	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/ownership"
 	"dexterity.dev/dexterity/internal/tenancy"
 )
+
+// indexClaimProvider is the field index of DexEntryClaims by the key of the provider they were
+// made through.
+const indexClaimProvider = "spec.provider"
 
 // Index is a field index of the manager's cache that the controllers list by.
 type Index struct {
@@ -73,7 +77,7 @@ func Indexes() []Index {
 	return []Index{
 		// Clients: by client id, Secret and provider.
 		{Object: &dexv1.DexStaticClient{}, Field: indexClientID, AllNamespaces: true, Extract: func(o client.Object) []string {
-			return []string{o.(*dexv1.DexStaticClient).EffectiveClientID()}
+			return []string{ownership.IDBucket(o.(*dexv1.DexStaticClient).EffectiveClientID())}
 		}},
 		{Object: &dexv1.DexStaticClient{}, Field: indexClientSecret, Extract: func(o client.Object) []string {
 			// The Secret the client reads, and the credentials Secret it writes (repaired when
@@ -94,7 +98,7 @@ func Indexes() []Index {
 		}},
 		// Connectors: the same.
 		{Object: &dexv1.DexConnector{}, Field: indexConnectorID, AllNamespaces: true, Extract: func(o client.Object) []string {
-			return []string{o.(*dexv1.DexConnector).Spec.ConnectorID}
+			return []string{ownership.IDBucket(o.(*dexv1.DexConnector).Spec.ConnectorID)}
 		}},
 		{Object: &dexv1.DexConnector{}, Field: indexConnectorSecret, Extract: func(o client.Object) []string {
 			secrets := o.(*dexv1.DexConnector).Spec.Secrets
@@ -117,21 +121,14 @@ func Indexes() []Index {
 		}},
 		// Dex objects by the Secrets their spec takes values from.
 		{Object: &dexv1.Dex{}, Field: indexDexSecret, Extract: func(o client.Object) []string { return dexSecretNames(o.(*dexv1.Dex)) }},
-		// Claims by a bucket of their owner's UID (ownerBucket: lists filter by the UID itself)
+		// Claims by a bucket of their owner's UID (ownership.OwnerBucket: lists filter by the UID itself)
 		// and by provider.
-		{Object: &claimsv1.DexEntryClaim{}, Field: indexClaimOwnerUID, Extract: func(o client.Object) []string {
-			return []string{ownerBucket(o.(*claimsv1.DexEntryClaim).Spec.Owner.UID)}
+		{Object: &claimsv1.DexEntryClaim{}, Field: ownership.IndexOwnerUID, Extract: func(o client.Object) []string {
+			return []string{ownership.OwnerBucket(o.(*claimsv1.DexEntryClaim).Spec.Owner.UID)}
 		}},
 		{Object: &claimsv1.DexEntryClaim{}, Field: indexClaimProvider, Extract: func(o client.Object) []string {
 			cl := o.(*claimsv1.DexEntryClaim)
 			return []string{tenancy.ProviderKey(cl.Spec.Provider.Namespace, cl.Spec.Provider.Name)}
 		}},
 	}
-}
-
-// ownerBucket is the value indexClaimOwnerUID holds for a claim of owner uid: the UID's first three
-// characters (UIDs are random hex, so 4,096 buckets). An index by the UID itself would hold a set
-// per claim, for lists that find one claim or none; the lists filter by the UID.
-func ownerBucket(uid types.UID) string {
-	return string(uid[:min(3, len(uid))])
 }

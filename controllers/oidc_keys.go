@@ -12,52 +12,31 @@ import (
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/oidc"
+	"dexterity.dev/dexterity/internal/outcome"
 )
 
-// oidcConfigFor is the key-cache configuration of a provider's spec.
-func oidcConfigFor(p *dexv1.OIDCProvider) oidc.Config {
-	aud := p.Spec.Audiences
-	if len(aud) == 0 {
-		aud = []string{p.Spec.ClientID}
-	}
-	cfg := oidc.Config{
-		IssuerURL:       p.Spec.IssuerURL,
-		DiscoveryURL:    p.Spec.DiscoveryURL,
-		Audiences:       append([]string(nil), aud...),
-		UsernameClaim:   p.Spec.UsernameClaim,
-		GroupsClaim:     p.Spec.GroupsClaim,
-		UsernamePrefix:  p.Spec.UsernamePrefix,
-		GroupsPrefix:    p.Spec.GroupsPrefix,
-		RefreshInterval: time.Duration(p.Spec.JWKSRefreshIntervalSeconds) * time.Second,
-	}
-	if p.Spec.CABundle != "" {
-		cfg.CABundle = []byte(p.Spec.CABundle)
-	}
-	for _, rc := range p.Spec.RequiredClaims {
-		cfg.RequiredClaims = append(cfg.RequiredClaims, oidc.RequiredClaim{Name: rc.Name, Value: rc.Value})
-	}
-	return cfg
-}
-
-// reconcileKeys makes the shared key cache follow the provider and reports DiscoveryReady and
-// KeysReady, and the key fields of the status, from that same cache.
-func (r *OIDCProviderReconciler) reconcileKeys(p *dexv1.OIDCProvider) {
-	key := providerKey(p)
+// reportKeys reports DiscoveryReady and KeysReady, and the key fields of the status, from the
+// shared key cache. It only reads the cache: KeyCacheSync writes it on every replica, and its
+// changes (and every refresh) wake this reconciler. Until the cache holds what it made of this
+// spec (ProviderConfig), the keys are reported as being fetched, as for a new issuer.
+func (r *OIDCProviderReconciler) reportKeys(p *dexv1.OIDCProvider) {
 	if !p.OIDCEnabled() {
-		r.Keys.Remove(key)
 		removeCondition(p, dexv1.ConditionDiscoveryReady)
 		removeCondition(p, dexv1.ConditionKeysReady)
 		p.Status.JWKSURI, p.Status.Keys, p.Status.LastJWKSFetch = "", 0, nil
 		return
 	}
-	prov, err := r.Keys.Sync(key, oidcConfigFor(p))
+	issuer, found, err := r.Keys.Lookup(providerKey(p), oidc.ProviderConfig(p))
 	if err != nil {
 		msg := fmt.Sprintf("invalid issuer settings: %v", err)
-		setCondition(p, dexv1.ConditionDiscoveryReady, metav1.ConditionFalse, dexv1.ReasonInvalidSpec, msg)
-		setCondition(p, dexv1.ConditionKeysReady, metav1.ConditionFalse, dexv1.ReasonInvalidSpec, msg)
+		stallOn(p, dexv1.ConditionDiscoveryReady, outcome.Stall(dexv1.ReasonInvalidSpec, msg))
+		stallOn(p, dexv1.ConditionKeysReady, outcome.Stall(dexv1.ReasonInvalidSpec, msg))
 		return
 	}
-	st := prov.Status()
+	var st oidc.Status
+	if found {
+		st = issuer.Status()
+	}
 	switch {
 	case st.DiscoveryReady:
 		setCondition(p, dexv1.ConditionDiscoveryReady, metav1.ConditionTrue, dexv1.ReasonReconciled, "discovery document fetched from "+discoverySource(p))
@@ -95,7 +74,9 @@ func discoverySource(p *dexv1.OIDCProvider) string {
 }
 
 // KeyCacheSync keeps the key cache in step with OIDCProviders on every replica, leader or not:
-// the registry server verifies tokens on every replica, so each one loads and refreshes keys.
+// the registry server verifies tokens on every replica, so each one loads and refreshes keys. It
+// is the cache's only writer (Sync, Remove), with oidc.ProviderConfig; the OIDCProvider
+// controller and the registry only read.
 type KeyCacheSync struct {
 	Keys *oidc.Cache
 }
@@ -116,7 +97,7 @@ func (s *KeyCacheSync) SetupWithManager(mgr ctrl.Manager) error {
 			s.Keys.Remove(key)
 			return
 		}
-		if _, err := s.Keys.Sync(key, oidcConfigFor(p)); err != nil {
+		if _, err := s.Keys.Sync(key, oidc.ProviderConfig(p)); err != nil {
 			log.Log.V(1).Info("Not caching keys of OIDCProvider with invalid issuer settings", "provider", key, "error", err.Error())
 		}
 	}

@@ -30,6 +30,7 @@ import (
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/oidc"
+	"dexterity.dev/dexterity/internal/outcome"
 	"dexterity.dev/dexterity/internal/tenancy"
 )
 
@@ -43,13 +44,15 @@ const (
 	ProviderFinalizer = "dexterity.dev/provider-in-use"
 )
 
-// OIDCProviderReconciler reconciles OIDCProviders: the shared key cache (discovery, JWKS) and
-// Dex reachability, reported in status from the same cache the registry verifies with.
+// OIDCProviderReconciler reconciles OIDCProviders: Dex reachability, and the state of the
+// issuer's discovery and keys, reported in status from the same key cache the registry verifies
+// with (KeyCacheSync writes that cache on every replica; this reconciler only reads it).
 type OIDCProviderReconciler struct {
 	client.Client
 	Recorder record.EventRecorder
 	Pool     dex.Connections
-	// Keys is the shared signing-key cache the registry server verifies with.
+	// Keys is the shared signing-key cache the registry server verifies with, read here for the
+	// status (KeyCacheSync is its writer).
 	Keys *oidc.Cache
 	// APIReader reads from the API server, bypassing the cache: a deleted provider checks there
 	// that no dependent registered just now before it lets go.
@@ -73,12 +76,11 @@ type OIDCProviderReconciler struct {
 // +kubebuilder:rbac:groups="",resources=events,verbs=create;patch
 
 // Reconcile brings an OIDCProvider's status in line with the Dex and issuer it names.
-func (r *OIDCProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (res ctrl.Result, retErr error) {
+func (r *OIDCProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
 	p := &dexv1.OIDCProvider{}
 	if err := r.Get(ctx, req.NamespacedName, p); err != nil {
 		if apierrors.IsNotFound(err) {
 			r.Pool.Forget(req.String())
-			r.Keys.Remove(req.String())
 			return ctrl.Result{}, r.releaseHostnamesOfGone(ctx, req.NamespacedName)
 		}
 		return ctrl.Result{}, err
@@ -104,22 +106,25 @@ func (r *OIDCProviderReconciler) Reconcile(ctx context.Context, req ctrl.Request
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	defer finishStatus(ctx, r.Client, r.Recorder, p, before, func(p *dexv1.OIDCProvider) {
+	r.reportKeys(p)
+	r.reconcileServiceAccountFallback(p)
+	err = r.reconcileDexReachable(ctx, p)
+	return r.statusKind(func(p *dexv1.OIDCProvider) {
 		summarizeProvider(p)
+		// A conflict waits for the user whatever the other conditions say.
 		for _, c := range []struct{ reason, msg string }{{dexv1.ReasonAudienceHeldElsewhere, audienceConflict}, {dexv1.ReasonHostnameConflict, hostConflict}} {
 			if c.msg != "" {
-				setCondition(p, dexv1.ConditionReady, metav1.ConditionFalse, c.reason, c.msg)
+				stallOn(p, dexv1.ConditionReady, outcome.Stall(c.reason, c.msg))
 				p.Status.Phase, p.Status.Message = dexv1.PhaseFailed, c.msg
 			}
 		}
-	}, &retErr)
+	}).finish(ctx, p, before, ctrl.Result{RequeueAfter: r.healthInterval()}, err)
+}
 
-	r.reconcileKeys(p)
-	r.reconcileServiceAccountFallback(p)
-	if err := r.reconcileDexReachable(ctx, p); err != nil {
-		return ctrl.Result{}, err
-	}
-	return ctrl.Result{RequeueAfter: r.healthInterval()}, nil
+// statusKind is how a provider's reconciles end, with the Ready summary summarize; a provider
+// that waits is looked at again at the health interval.
+func (r *OIDCProviderReconciler) statusKind(summarize func(*dexv1.OIDCProvider)) statusKind[*dexv1.OIDCProvider] {
+	return statusKind[*dexv1.OIDCProvider]{client: r.Client, recorder: r.Recorder, summarize: summarize, resync: r.healthInterval}
 }
 
 // reconcileFinalizer keeps ProviderFinalizer on exactly the providers that administer a Dex.
@@ -213,25 +218,14 @@ func (r *OIDCProviderReconciler) providersWithAudience(ctx context.Context, o cl
 // without waiting for the new entry, which would then be orphaned in Dex).
 func providerTakesNewEntries(p *dexv1.OIDCProvider) error {
 	if !p.DeletionTimestamp.IsZero() {
-		return newBlocked(dexv1.ReasonProviderDeleting, fmt.Sprintf("spec.providerRef: OIDCProvider %s is being deleted and takes no new clients or connectors; refer to another provider", providerKey(p)))
+		return outcome.Stall(dexv1.ReasonProviderDeleting, fmt.Sprintf("spec.providerRef: OIDCProvider %s is being deleted and takes no new clients or connectors; refer to another provider", providerKey(p)))
 	}
 	if !controllerutil.ContainsFinalizer(p, ProviderFinalizer) {
-		return fmt.Errorf("%w: OIDCProvider %s is not set up yet (its finalizer %s is missing); waiting for it", errProviderNotSetUp, providerKey(p), ProviderFinalizer)
+		// An ordinary start-up order (the provider's first reconcile has not run yet): a short
+		// wait, not an error or a warning.
+		return outcome.Wait(dexv1.ReasonProgressing, fmt.Sprintf("OIDCProvider %s is not set up yet (its finalizer %s is missing); waiting for it", providerKey(p), ProviderFinalizer), time.Second)
 	}
 	return nil
-}
-
-// errProviderNotSetUp is an ordinary start-up order (the provider's first reconcile has not run
-// yet): a short wait, not an error or a warning.
-var errProviderNotSetUp = errors.New("provider not set up")
-
-// waitForProvider reports whether err is errProviderNotSetUp, recording it on condType.
-func waitForProvider(obj conditionsObject, condType string, err error) (ctrl.Result, bool) {
-	if !errors.Is(err, errProviderNotSetUp) {
-		return ctrl.Result{}, false
-	}
-	setCondition(obj, condType, metav1.ConditionFalse, dexv1.ReasonProgressing, strings.TrimPrefix(err.Error(), errProviderNotSetUp.Error()+": "))
-	return ctrl.Result{RequeueAfter: time.Second}, true
 }
 
 // finalize releases a deleted provider once no client or connector registered through it is
@@ -271,17 +265,12 @@ func (r *OIDCProviderReconciler) finalize(ctx context.Context, p *dexv1.OIDCProv
 	if len(waiting) > 0 {
 		before := p.DeepCopy()
 		msg := fmt.Sprintf("waiting for %d DexStaticClients and DexConnectors registered in this Dex to be deleted first (%s): their finalizers remove them from Dex through this provider", len(waiting), firstFew(waiting))
-		// finishStatus emits the Normal Deleting event when Ready turns to Deleting.
-		var patchErr error
-		finishStatus(ctx, r.Client, r.Recorder, p, before, func(p *dexv1.OIDCProvider) {
+		// finish emits the Normal Deleting event when Ready turns to Deleting. The deletion of
+		// each dependent wakes this provider; the requeue is a safety net.
+		return r.statusKind(func(p *dexv1.OIDCProvider) {
 			setCondition(p, dexv1.ConditionReady, metav1.ConditionFalse, dexv1.ReasonDeleting, msg)
 			p.Status.Phase, p.Status.Message = dexv1.PhasePending, msg
-		}, &patchErr)
-		if patchErr != nil {
-			return ctrl.Result{}, patchErr
-		}
-		// The deletion of each dependent wakes this provider; the requeue is a safety net.
-		return ctrl.Result{RequeueAfter: r.healthInterval()}, nil
+		}).finish(ctx, p, before, ctrl.Result{RequeueAfter: r.healthInterval()}, nil)
 	}
 	if len(abandoned) > 0 {
 		r.Recorder.Eventf(p, corev1.EventTypeWarning, dexv1.ReasonDeleting, "namespace %s is being deleted: releasing the provider although %d objects in other namespaces still refer to it (%s); their entries stay in Dex when they are deleted", p.Namespace, len(abandoned), firstFew(abandoned))
@@ -326,7 +315,7 @@ func (r *OIDCProviderReconciler) registeredDependents(ctx context.Context, reade
 	}
 	for i := range clients.Items {
 		c := &clients.Items[i]
-		if tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String() == key && controllerutil.ContainsFinalizer(c, ClientFinalizer) && clientOwnership.registered(c, c.EffectiveClientID()) {
+		if tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String() == key && controllerutil.ContainsFinalizer(c, ClientFinalizer) && c.Registered() {
 			out = append(out, dependent{"DexStaticClient", c.Namespace, c.Name})
 		}
 	}
@@ -339,7 +328,7 @@ func (r *OIDCProviderReconciler) registeredDependents(ctx context.Context, reade
 	}
 	for i := range connectors.Items {
 		c := &connectors.Items[i]
-		if tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String() == key && controllerutil.ContainsFinalizer(c, ConnectorFinalizer) && connectorOwnership.registered(c, c.Spec.ConnectorID) {
+		if tenancy.RefKey(c.Namespace, c.Spec.ProviderRef).String() == key && controllerutil.ContainsFinalizer(c, ConnectorFinalizer) && c.Registered() {
 			out = append(out, dependent{"DexConnector", c.Namespace, c.Name})
 		}
 	}
@@ -367,7 +356,8 @@ func (r *OIDCProviderReconciler) registeredDependents(ctx context.Context, reade
 	return out, nil
 }
 
-// reconcileDexReachable makes DexReachable say whether Dex's gRPC API answers.
+// reconcileDexReachable makes DexReachable say whether Dex's gRPC API answers: a spec.dex or
+// TLS Secret to fix stalls, an unreachable Dex is retried with backoff.
 func (r *OIDCProviderReconciler) reconcileDexReachable(ctx context.Context, p *dexv1.OIDCProvider) error {
 	if p.Spec.Dex == nil {
 		removeCondition(p, dexv1.ConditionDexReachable)
@@ -376,26 +366,21 @@ func (r *OIDCProviderReconciler) reconcileDexReachable(ctx context.Context, p *d
 		return nil
 	}
 	dc, err := dexClientFor(ctx, r.Client, r.Pool, p)
-	var b *blocked
-	if errors.As(err, &b) {
-		setCondition(p, dexv1.ConditionDexReachable, metav1.ConditionFalse, b.Reason, b.Message)
-		return reconcile.TerminalError(err)
-	}
-	if errors.Is(err, errTLSSecret) {
-		setCondition(p, dexv1.ConditionDexReachable, metav1.ConditionFalse, dexv1.ReasonDexTLSSecretInvalid, err.Error())
+	switch {
+	case outcome.IsStalled(err): // an invalid spec.dex
+		return failedOn(dexv1.ConditionDexReachable, err)
+	case errors.Is(err, errTLSSecret):
 		// Until the Secret changes: the Secret's watch brings us back once the Secret exists
 		// (readSecret labels it), and the health interval's requeue until then.
-		return nil
-	}
-	if err != nil {
+		return failedOn(dexv1.ConditionDexReachable, outcome.Stall(dexv1.ReasonDexTLSSecretInvalid, err.Error()))
+	case err != nil:
 		return err
 	}
 	v, err := dc.GetVersion(ctx)
 	if err != nil {
 		reason, msg := dexErrorCondition(p, err)
-		setCondition(p, dexv1.ConditionDexReachable, metav1.ConditionFalse, reason, msg)
 		log.FromContext(ctx).Info("Dex is not reachable", "address", p.Spec.Dex.GRPCAddress, "reason", reason, "error", err.Error())
-		return err
+		return failedOn(dexv1.ConditionDexReachable, outcome.RetryAs(reason, msg, err))
 	}
 	p.Status.Dex = &dexv1.DexVersionStatus{Version: v.GetServer(), API: v.GetApi()}
 	setCondition(p, dexv1.ConditionDexReachable, metav1.ConditionTrue, dexv1.ReasonDexReachable,
@@ -462,13 +447,14 @@ func (r *OIDCProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if maxDelay <= 0 {
 		maxDelay = 30 * time.Second
 	}
-	// Every refresh of the key cache (success or failure) re-reconciles the provider so that its
-	// status reflects the cache.
-	refreshed := make(chan event.TypedGenericEvent[*dexv1.OIDCProvider], 64)
+	// Every change of the key cache's entry for a provider (KeyCacheSync built, replaced, refused
+	// or removed it; a refresh succeeded or failed) re-reconciles the provider so that its status
+	// reflects the cache.
+	keysChanged := make(chan event.TypedGenericEvent[*dexv1.OIDCProvider], 64)
 	r.Keys.OnChange(func(key string) {
 		ns, name, _ := strings.Cut(key, "/")
 		select {
-		case refreshed <- event.TypedGenericEvent[*dexv1.OIDCProvider]{Object: &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}}:
+		case keysChanged <- event.TypedGenericEvent[*dexv1.OIDCProvider]{Object: &dexv1.OIDCProvider{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}}:
 		default: // a full queue already holds work for the providers; the periodic check catches up
 		}
 	})
@@ -491,7 +477,7 @@ func (r *OIDCProviderReconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&dexv1.DexConnector{}, dependentGone).
 		Watches(&claimsv1.DexEntryClaim{}, dependentGone).
 		Watches(&claimsv1.DexEntryClaim{}, handler.EnqueueRequestsFromMapFunc(r.providersWithAudience)).
-		WatchesRawSource(source.Channel(refreshed, &handler.TypedEnqueueRequestForObject[*dexv1.OIDCProvider]{})).
+		WatchesRawSource(source.Channel(keysChanged, &handler.TypedEnqueueRequestForObject[*dexv1.OIDCProvider]{})).
 		WithOptions(controller.Options{
 			RateLimiter: workqueue.NewTypedItemExponentialFailureRateLimiter[reconcile.Request](100*time.Millisecond, maxDelay),
 		}).

@@ -55,15 +55,15 @@ func TestProviderKeysFromRealDex(t *testing.T) {
 	first := p.Status.LastJWKSFetch.Time
 	g.Eventually(func() time.Time { return getProvider(t, key).Status.LastJWKSFetch.Time }, waitTimeout).Should(BeTemporally(">", first))
 
-	prov, ok := keys.Get(key.String())
+	issuer, ok := keys.Get(key.String())
 	g.Expect(ok).To(BeTrue())
 	tok := passwordToken(t, d)
-	id, err := prov.Verify(ctx, tok)
+	id, err := issuer.Verify(ctx, tok)
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(id.Groups).To(ConsistOf("dex:platform", "dex:team-a"))
 
 	tampered := tamper(tok)
-	_, err = prov.Verify(ctx, tampered)
+	_, err = issuer.Verify(ctx, tampered)
 	g.Expect(oidc.ReasonOf(err)).To(Equal(oidc.ReasonBadSignature))
 
 	// Another provider whose audience is not the harness client.
@@ -77,10 +77,10 @@ func TestProviderKeysFromRealDex(t *testing.T) {
 	// through one unknown-kid refresh.
 	g.Expect(d.Restart()).To(Succeed())
 	tok2 := passwordToken(t, d)
-	before := prov.Status().Fetches
-	_, err = prov.Verify(ctx, tok2)
+	before := issuer.Status().Fetches
+	_, err = issuer.Verify(ctx, tok2)
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(prov.Status().Fetches - before).To(BeNumerically("<=", 1))
+	g.Expect(issuer.Status().Fetches - before).To(BeNumerically("<=", 1))
 }
 
 // A token from the real Dex fails with "expired" once its exp has passed.
@@ -92,12 +92,12 @@ func TestProviderKeysExpiredDexToken(t *testing.T) {
 	t.Cleanup(func() { _ = d.Stop() })
 	key := createOIDCProvider(t, newNamespace(t), dexv1.OIDCProviderSpec{IssuerURL: d.IssuerURL(), ClientID: harness.HarnessClientID})
 	g.Eventually(providerCondition(key, dexv1.ConditionReady), waitTimeout).Should(HaveField("Status", metav1.ConditionTrue))
-	prov, _ := keys.Get(key.String())
+	issuer, _ := keys.Get(key.String())
 	tok := passwordToken(t, d)
-	_, err = prov.Verify(ctx, tok)
+	_, err = issuer.Verify(ctx, tok)
 	g.Expect(err).NotTo(HaveOccurred(), "fresh token verifies")
 	g.Eventually(func() oidc.Reason {
-		_, err := prov.Verify(ctx, tok)
+		_, err := issuer.Verify(ctx, tok)
 		return oidc.ReasonOf(err)
 	}, 15*time.Second, 250*time.Millisecond).Should(Equal(oidc.ReasonExpired))
 }
@@ -126,21 +126,21 @@ func TestProviderKeysPrivateCA(t *testing.T) {
 	g.Expect(k8s.Patch(ctx, p, client.MergeFrom(orig))).To(Succeed()) // the controller writes the status meanwhile
 	g.Eventually(providerCondition(key, dexv1.ConditionReady), waitTimeout).Should(HaveField("Status", metav1.ConditionTrue))
 
-	prov, _ := keys.Get(key.String())
+	issuer, _ := keys.Get(key.String())
 	tok, err := is.Token("registry", "alice", []string{"team-a"}, time.Minute)
 	g.Expect(err).NotTo(HaveOccurred())
-	_, err = prov.Verify(ctx, tok)
+	_, err = issuer.Verify(ctx, tok)
 	g.Expect(err).NotTo(HaveOccurred())
 	expired, err := is.Token("registry", "alice", nil, -time.Minute)
 	g.Expect(err).NotTo(HaveOccurred())
-	_, err = prov.Verify(ctx, expired)
+	_, err = issuer.Verify(ctx, expired)
 	g.Expect(oidc.ReasonOf(err)).To(Equal(oidc.ReasonExpired))
 
 	// Rotation at the issuer: a token with the new kid verifies after one extra fetch.
 	g.Expect(is.Rotate()).To(Succeed())
 	rotated, err := is.Token("registry", "alice", nil, time.Minute)
 	g.Expect(err).NotTo(HaveOccurred())
-	_, err = prov.Verify(ctx, rotated)
+	_, err = issuer.Verify(ctx, rotated)
 	g.Expect(err).NotTo(HaveOccurred())
 
 	// Issuer down: tokens still verify from the last good keys; status says the refresh failed.
@@ -150,7 +150,7 @@ func TestProviderKeysPrivateCA(t *testing.T) {
 		HaveField("Reason", dexv1.ReasonKeysRefreshFailed),
 	))
 	g.Expect(getProvider(t, key).Status.Message).To(ContainSubstring("last refresh failed"))
-	_, err = prov.Verify(ctx, rotated)
+	_, err = issuer.Verify(ctx, rotated)
 	g.Expect(err).NotTo(HaveOccurred())
 
 	// Back up: the condition clears.
@@ -186,4 +186,38 @@ func tamper(tok string) string {
 	}
 	parts[1] = base64.RawURLEncoding.EncodeToString([]byte(strings.ReplaceAll(string(payload), "team-a", "team-z")))
 	return strings.Join(parts, ".")
+}
+
+// Issuer settings the key cache refuses (here a plain-http discovery URL outside the cluster,
+// which the CRD lets through) make DiscoveryReady and KeysReady say so, and the registry has no
+// keys for the provider; corrected, the provider turns Ready.
+func TestProviderKeysInvalidSettings(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	is, err := harness.StartIssuer()
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(is.Stop)
+	key := createOIDCProvider(t, newNamespace(t), dexv1.OIDCProviderSpec{IssuerURL: is.URL(), ClientID: "registry",
+		CABundle: string(is.CAPEM()), DiscoveryURL: "http://dex.example.com"})
+
+	for _, cond := range []string{dexv1.ConditionDiscoveryReady, dexv1.ConditionKeysReady} {
+		g.Eventually(providerCondition(key, cond), waitTimeout).Should(And(
+			HaveField("Status", metav1.ConditionFalse),
+			HaveField("Reason", dexv1.ReasonInvalidSpec),
+			HaveField("Message", And(ContainSubstring("invalid issuer settings"), ContainSubstring("discovery URL"))),
+		))
+	}
+	// Settings the user must fix: kstatus reads the provider as Stalled, not Reconciling.
+	g.Eventually(providerCondition(key, dexv1.ConditionStalled), waitTimeout).Should(And(
+		HaveField("Status", metav1.ConditionTrue), HaveField("Reason", dexv1.ReasonInvalidSpec)))
+	_, ok := keys.Get(key.String())
+	g.Expect(ok).To(BeFalse(), "no keys under refused settings")
+
+	p := getProvider(t, key)
+	orig := p.DeepCopy()
+	p.Spec.DiscoveryURL = ""
+	g.Expect(k8s.Patch(ctx, p, client.MergeFrom(orig))).To(Succeed())
+	g.Eventually(providerCondition(key, dexv1.ConditionReady), waitTimeout).Should(HaveField("Status", metav1.ConditionTrue))
+	_, ok = keys.Get(key.String())
+	g.Expect(ok).To(BeTrue())
 }

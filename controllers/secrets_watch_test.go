@@ -11,8 +11,9 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
-	"dexterity.dev/dexterity/internal/tenancy"
+	"dexterity.dev/dexterity/internal/ownership"
 )
 
 // cachedSecret reads Secret ns/name's metadata from the manager's cache.
@@ -89,9 +90,9 @@ func TestIDIndexesListAcrossNamespaces(t *testing.T) {
 		})).To(Succeed())
 	}
 	g.Eventually(func(g Gomega) {
-		var list dexv1.DexStaticClientList
-		g.Expect(managerCache.List(ctx, &list, client.MatchingFields{tenancy.IndexClientID: id})).To(Succeed())
-		g.Expect(list.Items).To(HaveLen(2))
+		withID, err := ownership.ListByID(ctx, managerCache, claimsv1.EntryClient, id)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(withID).To(HaveLen(2))
 	}, waitTimeout).Should(Succeed())
 }
 

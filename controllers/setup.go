@@ -134,7 +134,6 @@ func SetupWithManager(mgr ctrl.Manager, pool dex.Connections, keys *oidc.Cache, 
 	}).SetupWithManager(mgr); err != nil {
 		return fmt.Errorf("failed to set up OIDCProvider controller: %w", err)
 	}
-	setClaimsCRDReader(mgr.GetAPIReader())
 	if err := RegisterIndexes(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/connector"
+	"dexterity.dev/dexterity/internal/ownership"
 	"dexterity.dev/dexterity/internal/tenancy"
 )
 
@@ -98,7 +99,7 @@ func (v *DexConnectorValidator) crossObject(ctx context.Context, c *dexv1.DexCon
 	}
 	// The objects with the same id, from the cache's index: read only, not copied.
 	var all dexv1.DexConnectorList
-	if err := v.Client.List(ctx, &all, client.MatchingFields{tenancy.IndexConnectorID: c.Spec.ConnectorID}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := v.Client.List(ctx, &all, client.MatchingFields{tenancy.IndexConnectorID: ownership.IDBucket(c.Spec.ConnectorID)}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("failed to list DexConnectors: %w", err)
 	}
 	provider := tenancy.ProviderKey(p.Namespace, p.Name)

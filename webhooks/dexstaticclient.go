@@ -13,6 +13,8 @@ import (
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
 	"dexterity.dev/dexterity/internal/clientspec"
+	"dexterity.dev/dexterity/internal/outcome"
+	"dexterity.dev/dexterity/internal/ownership"
 	"dexterity.dev/dexterity/internal/tenancy"
 )
 
@@ -62,7 +64,7 @@ func ValidateDexStaticClient(c *dexv1.DexStaticClient) (admission.Warnings, fiel
 	var errs field.ErrorList
 	var warns admission.Warnings
 	spec := field.NewPath("spec")
-	var b *tenancy.Blocked
+	var b *outcome.Problem
 	if err := tenancy.CheckReservedClientID(c.EffectiveClientID()); errors.As(err, &b) {
 		errs = append(errs, field.Invalid(spec.Child("clientId"), c.EffectiveClientID(), strings.TrimPrefix(b.Message, "spec.clientId: ")))
 	}
@@ -87,7 +89,7 @@ func (v *DexStaticClientValidator) crossObject(ctx context.Context, c *dexv1.Dex
 		return errs, err
 	}
 	id := c.EffectiveClientID()
-	var b *tenancy.Blocked
+	var b *outcome.Problem
 	for _, check := range []func(context.Context, client.Reader, *dexv1.OIDCProvider, string, string) error{tenancy.CheckReservedAudience, tenancy.CheckClientIDPrefix} {
 		switch err := check(ctx, v.Client, p, c.Namespace, id); {
 		case errors.As(err, &b):
@@ -99,7 +101,7 @@ func (v *DexStaticClientValidator) crossObject(ctx context.Context, c *dexv1.Dex
 	// The objects with the same id, from the cache's index: read only, not copied (a burst of
 	// creates must not copy every client for each of them).
 	var all dexv1.DexStaticClientList
-	if err := v.Client.List(ctx, &all, client.MatchingFields{tenancy.IndexClientID: id}, client.UnsafeDisableDeepCopy); err != nil {
+	if err := v.Client.List(ctx, &all, client.MatchingFields{tenancy.IndexClientID: ownership.IDBucket(id)}, client.UnsafeDisableDeepCopy); err != nil {
 		return nil, fmt.Errorf("failed to list DexStaticClients: %w", err)
 	}
 	provider := tenancy.ProviderKey(p.Namespace, p.Name)

@@ -19,12 +19,14 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/outcome"
 	"dexterity.dev/dexterity/internal/tenancy"
 )
 
 // SetupWithManager registers the validating webhooks of all kinds, and the defaulting webhooks that
 // set the finalizers of DexStaticClients and DexConnectors (finalizers.go). They read mgr's cache
-// by the id indexes tenancy.IndexClientID and tenancy.IndexConnectorID, which
+// by the id indexes tenancy.IndexClientID and tenancy.IndexConnectorID (by ownership.IDBucket: lists
+// keep only the objects with the id), which
 // controllers.SetupWithManager registers (on every replica).
 func SetupWithManager(mgr ctrl.Manager) error {
 	c := mgr.GetClient()
@@ -95,7 +97,7 @@ func invalid(kind, name string, errs field.ErrorList) error {
 // the returned provider is nil.
 func admissionProvider(ctx context.Context, c client.Reader, ns string, ref dexv1.ObjectRef, use tenancy.Use) (*dexv1.OIDCProvider, field.ErrorList, error) {
 	p, err := tenancy.ResolveProvider(ctx, c, ns, ref, use)
-	var b *tenancy.Blocked
+	var b *outcome.Problem
 	switch {
 	case errors.As(err, &b) && b.Reason == dexv1.ReasonNamespaceNotAllowed:
 		return nil, field.ErrorList{field.Forbidden(field.NewPath("spec", "providerRef"), b.Message)}, nil

@@ -18,6 +18,12 @@ const initialRetryBackoff = time.Second
 // Cache holds one Issuer per key (an OIDCProvider's "namespace/name") and refreshes each
 // in the background. It implements controller-runtime's manager.Runnable and
 // LeaderElectionRunnable; every replica runs it, so every replica has the keys.
+//
+// It has one writer, the OIDCProvider informer's handler on every replica
+// (controllers.KeyCacheSync), which calls Sync and Remove with ProviderConfig of each provider.
+// Everybody else reads: Get for the issuer of a key, Lookup for the issuer built from a given
+// config (the OIDCProvider controller's status, the registry's verification), and OnChange to
+// hear about every change.
 type Cache struct {
 	// MaxRefreshInterval, when set, caps every provider's refresh interval (tests and local
 	// development; users cannot set an interval below 60s).
@@ -32,9 +38,12 @@ type Cache struct {
 	wg        sync.WaitGroup
 }
 
+// cacheEntry is what the cache made of the config last synced for a key: an issuer, or the
+// error that refused the config (provider nil).
 type cacheEntry struct {
 	provider *Issuer
 	cfg      Config
+	refused  error
 	cancel   context.CancelFunc // stops the refresh loop; nil while not running
 }
 
@@ -49,57 +58,83 @@ func NewCache() *Cache {
 // failures backing off from 1s up to RefreshInterval. Before Start the loop begins when
 // Start runs. An unchanged cfg returns the existing provider untouched. An invalid cfg
 // removes any existing provider for key (tokens must not keep verifying under a config
-// that was replaced) and returns the validation error.
+// that was replaced), is remembered as refused (Lookup) and returns the validation error.
+// A new, replaced or refused entry is announced to the OnChange listeners.
 func (c *Cache) Sync(key string, cfg Config) (*Issuer, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.entries[key]; ok {
-		if reflect.DeepEqual(e.cfg, cfg) {
-			return e.provider, nil
-		}
+	e, changed := c.sync(key, cfg)
+	if changed {
+		c.notify(key)
 	}
-	p, err := newIssuer(key, cfg)
-	if err != nil {
-		c.removeLocked(key)
-		return nil, err
-	}
-	if old, ok := c.entries[key]; ok && old.cancel != nil {
-		old.cancel()
-	}
-	e := &cacheEntry{provider: p, cfg: cfg.clone()}
-	c.entries[key] = e
-	c.startLocked(key, e)
-	return p, nil
+	return e.provider, e.refused
 }
 
-// Get returns the provider for key.
+func (c *Cache) sync(key string, cfg Config) (*cacheEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	old, had := c.entries[key]
+	if had && reflect.DeepEqual(old.cfg, cfg) {
+		return old, false
+	}
+	if had && old.cancel != nil {
+		old.cancel()
+	}
+	e := &cacheEntry{cfg: cfg.clone()}
+	e.provider, e.refused = newIssuer(key, cfg)
+	c.entries[key] = e
+	if e.refused != nil {
+		forgetMetrics(key)
+		return e, true
+	}
+	c.startLocked(key, e)
+	return e, true
+}
+
+// Get returns the provider for key, whatever config it was built from.
 func (c *Cache) Get(key string) (*Issuer, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	e, ok := c.entries[key]
-	if !ok {
+	if !ok || e.provider == nil {
 		return nil, false
 	}
 	return e.provider, true
 }
 
-// Remove stops the refresh loop of key's provider and forgets it.
-func (c *Cache) Remove(key string) {
+// Lookup returns what the cache made of cfg for key: the issuer built from it, or the error that
+// refused it (invalid issuer settings). found is false while the cache holds nothing made from
+// exactly cfg (reflect.DeepEqual): its writer has not seen this config yet, or has already seen
+// another one, and an issuer built from another config must not decide for cfg.
+func (c *Cache) Lookup(key string, cfg Config) (issuer *Issuer, found bool, refused error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.removeLocked(key)
+	e, ok := c.entries[key]
+	if !ok || !reflect.DeepEqual(e.cfg, cfg) {
+		return nil, false, nil
+	}
+	return e.provider, true, e.refused
 }
 
-func (c *Cache) removeLocked(key string) {
+// Remove stops the refresh loop of key's provider and forgets it, announcing the change to the
+// OnChange listeners when there was something to forget.
+func (c *Cache) Remove(key string) {
+	if c.remove(key) {
+		c.notify(key)
+	}
+}
+
+func (c *Cache) remove(key string) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	e, ok := c.entries[key]
 	if !ok {
-		return
+		return false
 	}
 	if e.cancel != nil {
 		e.cancel()
 	}
 	delete(c.entries, key)
 	forgetMetrics(key)
+	return true
 }
 
 // SetSynced records how to tell whether whatever fills the cache (the OIDCProvider informer's
@@ -119,8 +154,10 @@ func (c *Cache) Synced() bool {
 	return fn == nil || fn()
 }
 
-// OnChange registers fn to be called, from the refresh goroutine, after every background
-// refresh attempt of a key, successful or not.
+// OnChange registers fn to be called after every change of a key's entry: from the refresh
+// goroutine after every background refresh attempt, successful or not, and from the writer's
+// goroutine after Sync built, replaced or refused the entry and after Remove forgot it. fn must
+// not block.
 func (c *Cache) OnChange(fn func(key string)) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -161,9 +198,9 @@ func (c *Cache) NeedLeaderElection() bool {
 	return false
 }
 
-// startLocked starts e's refresh loop if the cache is running.
+// startLocked starts e's refresh loop if the cache is running and e holds an issuer.
 func (c *Cache) startLocked(key string, e *cacheEntry) {
-	if c.runCtx == nil || c.stopped || e.cancel != nil {
+	if c.runCtx == nil || c.stopped || e.cancel != nil || e.provider == nil {
 		return
 	}
 	ctx, cancel := context.WithCancel(c.runCtx)

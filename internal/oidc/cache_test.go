@@ -57,12 +57,11 @@ func TestCacheBackgroundRefresh(t *testing.T) {
 
 	c := NewCache()
 	g.Expect(c.NeedLeaderElection()).To(BeFalse())
-	changes := &changeCounter{}
-	c.OnChange(changes.record)
-
 	// Synced before Start: nothing is fetched until Start runs.
 	p, err := c.Sync("ns/dex", cfg)
 	g.Expect(err).NotTo(HaveOccurred())
+	changes := &changeCounter{} // the refresh attempts, from here on
+	c.OnChange(changes.record)
 	g.Expect(p.name).To(Equal("ns/dex"))
 	got, ok := c.Get("ns/dex")
 	g.Expect(ok).To(BeTrue())
@@ -120,12 +119,12 @@ func TestCacheSyncAfterStartAndRemove(t *testing.T) {
 	cfg.RefreshInterval = 200 * time.Millisecond
 
 	c := NewCache()
-	changes := &changeCounter{}
-	c.OnChange(changes.record)
 	cancel, done := startCache(t, c)
 
 	p, err := c.Sync("ns/a", cfg)
 	g.Expect(err).NotTo(HaveOccurred())
+	changes := &changeCounter{} // the refresh attempts, from here on
+	c.OnChange(changes.record)
 	g.Eventually(func() bool { return p.Status().KeysReady }, 5*time.Second, 10*time.Millisecond).Should(BeTrue())
 	g.Eventually(func() int { return changes.get("ns/a") }, 5*time.Second, 10*time.Millisecond).Should(BeNumerically(">=", 1))
 
@@ -149,10 +148,10 @@ func TestCacheRetryBackoffCappedAtInterval(t *testing.T) {
 	cfg.RefreshInterval = 100 * time.Millisecond
 
 	c := NewCache()
-	changes := &changeCounter{}
-	c.OnChange(changes.record)
 	p, err := c.Sync("ns/failing", cfg)
 	g.Expect(err).NotTo(HaveOccurred())
+	changes := &changeCounter{} // the refresh attempts, from here on
+	c.OnChange(changes.record)
 	startCache(t, c)
 
 	// With the 1s initial backoff capped at 100ms, failures are retried quickly.
@@ -160,4 +159,69 @@ func TestCacheRetryBackoffCappedAtInterval(t *testing.T) {
 	st := p.Status()
 	g.Expect(st.KeysReady).To(BeFalse())
 	g.Expect(st.LastError).To(ContainSubstring("no usable signing keys"))
+}
+
+// Lookup answers for exactly the config the writer synced last: the issuer built from it, the
+// error that refused it, or nothing (not seen yet, or replaced); every change the writer makes
+// (built, replaced, refused, removed) is announced, and a Sync or Remove that changes nothing is
+// not.
+func TestCacheLookupAndWriterChanges(t *testing.T) {
+	g := NewWithT(t)
+	iss := newTestIssuer(t, newECKey(t, "k1"))
+	cfg := iss.config()
+	c := NewCache()
+	changes := &changeCounter{}
+	c.OnChange(changes.record)
+
+	_, found, err := c.Lookup("ns/dex", cfg)
+	g.Expect(found).To(BeFalse(), "nothing synced yet")
+	g.Expect(err).NotTo(HaveOccurred())
+
+	p, err := c.Sync("ns/dex", cfg)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(changes.get("ns/dex")).To(Equal(1), "built")
+	got, found, err := c.Lookup("ns/dex", cfg.clone())
+	g.Expect(found).To(BeTrue())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(got).To(BeIdenticalTo(p))
+	_, err = c.Sync("ns/dex", cfg.clone())
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(changes.get("ns/dex")).To(Equal(1), "an unchanged config changes nothing")
+
+	// Another config: the issuer of the older one does not answer for it, and the other way round.
+	cfg2 := cfg.clone()
+	cfg2.GroupsPrefix = "oidc:"
+	_, found, _ = c.Lookup("ns/dex", cfg2)
+	g.Expect(found).To(BeFalse(), "built from another config")
+	p2, err := c.Sync("ns/dex", cfg2)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(changes.get("ns/dex")).To(Equal(2), "replaced")
+	_, found, _ = c.Lookup("ns/dex", cfg)
+	g.Expect(found).To(BeFalse(), "replaced by another config")
+	got, found, _ = c.Lookup("ns/dex", cfg2)
+	g.Expect(found).To(BeTrue())
+	g.Expect(got).To(BeIdenticalTo(p2))
+
+	// A refused config: no issuer for Get, the refusal for Lookup.
+	bad := cfg2.clone()
+	bad.Audiences = nil
+	_, syncErr := c.Sync("ns/dex", bad)
+	g.Expect(syncErr).To(MatchError(ContainSubstring("at least one audience is required")))
+	g.Expect(changes.get("ns/dex")).To(Equal(3), "refused")
+	_, ok := c.Get("ns/dex")
+	g.Expect(ok).To(BeFalse())
+	got, found, err = c.Lookup("ns/dex", bad)
+	g.Expect(found).To(BeTrue())
+	g.Expect(got).To(BeNil())
+	g.Expect(err).To(Equal(syncErr))
+	_, err = c.Sync("ns/dex", bad)
+	g.Expect(err).To(Equal(syncErr))
+	g.Expect(changes.get("ns/dex")).To(Equal(3), "refused again: no change")
+
+	c.Remove("ns/dex")
+	g.Expect(changes.get("ns/dex")).To(Equal(4), "removed")
+	_, found, _ = c.Lookup("ns/dex", bad)
+	g.Expect(found).To(BeFalse())
+	c.Remove("ns/dex")
+	g.Expect(changes.get("ns/dex")).To(Equal(4), "nothing to remove")
 }

@@ -219,7 +219,7 @@ func testProvider(issuer string, mutate func(*dexv1.OIDCProviderSpec)) *dexv1.OI
 func (f *authFixture) tenant(t testing.TB, p *dexv1.OIDCProvider) *tenant {
 	t.Helper()
 	f.upsert(p)
-	tt := f.store.issuers[p.Namespace+"/"+p.Name]
+	tt := f.store.tenants[p.Namespace+"/"+p.Name]
 	if tt == nil {
 		t.Fatalf("provider %s/%s not in the store", p.Namespace, p.Name)
 	}
@@ -232,11 +232,11 @@ func (f *authFixture) loadKeys(t testing.TB, is *ClaimsIssuer, audiences ...stri
 	if len(audiences) == 0 {
 		audiences = []string{"registry"}
 	}
-	prov, err := f.keys.Sync("ns/dex", oidc.Config{IssuerURL: is.URL(), Audiences: audiences})
+	issuer, err := f.keys.Sync("ns/dex", oidc.Config{IssuerURL: is.URL(), Audiences: audiences})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := prov.Refresh(context.Background()); err != nil {
+	if err := issuer.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -771,13 +771,13 @@ func TestVerificationsBelongToTheProviderObject(t *testing.T) {
 	f.store.upsert(changed)
 	g.Expect(f.auth.tokens.len()).To(BeZero())
 	// A status update (same generation) keeps them.
-	tt = f.store.issuers["ns/dex"]
+	tt = f.store.tenants["ns/dex"]
 	f.loadKeys(t, is, "other-client") // still without the prefix: not current
 	_, aerr = f.auth.authenticate(ctx, tt, tok2)
 	g.Expect(aerr.status).To(Equal(http.StatusServiceUnavailable))
-	prov, err := f.keys.Sync("ns/dex", oidc.Config{IssuerURL: is.URL(), Audiences: []string{"other-client"}, GroupsPrefix: "oidc:"})
+	issuer, err := f.keys.Sync("ns/dex", oidc.Config{IssuerURL: is.URL(), Audiences: []string{"other-client"}, GroupsPrefix: "oidc:"})
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(prov.Refresh(ctx)).To(Succeed())
+	g.Expect(issuer.Refresh(ctx)).To(Succeed())
 	p, aerr := f.auth.authenticate(ctx, tt, tok2)
 	g.Expect(aerr).ToNot(HaveOccurred())
 	g.Expect(p.groups).To(Equal([]string{"oidc:team-a"}))

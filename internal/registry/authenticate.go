@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"hash/maphash"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -335,16 +334,12 @@ func (a *authenticator) authenticate(ctx context.Context, t *tenant, token strin
 		}
 		// Verify parses the token once and says whether it claims this issuer (wrong_issuer and
 		// not_jwt are checked before the signature); only error paths parse it a second time.
-		// A key-cache provider still configured for an older spec (the key cache follows the
-		// OIDCProvider through its own informer handler) is not used.
-		prov, ok := a.keys.Get(t.key)
-		if ok && !keyCacheCurrent(t, prov) {
-			prov, ok = nil, false
-		}
+		// An issuer the key cache still holds for an older spec is not used (tenant.issuer).
+		issuer, ok := t.issuer(a.keys)
 		var id *oidc.Identity
 		var err error
 		if ok {
-			id, err = prov.Verify(ctx, token)
+			id, err = issuer.Verify(ctx, token)
 		}
 		iss, isJWT := spec.IssuerURL, true
 		var claimed oidc.Unverified
@@ -361,7 +356,7 @@ func (a *authenticator) authenticate(ctx context.Context, t *tenant, token strin
 			if aerr := a.audienceHeld(t); aerr != nil {
 				return nil, aerr
 			}
-			return a.finishOIDC(ctx, t, k, prov, token, id, err)
+			return a.finishOIDC(ctx, t, k, issuer, token, id, err)
 		}
 		if !isJWT || !wellFormed(token) {
 			// Garbage never reaches Kubernetes (a ServiceAccount token is a JWT).
@@ -399,46 +394,20 @@ func (a *authenticator) audienceHeld(t *tenant) *authError {
 var errKeysNotLoaded = &authError{status: http.StatusServiceUnavailable, path: pathOIDC, reason: "keys_not_loaded",
 	message: "the registry has not loaded its issuer's signing keys yet; retry shortly"}
 
-// keyCacheCurrent reports whether prov, the key cache's provider for t, verifies as t's spec
-// says: the same issuer, audiences and claim mapping. The key cache follows OIDCProviders
-// through its own informer handler, so for a moment after a change (or a delete and a
-// re-create) it may still hold the provider of the older spec, whose audiences must not decide.
-func keyCacheCurrent(t *tenant, prov *oidc.Issuer) bool {
-	if t.current.Load() == prov {
-		return true
+// issuer returns the key cache's issuer for t: the one built from t.keyConfig. The key cache
+// follows OIDCProviders through its own informer handler (controllers.KeyCacheSync), so for a
+// moment after a change (or a delete and a re-create) it may still hold the issuer of an older
+// spec, whose audiences and claim mapping must not decide; ok is false then, as while no keys are
+// loaded. The issuer found is remembered, so a request costs one cache lookup.
+func (t *tenant) issuer(keys *oidc.Cache) (issuer *oidc.Issuer, ok bool) {
+	if issuer, ok = keys.Get(t.key); !ok || issuer == t.current.Load() {
+		return issuer, ok
 	}
-	if !configMatches(prov.Config(), &t.provider.Spec) {
-		return false
+	if issuer, ok, _ = keys.Lookup(t.key, t.keyConfig); !ok || issuer == nil {
+		return nil, false
 	}
-	t.current.Store(prov)
-	return true
-}
-
-func configMatches(cfg oidc.Config, spec *dexv1.OIDCProviderSpec) bool {
-	aud := spec.Audiences
-	if len(aud) == 0 {
-		aud = []string{spec.ClientID}
-	}
-	if cfg.IssuerURL != spec.IssuerURL || !slices.Equal(cfg.Audiences, aud) ||
-		orDefault(cfg.UsernameClaim, "sub") != orDefault(spec.UsernameClaim, "sub") ||
-		orDefault(cfg.GroupsClaim, "groups") != orDefault(spec.GroupsClaim, "groups") ||
-		cfg.UsernamePrefix != spec.UsernamePrefix || cfg.GroupsPrefix != spec.GroupsPrefix ||
-		len(cfg.RequiredClaims) != len(spec.RequiredClaims) {
-		return false
-	}
-	for i, rc := range spec.RequiredClaims {
-		if cfg.RequiredClaims[i].Name != rc.Name || cfg.RequiredClaims[i].Value != rc.Value {
-			return false
-		}
-	}
-	return true
-}
-
-func orDefault(v, def string) string {
-	if v == "" {
-		return def
-	}
-	return v
+	t.current.Store(issuer)
+	return issuer, true
 }
 
 // recheckClient checks a cached client identity again when the claims, DexStaticClients,
@@ -469,14 +438,14 @@ func unauthenticatedClient(clientID string) *authError {
 }
 
 // finishOIDC completes the verification of a token that claims the provider's issuer (id, err
-// are the result of prov.Verify) and caches the principal under k.
-func (a *authenticator) finishOIDC(ctx context.Context, t *tenant, k verifiedKey, prov *oidc.Issuer, token string, id *oidc.Identity, err error) (*principal, *authError) {
-	if err != nil && !prov.Status().KeysReady {
+// are the result of issuer.Verify) and caches the principal under k.
+func (a *authenticator) finishOIDC(ctx context.Context, t *tenant, k verifiedKey, issuer *oidc.Issuer, token string, id *oidc.Identity, err error) (*principal, *authError) {
+	if err != nil && !issuer.Status().KeysReady {
 		return nil, errKeysNotLoaded
 	}
 	path := pathOIDC
 	if err != nil && oidc.ReasonOf(err) == oidc.ReasonWrongAudience && t.provider.Spec.AllowClientCredentials {
-		id, err = prov.VerifyForAnyAudience(ctx, token)
+		id, err = issuer.VerifyForAnyAudience(ctx, token)
 		path = pathClient
 	}
 	if err != nil {

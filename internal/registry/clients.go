@@ -31,8 +31,8 @@ import (
 // it.
 type clientKey struct{ dexAddress, id string }
 
-// dexID identifies a Dex: its gRPC address (lower-cased) and its issuer (normalised).
-type dexID struct{ address, issuer string }
+// dexID identifies a Dex: its gRPC address (lower-cased) and its issuer URL (normalised).
+type dexID struct{ address, issuerURL string }
 
 // clientIdentityOf is what decides whether a DexStaticClient may be a client identity, so that
 // its status updates (lastSyncTime, other conditions) do not make cached identities be checked
@@ -125,7 +125,7 @@ func (x *clients) upsert(o any) {
 			}
 			return
 		}
-		if id := (dexID{address: tenancy.DexAddress(obj), issuer: tenancy.NormalizeIssuer(obj.Spec.IssuerURL)}); !had || cur != id {
+		if id := (dexID{address: tenancy.DexAddress(obj), issuerURL: tenancy.NormalizeIssuer(obj.Spec.IssuerURL)}); !had || cur != id {
 			x.dexOf[key] = id
 			x.version.Add(1)
 		}
@@ -187,11 +187,11 @@ func (x *clients) clientIdentity(t *tenant, clientID string) bool {
 	if t.dexAddress != "" {
 		return x.ownedInAdmittedNamespace(t, clientKey{dexAddress: t.dexAddress, id: clientID})
 	}
-	if t.issuer == "" {
+	if t.issuerURL == "" {
 		return false
 	}
 	for _, d := range x.dexOf {
-		if d.issuer == t.issuer && x.ownedInAdmittedNamespace(t, clientKey{dexAddress: d.address, id: clientID}) {
+		if d.issuerURL == t.issuerURL && x.ownedInAdmittedNamespace(t, clientKey{dexAddress: d.address, id: clientID}) {
 			return true
 		}
 	}
@@ -224,11 +224,11 @@ func (x *clients) audienceHeldElsewhere(t *tenant) string {
 				return held
 			}
 		}
-		if t.issuer == "" {
+		if t.issuerURL == "" {
 			continue
 		}
 		for _, d := range x.dexOf {
-			if d.issuer != t.issuer || d.address == t.dexAddress {
+			if d.issuerURL != t.issuerURL || d.address == t.dexAddress {
 				continue
 			}
 			if held := x.heldElsewhere(t, clientKey{dexAddress: d.address, id: aud}); held != "" {

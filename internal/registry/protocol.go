@@ -37,12 +37,12 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	if p.OIDCEnabled() {
 		authzURL, tokenURL := p.Spec.AuthzURL, p.Spec.TokenURL
 		if authzURL == "" || tokenURL == "" {
-			prov, ok := s.opts.Keys.Get(t.key)
-			if !ok || !prov.Status().DiscoveryReady {
+			issuer, ok := s.opts.Keys.Get(t.key)
+			if !ok || !issuer.Status().DiscoveryReady {
 				writeError(w, http.StatusServiceUnavailable, "the registry has not loaded its issuer's discovery document yet; retry shortly")
 				return
 			}
-			st := prov.Status()
+			st := issuer.Status()
 			if authzURL == "" {
 				authzURL = st.AuthorizationEndpoint
 			}
@@ -118,21 +118,21 @@ func (s *Server) authorized(w http.ResponseWriter, r *http.Request, res resource
 		return nil, nil, false
 	}
 	var mod *dexv1.Module
-	var prov *dexv1.Provider
+	var provider *dexv1.Provider
 	name := ""
 	if c := s.store.contentOf(t.provider.Namespace); c != nil {
 		if res.kind == kindModule {
 			if mod = c.modules[res.address]; mod != nil {
 				name = mod.Name
 			}
-		} else if prov = c.providers[res.address]; prov != nil {
-			name = prov.Name
+		} else if provider = c.providers[res.address]; provider != nil {
+			name = provider.Name
 		}
 	}
 	if !s.access(w, r, t, res, name) {
 		return nil, nil, false
 	}
-	return mod, prov, true
+	return mod, provider, true
 }
 
 func (s *Server) moduleVersions(w http.ResponseWriter, r *http.Request) {

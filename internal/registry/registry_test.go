@@ -287,7 +287,7 @@ func TestBindings(t *testing.T) {
 func TestProtocol(t *testing.T) {
 	admin := token(t, dexMain, harness.HarnessClientID, harness.HarnessClientSecret, harness.AdminUser)
 	tt := newTenant(t, tenantOptions{})
-	prov := &dexv1.Provider{
+	provider := &dexv1.Provider{
 		ObjectMeta: metav1.ObjectMeta{Name: "echo"},
 		Spec: dexv1.ProviderSpec{
 			Namespace: "team-a", Type: "echo",
@@ -305,7 +305,7 @@ func TestProtocol(t *testing.T) {
 	tt.create(t,
 		module("network", "team-a", "network", "aws", "1.0.0"),
 		module("storage", "Team-A", "Storage", "aws", "2.0.0"),
-		prov,
+		provider,
 		binding("members", `"team-a" in groups`, []string{"team-a/*"}, []string{"team-a/*"}),
 	)
 	t.Run("module download", func(t *testing.T) {

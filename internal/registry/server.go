@@ -137,11 +137,11 @@ func (s *Server) ReadyCheck(*http.Request) error {
 		return errors.New("registry: the informer caches have not synced yet")
 	}
 	for _, key := range s.store.oidcTenants() {
-		p, ok := s.opts.Keys.Get(key)
+		issuer, ok := s.opts.Keys.Get(key)
 		if !ok {
 			continue
 		}
-		if st := p.Status(); !st.KeysReady && st.LastError == "" {
+		if st := issuer.Status(); !st.KeysReady && st.LastError == "" {
 			return fmt.Errorf("registry: the signing keys of OIDCProvider %s are still loading", key)
 		}
 	}

@@ -25,20 +25,24 @@ import (
 )
 
 // tenant is one OIDCProvider as the registry serves it: the provider object (read-only, shared
-// with the informer cache) and its key in the oidc.Cache.
+// with the informer cache), its key in the oidc.Cache and the config its issuer there must have
+// been built from.
 type tenant struct {
 	key      string // <namespace>/<name>, the oidc.Cache key
 	provider *dexv1.OIDCProvider
+	// keyConfig is oidc.ProviderConfig of provider: the key cache's issuer for key verifies this
+	// tenant's tokens only when it was built from exactly this config (tenant.issuer).
+	keyConfig oidc.Config
 	// uid and generation identify the provider object and its spec: cached verifications made
 	// for another object of the same name (deleted and recreated) or another spec are not used.
 	uid        types.UID
 	generation int64
-	// dexAddress is the lower-cased spec.dex.grpcAddress ("" without spec.dex) and issuer the
+	// dexAddress is the lower-cased spec.dex.grpcAddress ("" without spec.dex) and issuerURL the
 	// normalised spec.issuerUrl: the Dex whose confidential clients count as authenticated
 	// clients is the one at that address, or the one with that issuer.
 	dexAddress string
-	issuer     string
-	// current caches the key-cache provider found to match this spec (keyCacheCurrent).
+	issuerURL  string
+	// current remembers the key cache's issuer found to be built from keyConfig (tenant.issuer).
 	current atomic.Pointer[oidc.Issuer]
 }
 
@@ -76,7 +80,7 @@ type Store struct {
 	defaultProvider string // <namespace>/<name>, may be empty
 
 	mu      sync.RWMutex
-	issuers map[string]*tenant                        // serving OIDCProviders (not being deleted), by key
+	tenants map[string]*tenant                        // serving OIDCProviders (not being deleted), by key
 	listing map[string]map[string]bool                // normalized host -> keys of the serving providers listing it
 	claims  map[string]claimsv1.HostnameClaimProvider // normalized host -> its holder, as its HostnameClaim says
 	hosts   map[string]string                         // normalized host -> key of its holder (first come, first served)
@@ -106,7 +110,7 @@ type Store struct {
 func NewStore(defaultProvider string) *Store {
 	return &Store{
 		defaultProvider:   defaultProvider,
-		issuers:           map[string]*tenant{},
+		tenants:           map[string]*tenant{},
 		listing:           map[string]map[string]bool{},
 		claims:            map[string]claimsv1.HostnameClaimProvider{},
 		hosts:             map[string]string{},
@@ -229,9 +233,9 @@ func (s *Store) putProvider(p *dexv1.OIDCProvider) {
 		s.dropProvider(key)
 		return
 	}
-	t := &tenant{key: key, provider: p, uid: p.UID, generation: p.Generation,
-		dexAddress: tenancy.DexAddress(p), issuer: tenancy.NormalizeIssuer(p.Spec.IssuerURL)}
-	old := s.issuers[key]
+	t := &tenant{key: key, provider: p, keyConfig: oidc.ProviderConfig(p), uid: p.UID, generation: p.Generation,
+		dexAddress: tenancy.DexAddress(p), issuerURL: tenancy.NormalizeIssuer(p.Spec.IssuerURL)}
+	old := s.tenants[key]
 	if old != nil {
 		if old.uid == t.uid && old.generation == t.generation {
 			t.current.Store(old.current.Load()) // a status update: the spec is the same
@@ -240,7 +244,7 @@ func (s *Store) putProvider(p *dexv1.OIDCProvider) {
 		}
 		s.unlist(old)
 	}
-	s.issuers[key] = t
+	s.tenants[key] = t
 	affected := hostnamesOf(p)
 	for _, h := range affected {
 		if s.listing[h] == nil {
@@ -255,11 +259,11 @@ func (s *Store) putProvider(p *dexv1.OIDCProvider) {
 }
 
 func (s *Store) dropProvider(key string) {
-	old, ok := s.issuers[key]
+	old, ok := s.tenants[key]
 	if !ok {
 		return
 	}
-	delete(s.issuers, key)
+	delete(s.tenants, key)
 	s.forget(old.uid, old.generation)
 	s.unlist(old)
 	s.reassign(hostnamesOf(old.provider))
@@ -283,7 +287,7 @@ func (s *Store) reassign(hosts []string) {
 	for _, h := range hosts {
 		holder, claimed := s.claims[h]
 		key := tenancy.ProviderKey(holder.Namespace, holder.Name)
-		if t := s.issuers[key]; claimed && t != nil && t.uid == holder.UID && s.listing[h][key] {
+		if t := s.tenants[key]; claimed && t != nil && t.uid == holder.UID && s.listing[h][key] {
 			s.hosts[h] = key
 			continue
 		}
@@ -501,15 +505,15 @@ func (s *Store) tenantFor(host string) *tenant {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	if key, ok := s.hosts[host]; ok {
-		return s.issuers[key]
+		return s.tenants[key]
 	}
 	if h, _, err := net.SplitHostPort(host); err == nil {
 		if key, ok := s.hosts[h]; ok {
-			return s.issuers[key]
+			return s.tenants[key]
 		}
 	}
 	if s.defaultProvider != "" {
-		return s.issuers[s.defaultProvider]
+		return s.tenants[s.defaultProvider]
 	}
 	return nil
 }
@@ -519,7 +523,7 @@ func (s *Store) oidcTenants() []string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	var out []string
-	for key, t := range s.issuers {
+	for key, t := range s.tenants {
 		if t.provider.OIDCEnabled() {
 			out = append(out, key)
 		}

@@ -187,8 +187,8 @@ func newTenant(t *testing.T, o tenantOptions) *testTenant {
 	g.Expect(k8s.Create(ctx, p)).To(Succeed())
 	if !o.disabled && !o.skipKeysReady {
 		g.Eventually(func() bool {
-			prov, ok := keys.Get(ns.Name + "/dex")
-			return ok && prov.Status().KeysReady
+			issuer, ok := keys.Get(ns.Name + "/dex")
+			return ok && issuer.Status().KeysReady
 		}, 20*time.Second, 50*time.Millisecond).Should(BeTrue(), "keys of %s never loaded", d.IssuerURL())
 	}
 	tt := &testTenant{ns: ns.Name, host: host, provider: p}

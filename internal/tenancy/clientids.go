@@ -13,6 +13,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/outcome"
 )
 
 // namespacePlaceholder is replaced by a namespace name in spec.dex.clientIdPrefix.
@@ -35,7 +36,7 @@ func CheckClientIDPrefix(ctx context.Context, c client.Reader, p *dexv1.OIDCProv
 		if strings.HasPrefix(ns+"-", prefix) {
 			fix += fmt.Sprintf(", or leave it empty for %s-<name>", ns)
 		}
-		return &Blocked{Reason: dexv1.ReasonClientIDPrefixMismatch, Message: fmt.Sprintf("spec.clientId: %q must start with %q (spec.dex.clientIdPrefix of OIDCProvider %s/%s); %s", id, prefix, p.Namespace, p.Name, fix)}
+		return outcome.Stall(dexv1.ReasonClientIDPrefixMismatch, fmt.Sprintf("spec.clientId: %q must start with %q (spec.dex.clientIdPrefix of OIDCProvider %s/%s); %s", id, prefix, p.Namespace, p.Name, fix))
 	}
 	owner, err := longerNamespaceOwning(ctx, c, tmpl, ns, id)
 	if err != nil {
@@ -43,9 +44,9 @@ func CheckClientIDPrefix(ctx context.Context, c client.Reader, p *dexv1.OIDCProv
 	}
 	if owner != "" {
 		theirs := strings.ReplaceAll(tmpl, namespacePlaceholder, owner)
-		return &Revoked{Blocked{Reason: dexv1.ReasonClientIDPrefixMismatch, Message: fmt.Sprintf("spec.clientId: %q belongs to namespace %s "+
+		return &Revoked{*outcome.Stall(dexv1.ReasonClientIDPrefixMismatch, fmt.Sprintf("spec.clientId: %q belongs to namespace %s "+
 			"(it starts with %q, the spec.dex.clientIdPrefix of OIDCProvider %s/%s for that namespace, and the longest namespace name decides); "+
-			"choose an id that does not start with %q", id, owner, theirs, p.Namespace, p.Name, theirs)}}
+			"choose an id that does not start with %q", id, owner, theirs, p.Namespace, p.Name, theirs))}
 	}
 	return nil
 }
@@ -143,6 +144,6 @@ func CheckReservedAudience(ctx context.Context, c client.Reader, p *dexv1.OIDCPr
 		return nil
 	}
 	slices.Sort(holders)
-	return &Blocked{Reason: dexv1.ReasonClientIDReserved, Message: fmt.Sprintf("spec.clientId: %q is the registry audience of OIDCProvider %s "+
-		"(its spec.clientId or spec.audiences): only a DexStaticClient in that provider's namespace may register it; choose another spec.clientId", id, strings.Join(holders, ", "))}
+	return outcome.Stall(dexv1.ReasonClientIDReserved, fmt.Sprintf("spec.clientId: %q is the registry audience of OIDCProvider %s "+
+		"(its spec.clientId or spec.audiences): only a DexStaticClient in that provider's namespace may register it; choose another spec.clientId", id, strings.Join(holders, ", ")))
 }

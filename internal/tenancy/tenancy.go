@@ -18,28 +18,16 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/outcome"
 )
 
-// Blocked is a problem the user must fix (or another object must change) before reconciling can
-// go on: it becomes a condition with this reason and message, not a retried error.
-type Blocked struct {
-	Reason  string
-	Message string
-	// Poll says that what the object waits for is not watched (a Secret that does not exist
-	// yet: the manager watches only the Secrets it labelled), so it is looked at again with a
-	// backoff rather than at the resync period.
-	Poll bool
-}
-
-func (b *Blocked) Error() string { return b.Reason + ": " + b.Message }
-
-// Revoked is a Blocked problem that also takes back what the object holds: the entry id it
+// Revoked is a Stalled problem that also takes back what the object holds: the entry id it
 // registered belongs to someone else now (a longer namespace under a "{namespace}" prefix
-// policy). errors.As finds the Blocked inside.
-type Revoked struct{ Blocked }
+// policy). errors.As finds the Stalled (and its Problem) inside.
+type Revoked struct{ outcome.Stalled }
 
-// Unwrap returns the Blocked problem.
-func (r *Revoked) Unwrap() error { return &r.Blocked }
+// Unwrap returns the Stalled problem.
+func (r *Revoked) Unwrap() error { return &r.Stalled }
 
 // ProviderKey is the one spelling of an OIDCProvider's key, "<namespace>/<name>": the Dex
 // connection pool, the key cache, claims, indexes, the webhooks and the registry's store all key
@@ -81,12 +69,14 @@ func ResolveProvider(ctx context.Context, c client.Reader, ns string, ref dexv1.
 	p := &dexv1.OIDCProvider{}
 	if err := c.Get(ctx, key, p); err != nil {
 		if apierrors.IsNotFound(err) {
-			return nil, &Blocked{Reason: dexv1.ReasonProviderNotFound, Message: fmt.Sprintf("spec.providerRef: OIDCProvider %s not found; create it or fix spec.providerRef", key)}
+			// Applying a provider and its users together is an ordinary order: the provider's
+			// watch brings the object back when it is created.
+			return nil, outcome.Wait(dexv1.ReasonProviderNotFound, fmt.Sprintf("spec.providerRef: OIDCProvider %s not found; create it or fix spec.providerRef", key), 0)
 		}
 		return nil, fmt.Errorf("failed to get OIDCProvider %s: %w", key, err)
 	}
 	if p.Spec.Dex == nil {
-		return nil, &Blocked{Reason: dexv1.ReasonProviderNotManaged, Message: fmt.Sprintf("spec.providerRef: OIDCProvider %s has no spec.dex, so Dexterity does not administer its Dex; add spec.dex to it or refer to another provider", key)}
+		return nil, outcome.Stall(dexv1.ReasonProviderNotManaged, fmt.Sprintf("spec.providerRef: OIDCProvider %s has no spec.dex, so Dexterity does not administer its Dex; add spec.dex to it or refer to another provider", key))
 	}
 	allowed, err := NamespaceAllowed(ctx, c, p, ns, use)
 	if err != nil {
@@ -94,7 +84,7 @@ func ResolveProvider(ctx context.Context, c client.Reader, ns string, ref dexv1.
 	}
 	if !allowed {
 		_, field, what := use.policy(p.Spec.Dex)
-		return nil, &Blocked{Reason: dexv1.ReasonNamespaceNotAllowed, Message: fmt.Sprintf("namespace %s may not use OIDCProvider %s for %s (%s of the provider); ask its owner to allow this namespace", ns, key, what, field)}
+		return nil, outcome.Stall(dexv1.ReasonNamespaceNotAllowed, fmt.Sprintf("namespace %s may not use OIDCProvider %s for %s (%s of the provider); ask its owner to allow this namespace", ns, key, what, field))
 	}
 	return p, nil
 }
@@ -116,7 +106,7 @@ func NamespaceAllowed(ctx context.Context, c client.Reader, p *dexv1.OIDCProvide
 		}
 		sel, err := metav1.LabelSelectorAsSelector(an.Selector)
 		if err != nil {
-			return false, &Blocked{Reason: dexv1.ReasonNamespaceNotAllowed, Message: fmt.Sprintf("OIDCProvider %s/%s has an invalid %s.selector: %v", p.Namespace, p.Name, field, err)}
+			return false, outcome.Stall(dexv1.ReasonNamespaceNotAllowed, fmt.Sprintf("OIDCProvider %s/%s has an invalid %s.selector: %v", p.Namespace, p.Name, field, err))
 		}
 		var n corev1.Namespace
 		if err := c.Get(ctx, types.NamespacedName{Name: ns}, &n); err != nil {
@@ -135,7 +125,7 @@ const ProbeClientID = "dexterity-connector-probe"
 // CheckReservedClientID refuses client ids the operator uses itself.
 func CheckReservedClientID(id string) error {
 	if id == ProbeClientID {
-		return &Blocked{Reason: dexv1.ReasonInvalidSpec, Message: fmt.Sprintf("spec.clientId: %q is reserved for Dexterity's connector health probe; choose another spec.clientId", id)}
+		return outcome.Stall(dexv1.ReasonInvalidSpec, fmt.Sprintf("spec.clientId: %q is reserved for Dexterity's connector health probe; choose another spec.clientId", id))
 	}
 	return nil
 }

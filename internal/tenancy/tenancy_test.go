@@ -18,6 +18,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/interceptor"
 
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+	"dexterity.dev/dexterity/internal/outcome"
 	"dexterity.dev/dexterity/internal/tenancy"
 )
 
@@ -65,9 +66,10 @@ func newClient(funcs *interceptor.Funcs, objs ...client.Object) client.Client {
 	return b.Build()
 }
 
-// blockedReason is the Reason of a *tenancy.Blocked, or "" for any other error.
+// blockedReason is the Reason of a *outcome.Problem (the problem of an outcome), or "" for any
+// other error.
 func blockedReason(err error) string {
-	var b *tenancy.Blocked
+	var b *outcome.Problem
 	if errors.As(err, &b) {
 		return b.Reason
 	}
@@ -170,6 +172,11 @@ func TestResolveProvider(t *testing.T) {
 			}
 			g.Expect(p).To(BeNil())
 			g.Expect(blockedReason(err)).To(Equal(tc.reason), "%v", err)
+			// A provider not there yet is waited for (an ordinary order of applying
+			// objects); every other refusal waits for the user.
+			var waiting *outcome.Waiting
+			g.Expect(errors.As(err, &waiting)).To(Equal(tc.reason == dexv1.ReasonProviderNotFound), "%v", err)
+			g.Expect(outcome.IsStalled(err)).To(Equal(tc.reason != dexv1.ReasonProviderNotFound), "%v", err)
 			for _, m := range tc.msg {
 				g.Expect(err.Error()).To(ContainSubstring(m))
 			}

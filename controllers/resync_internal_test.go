@@ -1,0 +1,65 @@
+package controllers
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/uuid"
+	"k8s.io/client-go/util/workqueue"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
+)
+
+func TestResyncSlots(t *testing.T) {
+	g := NewWithT(t)
+	for period, want := range map[time.Duration]int{
+		500 * time.Millisecond: 1, 2 * time.Second: 2, 10 * time.Minute: 600, 2 * time.Hour: maxResyncSlots,
+	} {
+		g.Expect(resyncSlots(period)).To(Equal(want), "period %s", period)
+	}
+}
+
+// Over one period (every slot once), every object is enqueued exactly once, and no slot holds
+// much more than its share.
+func TestResyncEnqueuesEveryObjectOncePerPeriod(t *testing.T) {
+	g := NewWithT(t)
+	const n = 5000
+	slots := resyncSlots(10 * time.Minute)
+	objs := make([]any, n)
+	for i := range objs {
+		objs[i] = &dexv1.DexStaticClient{ObjectMeta: metav1.ObjectMeta{Namespace: fmt.Sprintf("t%d", i%50), Name: fmt.Sprintf("c%d", i), UID: uuid.NewUUID()}}
+	}
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[reconcile.Request]())
+	defer q.ShutDown()
+	seen := map[types.NamespacedName]int{}
+	largest := 0
+	for slot := range slots {
+		enqueueSlot(objs, slot, slots, q)
+		largest = max(largest, q.Len())
+		for q.Len() > 0 {
+			req, _ := q.Get()
+			seen[req.NamespacedName]++
+			q.Done(req)
+		}
+	}
+	g.Expect(seen).To(HaveLen(n))
+	for key, times := range seen {
+		g.Expect(times).To(Equal(1), "%s", key)
+	}
+	g.Expect(largest).To(BeNumerically("<=", 4*n/slots), "the busiest slot holds %d objects of %d in %d slots", largest, n, slots)
+}
+
+// Slots follow the wall clock: one tick after another moves to the next slot, and the slot of a
+// time does not depend on when the ticker started.
+func TestResyncSlotFollowsTheClock(t *testing.T) {
+	g := NewWithT(t)
+	tick, slots := time.Second, 600
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	g.Expect(slotAt(t0.Add(tick), tick, slots)).To(Equal((slotAt(t0, tick, slots) + 1) % slots))
+	g.Expect(slotAt(t0.Add(time.Duration(slots)*tick), tick, slots)).To(Equal(slotAt(t0, tick, slots)))
+}
