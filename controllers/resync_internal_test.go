@@ -39,7 +39,7 @@ func TestResyncEnqueuesEveryObjectOncePerPeriod(t *testing.T) {
 	seen := map[types.NamespacedName]int{}
 	largest := 0
 	for slot := range slots {
-		enqueueSlot(objs, slot, slots, q)
+		enqueueSlots(objs, slot, 1, slots, q)
 		largest = max(largest, q.Len())
 		for q.Len() > 0 {
 			req, _ := q.Get()

@@ -85,7 +85,7 @@ func stripUnread(in any) (any, error) {
 		obj := o.(metav1.Object)
 		obj.SetManagedFields(nil)
 		obj.SetLabels(nil)
-		obj.SetAnnotations(keptAnnotations(obj.GetAnnotations()))
+		obj.SetAnnotations(keptAnnotations(o))
 		internObject(o)
 		return o, nil
 	case *claimsv1.DexEntryClaim:
@@ -105,19 +105,24 @@ func stripUnread(in any) (any, error) {
 	return in, nil
 }
 
-// keptAnnotations returns the annotations of a tenant object that the controllers read (the
-// legacy ownership annotations), or nil.
-func keptAnnotations(a map[string]string) map[string]string {
-	var out map[string]string
-	for _, k := range []string{LegacyAnnotationRegisteredClientID, LegacyAnnotationRegisteredConnectorID} {
-		if v, ok := a[k]; ok {
-			if out == nil {
-				out = map[string]string{}
-			}
-			out[k] = v
-		}
+// keptAnnotations returns the annotations of a tenant object that the controllers read, or nil:
+// the legacy ownership annotation of a DexStaticClient or DexConnector, and only when it names the
+// object's own id, the one value the claims carry-over (ownership.Migration) accepts. Any other
+// value, of up to 256 KiB, would cost the manager its size per object for nothing.
+func keptAnnotations(obj any) map[string]string {
+	var key, id string
+	switch o := obj.(type) {
+	case *dexv1.DexStaticClient:
+		key, id = LegacyAnnotationRegisteredClientID, o.EffectiveClientID()
+	case *dexv1.DexConnector:
+		key, id = LegacyAnnotationRegisteredConnectorID, o.Spec.ConnectorID
+	default:
+		return nil
 	}
-	return out
+	if v := obj.(metav1.Object).GetAnnotations()[key]; v != "" && v == id {
+		return map[string]string{key: v}
+	}
+	return nil
 }
 
 // SetupWithManager registers the key-cache sync (every replica) and the five controllers

@@ -65,7 +65,7 @@ func main() {
 	flag.StringVar(&o.registryKey, "registry-tls-key-file", "", "TLS key of the registry server.")
 	flag.StringVar(&o.registryDefaultProvider, "registry-default-provider", "", "OIDCProvider <namespace>/<name> that serves registry Hosts no provider lists in spec.hostnames.")
 	flag.DurationVar(&o.registryRequestTimeout, "registry-request-timeout", registry.DefaultRequestTimeout, "Deadline of every registry request (503 past it).")
-	flag.DurationVar(&o.dexResyncPeriod, "dex-resync-period", 10*time.Minute, "Period (jittered) of drift repair: every object is compared with Dex and fixed where they differ.")
+	flag.DurationVar(&o.dexResyncPeriod, "dex-resync-period", 10*time.Minute, "Period of drift repair: every object is compared with Dex once per period (at a phase of its own) and fixed where they differ.")
 	flag.DurationVar(&o.providerHealthInterval, "provider-health-interval", 30*time.Second, "How often a reachable Dex gRPC API is checked again.")
 	flag.DurationVar(&o.dexCerts.LeafValidity, "dex-grpc-cert-validity", dexdeploy.DefaultCertPolicy.LeafValidity, "Lifetime of the gRPC server and client certificates of Dex objects (renewed after two thirds of it).")
 	flag.DurationVar(&o.dexCerts.CAValidity, "dex-grpc-ca-validity", dexdeploy.DefaultCertPolicy.CAValidity, "Lifetime of the gRPC CA of Dex objects (renewed after two thirds of it, in two steps).")

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
@@ -101,8 +102,10 @@ func (m *Migration) Start(ctx context.Context) error {
 // Run is one pass of the migration: it finds the objects of the kind (from the cache) that own
 // their id under the legacy annotation, and carries each over.
 func (m *Migration) Run(ctx context.Context) error {
+	// Read in place (only the objects carried over are copied, by carry): a copy of every
+	// object of the kind at start would double what the cache holds of them.
 	list := NewList(m.kind)
-	if err := m.ledger.Client.List(ctx, list); err != nil {
+	if err := m.ledger.Client.List(ctx, list, client.UnsafeDisableDeepCopy); err != nil {
 		return fmt.Errorf("failed to list %ss: %w", kindOf(m.kind).owner, err)
 	}
 	items, err := apimeta.ExtractList(list)
@@ -120,6 +123,14 @@ func (m *Migration) Run(ctx context.Context) error {
 	if len(legacy) == 0 {
 		return nil
 	}
+	// Two objects may both look like the legacy owner of one id (a duplicate that slipped past
+	// admission, or a status forged by a tenant allowed to write it): the claim goes to the older
+	// one, whatever order the cache lists them in. Admission refused an id already in use, so
+	// the object that had the id first is the one that could register it; the younger one then
+	// loses as any other object whose id is claimed.
+	slices.SortStableFunc(legacy, func(a, b dexv1.DexEntry) int {
+		return a.GetCreationTimestamp().Compare(b.GetCreationTimestamp().Time)
+	})
 	cutoff, err := m.claimsSince(ctx)
 	if err != nil {
 		return err

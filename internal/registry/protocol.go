@@ -26,7 +26,9 @@ type discoveryDoc struct {
 
 // discovery serves /.well-known/terraform.json (no authentication: clients read it first).
 // login.v1 is present only when OIDC is enabled for the host's provider; its authz and token
-// URLs are spec.authzUrl/tokenUrl when set, else the issuer's discovered endpoints.
+// URLs are spec.authzUrl/tokenUrl when set, else the discovered endpoints of the issuer built
+// from exactly the provider's spec (tenant.issuer): an issuer of an older spec that the key cache
+// still holds for a moment is never advertised.
 func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	t := s.tenantOf(w, r)
 	if t == nil {
@@ -37,7 +39,7 @@ func (s *Server) discovery(w http.ResponseWriter, r *http.Request) {
 	if p.OIDCEnabled() {
 		authzURL, tokenURL := p.Spec.AuthzURL, p.Spec.TokenURL
 		if authzURL == "" || tokenURL == "" {
-			issuer, ok := s.opts.Keys.Get(t.key)
+			issuer, ok := t.issuer(s.opts.Keys)
 			if !ok || !issuer.Status().DiscoveryReady {
 				writeError(w, http.StatusServiceUnavailable, "the registry has not loaded its issuer's discovery document yet; retry shortly")
 				return
