@@ -112,7 +112,8 @@ func (l Ledger) Check(ctx context.Context, s *Scope) error {
 // only the object holding its claim may, the claim re-read from the API server when the one last
 // seen is not Object's (the cache may not have seen a claim this manager made a moment ago, on a
 // reconcile retried right after its first write to Dex), or an object that asks to adopt it
-// (AdoptsExisting). Otherwise ErrForeign is returned and Dex must be left untouched. An entry
+// (AdoptsExisting) when no other object claims the id under any Dex address (else a conflict
+// naming that owner). Otherwise ErrForeign is returned and Dex must be left untouched. An entry
 // Dex does not have needs no confirming. Hold must follow before the write.
 func (l Ledger) ConfirmForWrite(ctx context.Context, s *Scope) error {
 	if !s.Holds() && l.API != nil {
@@ -122,10 +123,40 @@ func (l Ledger) ConfirmForWrite(ctx context.Context, s *Scope) error {
 		}
 		s.Held = held
 	}
-	if s.Holds() || s.Object.AdoptsExisting() {
+	if s.Holds() {
 		return nil
 	}
-	return ErrForeign
+	if !s.Object.AdoptsExisting() {
+		return ErrForeign
+	}
+	// Adoption takes an entry nobody holds. A claim on the id under another address (a provider
+	// whose spec.dex.grpcAddress was changed to another spelling of the same Dex leaves its
+	// claims under the old one) may be the entry's owner: adopting is left to it.
+	if holder, err := l.claimedElsewhere(ctx, s.Object); err != nil || holder != nil {
+		if err != nil {
+			return err
+		}
+		return conflict(s.Object, s.Provider, *holder)
+	}
+	return nil
+}
+
+// claimedElsewhere returns the owner of a claim of another object on obj's kind and id in any
+// Dex, or nil. It reads every claim in the cache without copying them, on adoption only (an
+// entry already in Dex that obj does not hold and asks to adopt).
+func (l Ledger) claimedElsewhere(ctx context.Context, obj dexv1.DexEntry) (*claimsv1.ClaimOwner, error) {
+	var claims claimsv1.DexEntryClaimList
+	if err := l.Client.List(ctx, &claims, client.UnsafeDisableDeepCopy); err != nil {
+		return nil, fmt.Errorf("failed to list the claims on %s id %s: %w", what(obj), obj.EntryID(), err)
+	}
+	for i := range claims.Items {
+		cl := &claims.Items[i]
+		if cl.Spec.EntryKind == obj.EntryKind() && cl.Spec.EntryID == obj.EntryID() && !ownedBy(cl, obj) {
+			owner := cl.Spec.Owner
+			return &owner, nil
+		}
+	}
+	return nil, nil
 }
 
 // Hold makes Object the owner of its id in Provider's Dex, before any write to Dex: it creates

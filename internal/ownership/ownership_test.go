@@ -485,3 +485,44 @@ func TestListByIDKeepsOnlyTheID(t *testing.T) {
 	g.Expect(peers).To(HaveLen(1))
 	g.Expect(peers[0].GetName()).To(Equal("app"))
 }
+
+// A provider whose spec.dex.grpcAddress is changed to another spelling of the same Dex leaves the
+// claims made through it under the old address. An entry claimed there is still its owner's:
+// another tenant's object that asks to adopt the id gets a conflict naming the owner, not the
+// entry. The owner itself may adopt its own.
+func TestAdoptionRespectsAClaimUnderAnotherAddress(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		ownClaim  bool
+		wantAdopt bool
+	}{
+		{name: "another tenant's claim under the old address"},
+		{name: "its own claim under the old address", ownClaim: true, wantAdopt: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := NewWithT(t)
+			owner := staticClient("team-a", "app", "portal")
+			adopter := staticClient("mallory", "grab", "portal")
+			adopter.Spec.AdoptExisting = true
+			holder := owner
+			if tc.ownClaim {
+				holder = adopter
+			}
+			old := claimOf(holder)
+			old.Name = claimsv1.EntryClaimName(claimsv1.EntryClient, "dex-old-spelling.platform:5557", "portal")
+			old.Spec.DexAddress = "dex-old-spelling.platform:5557"
+			f := newFixture(t, interceptor.Funcs{}, owner, adopter, old)
+			f.get(t, adopter)
+			s := &ownership.Scope{Object: adopter, Provider: f.provider}
+			err := f.ledger.ConfirmForWrite(context.Background(), s)
+			if tc.wantAdopt {
+				g.Expect(err).NotTo(HaveOccurred())
+				return
+			}
+			var stalled *outcome.Stalled
+			g.Expect(errors.As(err, &stalled)).To(BeTrue(), "%v", err)
+			g.Expect(stalled.Reason).To(Equal(dexv1.ReasonClientIDConflict))
+			g.Expect(stalled.Message).To(ContainSubstring("team-a/app"))
+		})
+	}
+}
