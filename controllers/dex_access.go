@@ -11,7 +11,6 @@ import (
 	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/record"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/log"
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
@@ -97,7 +96,7 @@ func loopbackAddress(addr string) bool {
 	return err == nil && tenancy.LoopbackHost(host)
 }
 
-// deleteFromDex removes an object's entry (a client or connector, named what/id) from the Dex of
+// deleteFromDex removes an object's entry (a client or connector with id) from the Dex of
 // the provider it refers to, through del. A provider that is gone or no longer administers Dex
 // cannot be asked: that is reported as a Warning event and not retried. A Dex error is set on the
 // Registered condition and returned, so the finalizer stays and the delete is retried.
@@ -106,7 +105,8 @@ func loopbackAddress(addr string) bool {
 // deleted there and nowhere else. A provider re-pointed at another Dex since (a migration while
 // the old Dex was down) must not delete the same id from the new Dex, where someone else may own
 // it: another provider still reaching addr is used instead, and with none the entry is left.
-func deleteFromDex(ctx context.Context, c client.Client, pool dex.Connections, rec record.EventRecorder, obj conditionsObject, ref dexv1.ObjectRef, addr, what, id string, del func(dex.Client) error) error {
+func (d *DexEntryDeps) deleteFromDex(ctx context.Context, obj entryObject, ref dexv1.ObjectRef, addr, id string, del func(dex.Client) error) error {
+	c, pool, rec, what := d.Client, d.Pool, d.Recorder, entryWhat(obj)
 	key := tenancy.RefKey(obj.GetNamespace(), ref)
 	p, err := providerOfDex(ctx, c, key, addr)
 	switch {

@@ -171,8 +171,7 @@ func entryFailure(condType string, err error) error {
 // unregister is how ownership deletes obj's entries from Dex (ownership.Scope.Unregister).
 func (k *dexEntryKind[T]) unregister(d *DexEntryDeps, obj T) func(ctx context.Context, ref dexv1.ObjectRef, addr, id string) error {
 	return func(ctx context.Context, ref dexv1.ObjectRef, addr, id string) error {
-		return deleteFromDex(ctx, d.Client, d.Pool, d.Recorder, obj, ref, addr, entryWhat(obj), id,
-			func(dc dex.Client) error { return k.deleteEntry(ctx, dc, id) })
+		return d.deleteFromDex(ctx, obj, ref, addr, id, func(dc dex.Client) error { return k.deleteEntry(ctx, dc, id) })
 	}
 }
 
