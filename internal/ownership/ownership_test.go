@@ -526,3 +526,28 @@ func TestAdoptionRespectsAClaimUnderAnotherAddress(t *testing.T) {
 		})
 	}
 }
+
+// A legacy owner whose provider is missing when the manager starts is carried over once the
+// provider is back, without a restart; the kind's reconciles do not wait for it meanwhile.
+func TestMigrationCarriesAnObjectOverWhenItsProviderComesBack(t *testing.T) {
+	g := NewWithT(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	upgrade := time.Date(2025, 1, 1, 12, 0, 0, 0, time.UTC)
+	c := legacyClient("app", "app", upgrade.Add(-time.Hour))
+	c.Spec.ProviderRef = dexv1.ObjectRef{Name: "later", Namespace: "platform"}
+	f := newFixture(t, interceptor.Funcs{}, claimsCRD(upgrade), c)
+	m := ownership.NewMigration(f.ledger, claimsv1.EntryClient).WithRecheck(20 * time.Millisecond)
+	stopped := make(chan error, 1)
+	go func() { stopped <- m.Start(ctx) }()
+	g.Eventually(m.Done(), time.Second).Should(BeClosed(), "reconciles do not wait for the missing provider")
+	g.Consistently(func() bool { _, err := f.claim(c); return apierrors.IsNotFound(err) }, 100*time.Millisecond, 10*time.Millisecond).Should(BeTrue())
+
+	later := f.provider.DeepCopy()
+	later.Name, later.UID, later.ResourceVersion = "later", "uid-later", ""
+	g.Expect(f.k8s.Create(ctx, later)).To(Succeed())
+	g.Eventually(func() error { _, err := f.claim(c); return err }, 5*time.Second, 10*time.Millisecond).Should(Succeed())
+	g.Eventually(stopped, 5*time.Second).Should(Receive(BeNil()), "nothing left to carry over: the migration ends")
+	f.get(t, c)
+	g.Expect(c.Annotations).NotTo(HaveKey(ownership.LegacyAnnotationClient))
+}
