@@ -45,6 +45,10 @@ type clientIdentityOf struct {
 	current  bool // Registered=True for its current generation
 }
 
+// grantable reports whether a client with these fields may be an identity at all (clientIdentity
+// checks the rest: its claim, its id, its namespace).
+func (c clientIdentityOf) grantable() bool { return !c.public && !c.deleting && c.current }
+
 func identityFields(c *dexv1.DexStaticClient) clientIdentityOf {
 	cond := meta.FindStatusCondition(c.Status.Conditions, dexv1.ConditionRegistered)
 	return clientIdentityOf{
@@ -65,7 +69,7 @@ type clients struct {
 	claims     map[clientKey]*claimsv1.DexEntryClaim     // client claims, by Dex and id
 	dexOf      map[string]dexID                          // provider key -> its Dex (providers with spec.dex, being deleted too)
 	namespaces map[string]map[string]string              // namespace -> labels (read-only)
-	identities map[types.NamespacedName]clientIdentityOf // DexStaticClients, as far as they matter here
+	identities map[types.NamespacedName]clientIdentityOf // DexStaticClients that may be identities (grantable)
 
 	// version changes whenever clientIdentity may answer differently: cached client identities
 	// are checked again after a change.
@@ -110,8 +114,19 @@ func (x *clients) upsert(o any) {
 		}
 		x.claims[k] = obj
 	case *dexv1.DexStaticClient:
+		// Only clients that may be an identity are kept (confidential, not being deleted,
+		// Registered for their generation): a missing entry denies, as any of those would, and
+		// public clients (a team's `tofu login` client, say) cost the registry nothing.
 		nn := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name}
-		if id := identityFields(obj); x.identities[nn] != id {
+		cur, had := x.identities[nn]
+		id := identityFields(obj)
+		switch {
+		case !id.grantable():
+			if had {
+				delete(x.identities, nn)
+				x.version.Add(1)
+			}
+		case !had || cur != id:
 			x.identities[nn] = id
 			x.version.Add(1)
 		}
@@ -205,7 +220,7 @@ func (x *clients) ownedInAdmittedNamespace(t *tenant, k clientKey) bool {
 	}
 	owner := types.NamespacedName{Namespace: cl.Spec.Owner.Namespace, Name: cl.Spec.Owner.Name}
 	id, ok := x.identities[owner]
-	if !ok || id.uid != cl.Spec.Owner.UID || id.id != k.id || id.public || id.deleting || !id.current {
+	if !ok || id.uid != cl.Spec.Owner.UID || id.id != k.id || !id.grantable() {
 		return false
 	}
 	return x.identityNamespaceAllowed(t.provider, owner.Namespace)
