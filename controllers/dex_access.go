@@ -205,7 +205,7 @@ func providerOfDex(ctx context.Context, c client.Reader, key types.NamespacedNam
 	if err != nil && !apierrors.IsNotFound(err) {
 		return nil, fmt.Errorf("failed to get OIDCProvider %s: %w", key, err)
 	}
-	if err == nil && p.Spec.Dex != nil && (addr == "" || dexAddress(p) == addr) {
+	if err == nil && p.Spec.Dex != nil && (addr == "" || tenancy.DexAddress(p) == addr) {
 		return p, nil
 	}
 	if addr == "" {
@@ -216,7 +216,7 @@ func providerOfDex(ctx context.Context, c client.Reader, key types.NamespacedNam
 		return nil, fmt.Errorf("failed to list OIDCProviders: %w", err)
 	}
 	for i := range all.Items {
-		if o := &all.Items[i]; o.Spec.Dex != nil && dexAddress(o) == addr {
+		if o := &all.Items[i]; o.Spec.Dex != nil && tenancy.DexAddress(o) == addr {
 			return o, nil
 		}
 	}

@@ -234,7 +234,7 @@ func (r *DexConnectorReconciler) reconcileHealth(ctx context.Context, c *dexv1.D
 // ensureProbeClient registers the probe client in p's Dex once per Dex address (again when force
 // is set), so that a steady-state resync writes nothing to Dex.
 func (r *DexConnectorReconciler) ensureProbeClient(ctx context.Context, dc dex.Client, p *dexv1.OIDCProvider, force bool) error {
-	key := dexAddress(p)
+	key := tenancy.DexAddress(p)
 	if _, done := r.probeReady.Load(key); done && !force {
 		return nil
 	}

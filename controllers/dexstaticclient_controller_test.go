@@ -356,7 +356,7 @@ func TestClaimSurvivesCrashBeforeStatus(t *testing.T) {
 // claimFor is the DexEntryClaim the operator makes for c's client id in the Dex at addr.
 func claimFor(c *dexv1.DexStaticClient, addr, id string) *claimsv1.DexEntryClaim {
 	return &claimsv1.DexEntryClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: controllers.ClaimName(claimsv1.EntryClient, addr, id), Labels: map[string]string{controllers.LabelClaimOwnerUID: string(c.UID)}},
+		ObjectMeta: metav1.ObjectMeta{Name: claimsv1.EntryClaimName(claimsv1.EntryClient, addr, id), Labels: map[string]string{controllers.LabelClaimOwnerUID: string(c.UID)}},
 		Spec: claimsv1.DexEntryClaimSpec{
 			EntryKind: claimsv1.EntryClient, EntryID: id, DexAddress: strings.ToLower(addr),
 			Owner:    claimsv1.ClaimOwner{Kind: "DexStaticClient", Namespace: c.Namespace, Name: c.Name, UID: c.UID},

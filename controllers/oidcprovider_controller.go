@@ -31,6 +31,7 @@ import (
 	"dexterity.dev/dexterity/internal/dex"
 	"dexterity.dev/dexterity/internal/oidc"
 	"dexterity.dev/dexterity/internal/outcome"
+	"dexterity.dev/dexterity/internal/ownership"
 	"dexterity.dev/dexterity/internal/tenancy"
 )
 
@@ -139,7 +140,7 @@ func (r *OIDCProviderReconciler) reconcileFinalizer(ctx context.Context, p *dexv
 	} else {
 		controllerutil.RemoveFinalizer(p, ProviderFinalizer)
 	}
-	if err := patchMetadata(ctx, r.Client, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
+	if err := ownership.PatchMetadata(ctx, r.Client, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil {
 		return fmt.Errorf("failed to update the finalizer of OIDCProvider %s: %w", providerKey(p), err)
 	}
 	return nil
@@ -175,7 +176,7 @@ func (r *OIDCProviderReconciler) audiencesHeldElsewhere(ctx context.Context, p *
 	for _, aud := range tenancy.Audiences(p) {
 		for _, addr := range addrs {
 			cl := &claimsv1.DexEntryClaim{}
-			err := r.Get(ctx, types.NamespacedName{Name: ClaimName(claimsv1.EntryClient, addr, aud)}, cl)
+			err := r.Get(ctx, types.NamespacedName{Name: claimsv1.EntryClaimName(claimsv1.EntryClient, addr, aud)}, cl)
 			if apierrors.IsNotFound(err) {
 				continue
 			}
@@ -277,7 +278,7 @@ func (r *OIDCProviderReconciler) finalize(ctx context.Context, p *dexv1.OIDCProv
 	}
 	orig := p.DeepCopy()
 	controllerutil.RemoveFinalizer(p, ProviderFinalizer)
-	if err := patchMetadata(ctx, r.Client, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
+	if err := ownership.PatchMetadata(ctx, r.Client, p, client.MergeFromWithOptions(orig, client.MergeFromWithOptimisticLock{})); err != nil && !apierrors.IsNotFound(err) {
 		return ctrl.Result{}, fmt.Errorf("failed to release the finalizer of OIDCProvider %s: %w", providerKey(p), err)
 	}
 	r.Pool.Forget(providerKey(p))

@@ -246,7 +246,7 @@ func TestFinalizerRemovedByHandLeavesNoOrphan(t *testing.T) {
 	goneEventually(g, c)
 	g.Eventually(dexClient(dapi, id), waitTimeout).Should(BeNil(), "the orphaned entry is deleted from Dex")
 	g.Eventually(func() bool {
-		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Name: controllers.ClaimName(claimsv1.EntryClient, plainDex.GRPCAddress(), id)}, &claimsv1.DexEntryClaim{}))
+		return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Name: claimsv1.EntryClaimName(claimsv1.EntryClient, plainDex.GRPCAddress(), id)}, &claimsv1.DexEntryClaim{}))
 	}, waitTimeout).Should(BeTrue(), "and its claim")
 }
 

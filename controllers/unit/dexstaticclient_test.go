@@ -103,7 +103,7 @@ func TestRegisterResyncDelete(t *testing.T) {
 	g.Expect(meta.FindStatusCondition(cur.Status.Conditions, dexv1.ConditionReconciling)).To(BeNil())
 	g.Expect(cur.Finalizers).To(ContainElement(controllers.ClientFinalizer))
 	cl := &claimsv1.DexEntryClaim{}
-	g.Expect(f.k8s.Get(context.Background(), client.ObjectKey{Name: controllers.ClaimName(claimsv1.EntryClient, dexAddr, "team-a-app")}, cl)).To(Succeed())
+	g.Expect(f.k8s.Get(context.Background(), client.ObjectKey{Name: claimsv1.EntryClaimName(claimsv1.EntryClient, dexAddr, "team-a-app")}, cl)).To(Succeed())
 	g.Expect(cl.Spec.Owner.UID).To(Equal(c.UID))
 
 	// A resync with nothing changed: no Dex write.
@@ -210,7 +210,7 @@ func TestClaimNotYetInTheCache(t *testing.T) {
 	g.Expect(f.dex.CreateClient(context.Background(), dexClient("team-a-app"))).To(Succeed())
 	// The API server has the claim; the reconciler's cached client does not.
 	api := fake.NewClientBuilder().WithScheme(scheme.Scheme).WithObjects(&claimsv1.DexEntryClaim{
-		ObjectMeta: metav1.ObjectMeta{Name: controllers.ClaimName(claimsv1.EntryClient, dexAddr, "team-a-app")},
+		ObjectMeta: metav1.ObjectMeta{Name: claimsv1.EntryClaimName(claimsv1.EntryClient, dexAddr, "team-a-app")},
 		Spec: claimsv1.DexEntryClaimSpec{EntryKind: claimsv1.EntryClient, EntryID: "team-a-app", DexAddress: dexAddr,
 			Owner:    claimsv1.ClaimOwner{Kind: "DexStaticClient", Namespace: c.Namespace, Name: c.Name, UID: c.UID},
 			Provider: claimsv1.ClaimProvider{Namespace: "platform", Name: "dex"}},

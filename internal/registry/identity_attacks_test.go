@@ -25,7 +25,6 @@ import (
 
 	claimsv1 "dexterity.dev/dexterity/api/claims/v1alpha1"
 	dexv1 "dexterity.dev/dexterity/api/v1alpha1"
-	"dexterity.dev/dexterity/controllers"
 	"dexterity.dev/dexterity/internal/registry"
 	"dexterity.dev/dexterity/test/harness"
 )
@@ -39,7 +38,7 @@ import (
 func TestClientClaimName(t *testing.T) {
 	g := NewWithT(t)
 	for _, c := range [][2]string{{"dex.dex.svc:5557", "team-a-ci"}, {"Dex.Example:5557", "x"}, {"127.0.0.1:1", "a\x00b"}} {
-		g.Expect(registry.ClientClaimName(strings.ToLower(c[0]), c[1])).To(Equal(controllers.ClaimName(claimsv1.EntryClient, c[0], c[1])), "%q", c)
+		g.Expect(registry.ClientClaimName(strings.ToLower(c[0]), c[1])).To(Equal(claimsv1.EntryClaimName(claimsv1.EntryClient, c[0], c[1])), "%q", c)
 	}
 }
 
@@ -102,7 +101,7 @@ func TestAttackClientIdentitySquatting(t *testing.T) {
 	// Mallory claims team A's id first, from her namespace.
 	_, mallorySecret := confidentialClient(t, malloryNS, "squat", squatted, dexv1.ObjectRef{Name: "dex", Namespace: platformNS})
 	var cl claimsv1.DexEntryClaim
-	g.Expect(k8s.Get(ctx, client.ObjectKey{Name: controllers.ClaimName(claimsv1.EntryClient, dexMain.GRPCAddress(), squatted)}, &cl)).To(Succeed())
+	g.Expect(k8s.Get(ctx, client.ObjectKey{Name: claimsv1.EntryClaimName(claimsv1.EntryClient, dexMain.GRPCAddress(), squatted)}, &cl)).To(Succeed())
 	g.Expect(cl.Spec.Owner.Namespace).To(Equal(malloryNS), "mallory owns the id")
 	// Team A's own confidential client, registered after mallory's: once the registry lets it in,
 	// it has seen mallory's client and claim too.

@@ -61,7 +61,7 @@ func TestDeletionPolicyThroughACrash(t *testing.T) {
 	// The Orphan policy is on the claims (what is left when an owner vanishes).
 	g.Eventually(func(g Gomega) string {
 		cl := &claimsv1.DexEntryClaim{}
-		g.Expect(k8s.Get(ctx, client.ObjectKey{Name: controllers.ClaimName(claimsv1.EntryClient, dex.GRPCAddress(), vanish.EffectiveClientID())}, cl)).To(Succeed())
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Name: claimsv1.EntryClaimName(claimsv1.EntryClient, dex.GRPCAddress(), vanish.EffectiveClientID())}, cl)).To(Succeed())
 		return cl.Annotations[controllers.AnnotationClaimDeletionPolicy]
 	}, time.Minute, 100*time.Millisecond).Should(Equal("Orphan"))
 
@@ -84,7 +84,7 @@ func TestDeletionPolicyThroughACrash(t *testing.T) {
 	}
 	claimGone := func(kind claimsv1.EntryKind, id string) func() bool {
 		return func() bool {
-			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Name: controllers.ClaimName(kind, dex.GRPCAddress(), id)}, &claimsv1.DexEntryClaim{}))
+			return apierrors.IsNotFound(k8s.Get(ctx, client.ObjectKey{Name: claimsv1.EntryClaimName(kind, dex.GRPCAddress(), id)}, &claimsv1.DexEntryClaim{}))
 		}
 	}
 	for _, c := range []*dexv1.DexStaticClient{keep, drop, vanish} {

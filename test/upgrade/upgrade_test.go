@@ -110,7 +110,7 @@ func TestUpgradeCarriesLegacyOwnersOver(t *testing.T) {
 		g.Expect(c.Annotations).NotTo(HaveKey(controllers.LegacyAnnotationRegisteredClientID), "the legacy annotation is dropped")
 		g.Expect(c.Finalizers).To(ContainElement(controllers.ClientFinalizer))
 		cl := &claimsv1.DexEntryClaim{}
-		g.Expect(k8s.Get(ctx, client.ObjectKey{Name: controllers.ClaimName(claimsv1.EntryClient, d.GRPCAddress(), "team-app")}, cl)).To(Succeed())
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Name: claimsv1.EntryClaimName(claimsv1.EntryClient, d.GRPCAddress(), "team-app")}, cl)).To(Succeed())
 		g.Expect(cl.Spec.Owner.UID).To(Equal(c.UID))
 	}, timeout).Should(Succeed())
 	resp, err := dapi.GetClient(ctx, &api.GetClientReq{Id: "team-app"})
@@ -124,7 +124,7 @@ func TestUpgradeCarriesLegacyOwnersOver(t *testing.T) {
 		g.Expect(meta.IsStatusConditionTrue(c.Status.Conditions, dexv1.ConditionRegistered)).To(BeTrue(), "conditions: %v", c.Status.Conditions)
 		g.Expect(c.Annotations).NotTo(HaveKey(controllers.LegacyAnnotationRegisteredConnectorID))
 		cl := &claimsv1.DexEntryClaim{}
-		g.Expect(k8s.Get(ctx, client.ObjectKey{Name: controllers.ClaimName(claimsv1.EntryConnector, d.GRPCAddress(), "mock")}, cl)).To(Succeed())
+		g.Expect(k8s.Get(ctx, client.ObjectKey{Name: claimsv1.EntryClaimName(claimsv1.EntryConnector, d.GRPCAddress(), "mock")}, cl)).To(Succeed())
 		g.Expect(cl.Spec.Owner.UID).To(Equal(c.UID))
 	}, timeout).Should(Succeed())
 
